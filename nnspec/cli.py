@@ -1,0 +1,201 @@
+"""The ``nnspec`` command: validate, compile, train, predict, inspect, schema.
+
+User errors print one located line each and exit with code 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import pipeline
+from ._version import __version__
+from .errors import NnspecError
+from .spec import load_spec
+
+
+def _validate(args) -> int:
+    spec = load_spec(args.spec)
+    io, rows = pipeline.resolve(spec)
+    if args.json:
+        print(json.dumps({
+            "name": spec.name,
+            "task": spec.task,
+            "input": [None, io.features],
+            "layers": [{"name": r.name, "kind": r.kind, "output_shape": list(r.output_shape),
+                        "params": r.params} for r in rows],
+            "total_params": sum(r.params for r in rows),
+        }, indent=2))
+        return 0
+    from .shapes import summary_table
+
+    print(summary_table(spec, io, rows))
+    print(f"{args.spec}: valid")
+    return 0
+
+
+def _compile(args) -> int:
+    spec = load_spec(args.spec)
+    network = pipeline.build(spec, seed=args.seed)
+    dataset = pipeline.load_data(spec)
+    if dataset is not None:
+        # Untrained weights, but the standardization of the training split, as train would.
+        splits = pipeline.split(spec, dataset)
+        network.fit_preprocess(splits.train.x, splits.train.y if spec.task == "regression" else None)
+    pipeline.export(network, args.output)
+    print(f"wrote {args.output}: {spec.name}, untrained (seed "
+          f"{spec.train.seed if args.seed is None else args.seed}), "
+          f"{network.param_count():,} parameters, opset {spec.export.opset}")
+    return 0
+
+
+def _train(args) -> int:
+    from . import atomic
+    from .export import to_onnx
+    from .export.parity import check_parity
+
+    spec = load_spec(args.spec)
+    progress = False if args.quiet else None
+    result = pipeline.train_full(spec, progress=progress)
+    network, history = result.network, result.history
+    held_out = result.splits.test or result.splits.val or result.splits.train
+    network.metrics = {"test_metrics": result.test}
+    model = to_onnx(network)
+    parity = check_parity(network, model, held_out.x)
+    metrics = {
+        "spec": spec.name,
+        "spec_sha256": spec.source.sha256,
+        "nnspec_version": __version__,
+        "param_count": network.param_count(),
+        "epochs_run": history.epochs_run,
+        "stopped_early": history.stopped_early,
+        "best_epoch": history.best_epoch,
+        "history": history.epochs,
+        "test": result.test,
+        "parity": parity,
+        "seconds": result.seconds,
+    }
+    from onnx import helper
+
+    helper.set_model_props(model, {
+        **{p.key: p.value for p in model.metadata_props},
+        "nnspec_parity": json.dumps(parity, sort_keys=True),
+        "nnspec_epochs_run": str(history.epochs_run),
+    })
+    atomic.write_bytes(args.output, model.SerializeToString())
+    if args.metrics:
+        atomic.write_text(args.metrics, json.dumps(metrics, indent=2) + "\n")
+    if not args.quiet:
+        _print_train_summary(spec, metrics, args)
+    return 0
+
+
+def _print_train_summary(spec, m: dict, args) -> None:
+    stop = f", stopped early (best epoch {m['best_epoch']})" if m["stopped_early"] else ""
+    print(f"{spec.name}: {m['epochs_run']} epochs in {m['seconds']:.2f} s{stop}")
+    if m["test"]:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in m["test"].items())
+        print(f"test: {shown}")
+    p = m["parity"]
+    print(f"parity (onnxruntime {p['provider']} vs NumPy, {p['samples']} samples): "
+          f"max abs err {p['max_abs_err']:.2e}, max rel err {p['max_rel_err']:.2e}")
+    print(f"wrote {args.output}" + (f" and {args.metrics}" if args.metrics else ""))
+
+
+def _predict(args) -> int:
+    from nnspec_runtime import Model
+
+    from . import atomic
+    from .predict_io import read_inputs, write_predictions
+
+    model = Model(args.model, device=args.device)
+    x = read_inputs(Path(args.input), model.feature_names, model.n_features)
+    text = write_predictions(model.predict(x))
+    if args.output:
+        atomic.write_text(args.output, text)
+        print(f"wrote {args.output}: {len(x)} rows, device {model.device} ({model.provider})",
+              file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _inspect(args) -> int:
+    from .export.inspect import describe
+
+    print(describe(Path(args.model)))
+    return 0
+
+
+def _schema(args) -> int:
+    from .spec import Spec
+
+    print(json.dumps(Spec.model_json_schema(), indent=2))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="nnspec",
+        description="Compile declarative YAML network specs: validate, train with NumPy "
+        "backprop, export to ONNX, and run the exported models.",
+    )
+    p.add_argument("--version", action="version", version=f"nnspec {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("validate", help="check a spec and print its layer/shape/parameter table")
+    s.add_argument("spec", help="YAML spec file")
+    s.add_argument("--json", action="store_true", help="print the summary as JSON")
+    s.set_defaults(func=_validate)
+
+    s = sub.add_parser("compile", help="export a seeded, untrained network to ONNX")
+    s.add_argument("spec", help="YAML spec file")
+    s.add_argument("-o", "--output", required=True, help="path of the .onnx file to write")
+    s.add_argument("--seed", type=int, default=None, help="weight seed (default: train.seed)")
+    s.set_defaults(func=_compile)
+
+    s = sub.add_parser("train", help="train a spec, export ONNX, check parity, print metrics")
+    s.add_argument("spec", help="YAML spec file")
+    s.add_argument("-o", "--output", required=True, help="path of the .onnx file to write")
+    s.add_argument("--metrics", help="also write the metrics as JSON to this path")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
+    s.set_defaults(func=_train)
+
+    s = sub.add_parser("predict", help="run an exported model on a CSV or NPY file")
+    s.add_argument("model", help=".onnx file written by nnspec")
+    s.add_argument("input", help="CSV (with or without a header row) or .npy of (rows, features)")
+    s.add_argument("-o", "--output", help="CSV to write (default: standard output)")
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="where onnxruntime runs the model (default: auto)")
+    s.set_defaults(func=_predict)
+
+    s = sub.add_parser("inspect", help="show an exported model's inputs, outputs and metadata")
+    s.add_argument("model", help=".onnx file")
+    s.set_defaults(func=_inspect)
+
+    s = sub.add_parser("schema", help="print the JSON Schema of the spec language")
+    s.set_defaults(func=_schema)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from nnspec_runtime import DeviceError, RuntimeModelError
+
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except NnspecError as e:
+        print(str(e), file=sys.stderr)
+        return e.exit_code
+    except (RuntimeModelError, DeviceError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

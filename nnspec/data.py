@@ -1,0 +1,231 @@
+"""Data: built-in datasets, CSV and NPZ files, deterministic (stratified) splits.
+
+Everything here returns float64 inputs ``x`` of shape (samples, features) and targets ``y``:
+class indices (samples,) int64 for classification, (samples, outputs) float64 for regression.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import math
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What shape inference needs to know about a dataset, without its rows."""
+
+    features: int
+    outputs: int  # number of classes, or of regression targets
+    feature_names: list[str]
+    target_names: list[str]
+    class_names: list[str] | None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    x: np.ndarray
+    y: np.ndarray
+    info: DataInfo
+    source: str
+
+    def take(self, idx: np.ndarray) -> Dataset:
+        return Dataset(self.x[idx], self.y[idx], self.info, self.source)
+
+
+_IRIS_CLASSES = ["setosa", "versicolor", "virginica"]
+_DIGIT_CLASSES = [str(d) for d in range(10)]
+BUILTIN_INFO = {
+    "iris": DataInfo(
+        4,
+        3,
+        ["sepal_length", "sepal_width", "petal_length", "petal_width"],
+        ["species"],
+        _IRIS_CLASSES,
+    ),
+    "mcycle": DataInfo(1, 1, ["times"], ["accel"], None),
+    "digits": DataInfo(64, 10, [f"pixel_{r}_{c}" for r in range(8) for c in range(8)],
+                       ["digit"], _DIGIT_CLASSES),
+    "digits28": DataInfo(784, 10, [f"pixel_{r}_{c}" for r in range(28) for c in range(28)],
+                         ["digit"], _DIGIT_CLASSES),
+}
+
+
+def _resource_bytes(name: str) -> bytes:
+    return resources.files("nnspec.datasets").joinpath(name).read_bytes()
+
+
+def _bilinear_matrix(n_out: int, n_in: int) -> np.ndarray:
+    """(n_out, n_in) matrix R with R @ v = v resampled at n_out pixel centres, linearly."""
+    r = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        src = min(max((i + 0.5) * n_in / n_out - 0.5, 0.0), n_in - 1.0)
+        lo = int(math.floor(src))
+        hi = min(lo + 1, n_in - 1)
+        frac = src - lo
+        r[i, lo] += 1.0 - frac
+        r[i, hi] += frac
+    return r
+
+
+@cache
+def _builtin(name: str) -> tuple[np.ndarray, np.ndarray]:
+    if name in ("digits", "digits28"):
+        raw = np.loadtxt(io.BytesIO(gzip.decompress(_resource_bytes("digits.csv.gz"))),
+                         delimiter=",")
+        x, y = raw[:, :64], raw[:, 64].astype(np.int64)
+        if name == "digits28":
+            r = _bilinear_matrix(28, 8)
+            # Separable upscaling: each image I (8x8) becomes R I R^T (28x28).
+            x = np.einsum("ij,njk,lk->nil", r, x.reshape(-1, 8, 8), r).reshape(-1, 784)
+        return x, y
+    text = _resource_bytes(f"{name}.csv").decode()
+    rows = list(csv.reader(io.StringIO(text)))[1:]
+    if name == "iris":
+        x = np.array([[float(v) for v in row[:4]] for row in rows])
+        y = np.array([_IRIS_CLASSES.index(row[4]) for row in rows], dtype=np.int64)
+        return x, y
+    data = np.array([[float(v) for v in row] for row in rows])
+    return data[:, :1], data[:, 1:]
+
+
+def load_builtin(name: str) -> Dataset:
+    x, y = _builtin(name)
+    return Dataset(x.copy(), y.copy(), BUILTIN_INFO[name], f"builtin:{name}")
+
+
+def _class_encode(labels: list[str], where: str) -> tuple[np.ndarray, list[str]]:
+    """Labels -> indices into the sorted class names (numeric labels sort numerically)."""
+    unique = sorted(set(labels))
+    try:
+        unique = sorted(unique, key=float)
+    except ValueError:
+        pass
+    if len(unique) < 2:
+        raise DataError(f"{where}: expected at least 2 classes in the target, found {unique}")
+    index = {c: i for i, c in enumerate(unique)}
+    return np.array([index[v] for v in labels], dtype=np.int64), unique
+
+
+def load_csv(path: Path, target: str | list[str], features: list[str] | None, task: str) -> Dataset:
+    """Read a CSV with a header row. Errors name the file, row and column."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise DataError(f"{path}: data file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot read as UTF-8 CSV text: {e}") from None
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows:
+        raise DataError(f"{path}: the file is empty; expected a header row and data rows")
+    header = [h.strip() for h in rows[0]]
+    targets = [target] if isinstance(target, str) else list(target)
+    missing = [c for c in targets + (features or []) if c not in header]
+    if missing:
+        raise DataError(
+            f"{path}:1: column(s) {', '.join(missing)} not in the header; "
+            f"the columns are: {', '.join(header)}"
+        )
+    feats = features or [h for h in header if h not in targets]
+    if not feats:
+        raise DataError(f"{path}:1: no feature columns left besides the target {targets}")
+    fcols = [header.index(f) for f in feats]
+    tcols = [header.index(t) for t in targets]
+    body = [(i + 1, r) for i, r in enumerate(rows[1:], start=1) if any(c.strip() for c in r)]
+    if not body:
+        raise DataError(f"{path}: no data rows after the header")
+    x = np.empty((len(body), len(fcols)))
+    for k, (lineno, row) in enumerate(body):
+        if len(row) != len(header):
+            raise DataError(
+                f"{path}:{lineno}: expected {len(header)} cells like the header, got {len(row)}"
+            )
+        for j, c in enumerate(fcols):
+            x[k, j] = _number(row[c], path, lineno, header[c])
+    if task == "classification":
+        labels = [row[tcols[0]].strip() for _, row in body]
+        y, classes = _class_encode(labels, str(path))
+        info = DataInfo(len(feats), len(classes), feats, targets[:1], classes)
+    else:
+        y = np.array([[_number(row[c], path, ln, header[c]) for c in tcols] for ln, row in body])
+        info = DataInfo(len(feats), len(tcols), feats, targets, None)
+    return Dataset(x, y, info, str(path))
+
+
+def _number(cell: str, path: Path, lineno: int, column: str) -> float:
+    try:
+        value = float(cell)
+    except ValueError:
+        raise DataError(
+            f"{path}:{lineno}: column '{column}': expected a number, got {cell!r}"
+        ) from None
+    if not math.isfinite(value):
+        raise DataError(f"{path}:{lineno}: column '{column}': expected a finite number, got {cell}")
+    return value
+
+
+def load_npz(path: Path, xkey: str, ykey: str, task: str) -> Dataset:
+    try:
+        # allow_pickle=False: an .npz may come from anyone, and unpickling runs code.
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {k: archive[k] for k in (xkey, ykey) if k in archive.files}
+            names = archive.files
+    except FileNotFoundError:
+        raise DataError(f"{path}: data file not found") from None
+    except ValueError as e:
+        raise DataError(f"{path}: cannot load without pickle (object arrays?): {e}") from None
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npz archive: {e}") from None
+    for key in (xkey, ykey):
+        if key not in arrays:
+            raise DataError(f"{path}: no array '{key}'; the archive holds: {', '.join(names)}")
+    x, y = arrays[xkey], arrays[ykey]
+    if x.ndim != 2 or not np.issubdtype(x.dtype, np.number):
+        raise DataError(f"{path}: array '{xkey}': expected numbers of shape (samples, features), "
+                        f"got {x.dtype} of shape {x.shape}")
+    if len(y) != len(x):
+        raise DataError(f"{path}: '{xkey}' has {len(x)} samples but '{ykey}' has {len(y)}")
+    x = x.astype(np.float64)
+    if not np.isfinite(x).all():
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
+        raise DataError(f"{path}: array '{xkey}' has a NaN or inf at index {bad}")
+    feats = [f"x{i}" for i in range(x.shape[1])]
+    if task == "classification":
+        if y.ndim != 1:
+            raise DataError(f"{path}: array '{ykey}': expected class labels of shape (samples,), "
+                            f"got shape {y.shape}")
+        yi, classes = _class_encode([str(v) for v in y.tolist()], f"{path}: array '{ykey}'")
+        return Dataset(x, yi, DataInfo(x.shape[1], len(classes), feats, [ykey], classes), str(path))
+    y = y.reshape(len(y), -1).astype(np.float64)
+    targets = [ykey] if y.shape[1] == 1 else [f"{ykey}{i}" for i in range(y.shape[1])]
+    return Dataset(x, y, DataInfo(x.shape[1], y.shape[1], feats, targets, None), str(path))
+
+
+def split(
+    n: int, y: np.ndarray | None, fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (keep, held_out), held_out about ``fraction`` of n; stratified when ``y`` given.
+
+    Stratifying per class keeps a small class (iris has 50 of each) represented in both parts.
+    """
+    if fraction <= 0:
+        return np.arange(n), np.arange(0)
+    groups = [np.flatnonzero(y == c) for c in np.unique(y)] if y is not None else [np.arange(n)]
+    held = []
+    for g in groups:
+        g = rng.permutation(g)
+        held.append(g[: int(round(fraction * len(g)))])
+    held_idx = np.sort(np.concatenate(held)) if held else np.arange(0)
+    keep = np.setdiff1d(np.arange(n), held_idx)
+    if len(keep) == 0 or len(held_idx) == 0:
+        raise DataError(f"cannot split {n} samples with fraction {fraction}: one part is empty")
+    return keep, held_idx

@@ -1,0 +1,75 @@
+"""What every layer kind provides: a spec model, a NumPy layer, an ONNX lowering."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from ..export.graph import GraphBuilder
+
+# A shape without the batch axis is never written: the batch is always first and is None.
+Shape = tuple[int | None, ...]
+
+
+class SpecModel(BaseModel):
+    """Base of every spec model: frozen, unknown keys rejected, no silent type coercion.
+
+    ``strict`` keeps YAML's own types: ``units: "10"`` is an error rather than 10, and
+    ``units: true`` is not 1. (An integer is still accepted where a float is expected.)
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class ShapeError(ValueError):
+    """Raised by ``output_shape``; shape inference prefixes it with the layer and location."""
+
+
+class Layer:
+    """NumPy side of a layer.
+
+    ``params`` and ``grads`` map a parameter name (``"weight"``, ``"bias"``) to arrays that
+    the optimizer updates in place; ``forward`` caches what ``backward`` reuses.
+    """
+
+    name: str
+    params: dict[str, np.ndarray]
+    grads: dict[str, np.ndarray]
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dy: np.ndarray, *, wrt_preactivation: bool = False) -> np.ndarray:
+        """dL/d(output) -> dL/d(input); fills ``grads``. ``wrt_preactivation``: the loss
+        already differentiated through this layer's activation (only asked of output layers).
+        """
+        raise NotImplementedError
+
+
+class LayerSpecProtocol(Protocol):
+    kind: str
+    name: str | None
+
+    def output_shape(self, x: Shape) -> Shape: ...
+
+    def param_count(self, x: Shape) -> int: ...
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    """One registry entry: the three faces of a layer kind, plus examples for the tests.
+
+    ``examples`` returns ``(spec, input_shape)`` pairs that the test suite runs through the
+    float64 gradient check and the onnxruntime parity check, so a registered kind is always
+    tested.
+    """
+
+    spec: type[SpecModel]
+    layer: Callable[..., Layer]
+    lower: Callable[[Any, GraphBuilder, str], str]
+    examples: Callable[[], list[tuple[Any, Shape]]]

@@ -1,0 +1,107 @@
+"""Fully connected layer: ``(batch, in_features) -> (batch, units)``, then an activation."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, PositiveInt
+
+from .. import initializers
+from ..activations import ACTIVATIONS
+from .base import Layer, Shape, ShapeError, SpecModel
+
+ActivationName = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
+InitializerName = Literal[("auto", *initializers.INITIALIZERS)]  # type: ignore[valid-type]
+
+
+class DenseSpec(SpecModel):
+    """Fully connected layer: ``(batch, in_features) -> (batch, units)``."""
+
+    kind: Literal["dense"] = Field(description="Layer kind: a fully connected layer.")
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$",
+        description="Layer name, used for parameter and ONNX node names "
+        "(default: `dense_<index>`). Letters, digits, `_`, `.` and `-`.",
+    )
+    units: PositiveInt = Field(description="Number of output units (neurons) of this layer.")
+    activation: ActivationName = Field(
+        default="identity",
+        description="Non-linearity applied to the linear response x W + b: identity, "
+        "logistic (sigmoid), tanh, gaussian exp(-z^2/2), relu, leaky_relu (slope 0.01) or "
+        "softmax (last layer only).",
+    )
+    initializer: InitializerName = Field(
+        default="auto",
+        description="Weight initializer: glorot_uniform, glorot_normal, he_uniform, he_normal, "
+        "or auto (He for relu/leaky_relu, Glorot otherwise). Biases start at zero.",
+    )
+    use_bias: bool = Field(default=True, description="Add a learned bias b to x W.")
+
+    def output_shape(self, x: Shape) -> Shape:
+        if len(x) != 2:
+            raise ShapeError(
+                f"expected a flat input (batch, features), got a {len(x) - 1}-D sample shape "
+                f"{x[1:]}; put a flatten layer before it"
+            )
+        return (x[0], self.units)
+
+    def param_count(self, x: Shape) -> int:
+        return int(x[-1]) * self.units + (self.units if self.use_bias else 0)
+
+
+class Dense(Layer):
+    """Parameters: ``weight`` of shape (in_features, units), ``bias`` of shape (units,)."""
+
+    def __init__(self, spec: DenseSpec, name: str, in_shape: Shape, rng, dtype):
+        fan_in = int(in_shape[-1])
+        self.name = name
+        self.activation = spec.activation
+        self.act = ACTIVATIONS[spec.activation]
+        init = initializers.resolve(spec.initializer, spec.activation)
+        self.params = {"weight": init(rng, fan_in, spec.units, (fan_in, spec.units)).astype(dtype)}
+        if spec.use_bias:
+            self.params["bias"] = np.zeros(spec.units, dtype=dtype)
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """x: (batch, in_features) -> a: (batch, units)."""
+        z = x @ self.params["weight"]
+        if "bias" in self.params:
+            z += self.params["bias"]
+        a = self.act.forward(z)
+        if training:
+            self._x, self._z, self._a = x, z, a
+        return a
+
+    def backward(self, da: np.ndarray, *, wrt_preactivation: bool = False) -> np.ndarray:
+        """da: dL/da (batch, units) -> dL/dx (batch, in_features).
+
+        Reuses x, z and a cached by ``forward``. ``wrt_preactivation`` means ``da`` already is
+        dL/dz, as a loss fused with the output activation returns it (softmax + cross-entropy).
+        """
+        dz = da if wrt_preactivation else self.act.backward(self._z, self._a, da)
+        # z = x W + b  =>  dL/dW = x^T dz, dL/db = column sums of dz, dL/dx = dz W^T.
+        np.matmul(self._x.T, dz, out=self.grads["weight"])
+        if "bias" in self.params:
+            dz.sum(axis=0, out=self.grads["bias"])
+        return dz @ self.params["weight"].T
+
+
+def lower_dense(layer: Dense, g, x: str) -> str:
+    """Gemm (+ the activation's ops); node names come from the layer's name."""
+    inputs = [x, g.initializer(f"{layer.name}.weight", layer.params["weight"])]
+    if "bias" in layer.params:
+        inputs.append(g.initializer(f"{layer.name}.bias", layer.params["bias"]))
+    z = g.node("Gemm", inputs, name=f"{layer.name}/Gemm")
+    return ACTIVATIONS[layer.activation].lower(g, z, f"{layer.name}/{layer.activation}")
+
+
+def examples() -> list[tuple[DenseSpec, Shape]]:
+    """One small dense layer per activation, for the gradient and parity tests."""
+    return [
+        (DenseSpec(kind="dense", units=3, activation=act), (None, 4))
+        for act in ACTIVATIONS
+    ] + [(DenseSpec(kind="dense", units=2, use_bias=False), (None, 3))]

@@ -1,0 +1,161 @@
+"""The NumPy network: preprocessing, the layer stack, the loss, and its gradients."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from .layers import LAYERS, Layer
+from .losses import LOSSES
+from .rules import ModelIO
+from .spec import Spec
+
+
+class Network:
+    """A built spec: live parameters plus the preprocessing fitted on the training split.
+
+    Inputs are raw features (batch, features); standardization is part of the network, exactly
+    as it is part of the exported graph.
+    """
+
+    def __init__(self, spec: Spec, io: ModelIO, layers: list[Layer], dtype: np.dtype):
+        self.spec = spec
+        self.io = io
+        self.layers = layers
+        self.dtype = np.dtype(dtype)
+        self.task = spec.task
+        self.loss = LOSSES[spec.loss]
+        self.x_mean = np.zeros(io.features, dtype=self.dtype)
+        self.x_scale = np.ones(io.features, dtype=self.dtype)
+        self.y_mean = np.zeros(io.outputs, dtype=self.dtype)
+        self.y_scale = np.ones(io.outputs, dtype=self.dtype)
+        self.metrics: dict = {}
+
+    # -- parameters --------------------------------------------------------------------------
+    def parameters(self) -> OrderedDict[str, np.ndarray]:
+        """``"<layer name>.<param>"`` -> the live array (updated in place by training)."""
+        return OrderedDict(
+            (f"{layer.name}.{k}", v) for layer in self.layers for k, v in layer.params.items()
+        )
+
+    def gradients(self) -> OrderedDict[str, np.ndarray]:
+        """Same keys as ``parameters()``; the buffers the last backward pass filled."""
+        return OrderedDict(
+            (f"{layer.name}.{k}", v) for layer in self.layers for k, v in layer.grads.items()
+        )
+
+    def param_count(self) -> int:
+        return int(sum(v.size for v in self.parameters().values()))
+
+    # -- preprocessing -----------------------------------------------------------------------
+    def fit_preprocess(self, x: np.ndarray, y: np.ndarray | None = None) -> None:
+        """Fit standardization on the training split (never on validation or test data)."""
+        pre = self.spec.preprocess
+        if pre.standardize:
+            std = x.std(axis=0)
+            # A constant feature carries no information; dividing by 1 keeps it finite.
+            self.x_mean = x.mean(axis=0).astype(self.dtype)
+            self.x_scale = np.where(std > 0, std, 1.0).astype(self.dtype)
+        if pre.standardize_target and self.task == "regression" and y is not None:
+            std = y.std(axis=0)
+            self.y_mean = y.mean(axis=0).astype(self.dtype)
+            self.y_scale = np.where(std > 0, std, 1.0).astype(self.dtype)
+
+    def scale_x(self, x: np.ndarray) -> np.ndarray:
+        return (np.asarray(x, dtype=self.dtype) - self.x_mean) / self.x_scale
+
+    def targets(self, y: np.ndarray) -> np.ndarray:
+        """What the loss compares the output with: indices, one-hot rows or scaled values."""
+        if self.task == "regression":
+            y = np.asarray(y, dtype=self.dtype).reshape(len(y), -1)
+            return (y - self.y_mean) / self.y_scale
+        y = np.asarray(y, dtype=np.int64)
+        if not self.loss.one_hot_targets:
+            return y
+        if self.io.outputs == 1:  # one logistic unit: P(class 1)
+            return y.reshape(-1, 1).astype(self.dtype)
+        return np.eye(self.io.outputs, dtype=self.dtype)[y]
+
+    # -- forward / backward ------------------------------------------------------------------
+    def forward_scaled(self, xs: np.ndarray, training: bool = False) -> np.ndarray:
+        """Standardized inputs (batch, features) -> last layer's output (batch, outputs)."""
+        for layer in self.layers:
+            xs = layer.forward(xs, training)
+        return xs
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Raw inputs (batch, features) -> outputs (batch, outputs).
+
+        Classification: the output layer's activations (probabilities with softmax).
+        Regression: predictions in the target's own units.
+        """
+        out = self.forward_scaled(self.scale_x(x))
+        if self.task == "regression":
+            out = out * self.y_scale + self.y_mean
+        return out
+
+    def predict(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The exported graph's outputs: ``probabilities`` and ``label``, or ``prediction``."""
+        out = self.forward(x)
+        if self.task == "regression":
+            return {"prediction": out}
+        if out.shape[1] == 1:  # a single logistic unit gives P(class 1)
+            out = np.concatenate([1 - out, out], axis=1)
+        return {"probabilities": out, "label": out.argmax(axis=1).astype(np.int64)}
+
+    def backprop(self, xs: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
+        """Forward and backward on scaled inputs and targets; fills every layer's ``grads``.
+
+        Returns the loss (with the L2 term) and the output layer's activations, from which the
+        trainer takes its running metrics at no extra cost.
+        """
+        out = self.forward_scaled(xs, training=True)
+        last = self.layers[-1]
+        z = last._z if self.loss.wrt_preactivation else None
+        loss, grad = self.loss.value_and_grad(z, out, t)
+        grad = last.backward(grad, wrt_preactivation=self.loss.wrt_preactivation)
+        for layer in reversed(self.layers[:-1]):
+            grad = layer.backward(grad)
+        wd = self.spec.train.weight_decay
+        if wd:
+            # L2 penalty (wd/2) sum W^2 on weights only: its gradient is wd W.
+            for layer in self.layers:
+                if "weight" in layer.params:
+                    w = layer.params["weight"]
+                    loss += 0.5 * wd * float(np.vdot(w, w))
+                    layer.grads["weight"] += wd * w
+        return loss, out
+
+    def loss_and_gradients(
+        self, x: np.ndarray, y: np.ndarray
+    ) -> tuple[float, OrderedDict[str, np.ndarray]]:
+        """Loss and its gradient with respect to every parameter, for raw ``x`` and ``y``.
+
+        Parameters
+        ----------
+        x : ndarray of shape (batch, features)
+        y : class indices (batch,) for classification; (batch, outputs) for regression.
+
+        Returns
+        -------
+        loss : float
+        grads : dict with the keys of ``parameters()``; copies, safe to keep.
+        """
+        loss, _ = self.backprop(self.scale_x(x), self.targets(y))
+        return loss, OrderedDict((k, v.copy()) for k, v in self.gradients().items())
+
+
+def build(spec: Spec, io: ModelIO, seed: int | None = None, dtype=None) -> Network:
+    """Fresh network with weights drawn from ``seed`` (default ``spec.train.seed``)."""
+    dtype = np.dtype(dtype or spec.train.dtype)
+    seed = spec.train.seed if seed is None else seed
+    # One independent stream per layer: adding a layer at the end leaves earlier ones unchanged.
+    streams = np.random.SeedSequence(seed).spawn(len(spec.layers))
+    shape: tuple = (None, io.features)
+    layers = []
+    for layer_spec, name, stream in zip(spec.layers, spec.layer_names(), streams, strict=True):
+        kind = LAYERS[layer_spec.kind]
+        layers.append(kind.layer(layer_spec, name, shape, np.random.default_rng(stream), dtype))
+        shape = layer_spec.output_shape(shape)
+    return Network(spec, io, layers, dtype)

@@ -1,0 +1,131 @@
+"""The whole flow, one call per stage; the CLI and the Python API both go through here.
+
+    spec = load_spec(path)                  # YAML -> Spec, located errors
+    io, rows = resolve(spec)                # cross-field rules + shape inference
+    network, history = train(spec)          # NumPy minibatch backprop
+    model = export(network, "m.onnx")       # ONNX, checked, written atomically
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import data as datamod
+from .data import Dataset, DataInfo
+from .errors import DataError
+from .network import Network
+from .network import build as _build_network
+from .rules import ModelIO, check
+from .shapes import LayerSummary, infer
+from .spec import Spec
+from .train.loop import History, evaluate, fit
+
+
+def load_data(spec: Spec) -> Dataset | None:
+    """The spec's full dataset (before splitting), or None when it names none."""
+    d = spec.data
+    if d is None:
+        return None
+    if hasattr(d, "builtin"):
+        return datamod.load_builtin(d.builtin)
+    base = spec.source.base_dir
+    if hasattr(d, "csv"):
+        return datamod.load_csv(base / d.csv, d.target, d.features, spec.task)
+    return datamod.load_npz(base / d.npz, d.x, d.y, spec.task)
+
+
+def data_info(spec: Spec) -> DataInfo | None:
+    """Sizes and names of the spec's data; built-in datasets are known without loading."""
+    if spec.data is None:
+        return None
+    if hasattr(spec.data, "builtin"):
+        info = datamod.BUILTIN_INFO[spec.data.builtin]
+        if spec.task == "regression" and info.class_names is not None:
+            return DataInfo(info.features, 1, info.feature_names, info.target_names, None)
+        return info
+    dataset = load_data(spec)
+    return dataset.info if dataset else None
+
+
+def resolve(spec: Spec, info: DataInfo | None = None) -> tuple[ModelIO, list[LayerSummary]]:
+    """Cross-field rules and shape inference: sizes, names and the per-layer summary."""
+    io = check(spec, info if info is not None else data_info(spec))
+    return io, infer(spec, io)
+
+
+def build(spec: Spec, seed: int | None = None, dtype=None) -> Network:
+    """A fresh, untrained network (seed defaults to ``spec.train.seed``)."""
+    io, _ = resolve(spec)
+    return _build_network(spec, io, seed=seed, dtype=dtype)
+
+
+@dataclass
+class Splits:
+    train: Dataset
+    val: Dataset | None
+    test: Dataset | None
+
+
+def split(spec: Spec, dataset: Dataset) -> Splits:
+    """Deterministic test and validation splits from ``train.seed``, stratified by class."""
+    seed = spec.train.seed
+    strat = dataset.y if spec.task == "classification" else None
+    keep, test_idx = datamod.split(len(dataset.x), strat, spec.data.test_fraction,
+                                   np.random.default_rng([seed, 1]))
+    rest = dataset.take(keep)
+    test = dataset.take(test_idx) if len(test_idx) else None
+    val = None
+    if spec.train.validation_fraction > 0:
+        strat = rest.y if spec.task == "classification" else None
+        tr, va = datamod.split(len(rest.x), strat, spec.train.validation_fraction,
+                               np.random.default_rng([seed, 3]))
+        rest, val = rest.take(tr), rest.take(va)
+    return Splits(rest, val, test)
+
+
+@dataclass
+class TrainResult:
+    network: Network
+    history: History
+    splits: Splits
+    test: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def train_full(spec: Spec, *, progress: bool | None = False) -> TrainResult:
+    """Load and split the data, fit the preprocessing, train, and score the test split."""
+    dataset = load_data(spec)
+    if dataset is None:
+        raise DataError(
+            f"{spec.source.file or '<spec>'}: data: the spec names no data to train on; add "
+            "data: {builtin: ...}, {csv: ...} or {npz: ...}"
+        )
+    io, _ = resolve(spec, dataset.info)
+    start = time.perf_counter()
+    splits = split(spec, dataset)
+    network = _build_network(spec, io)
+    network.fit_preprocess(splits.train.x, splits.train.y if spec.task == "regression" else None)
+    history = fit(network, splits.train, splits.val, progress=progress)
+    test = evaluate(network, splits.test) if splits.test is not None else {}
+    return TrainResult(network, history, splits, test, time.perf_counter() - start)
+
+
+def train(spec: Spec, *, progress: bool | None = False) -> tuple[Network, History]:
+    """Train the spec on its data; returns the network and the per-epoch history."""
+    result = train_full(spec, progress=progress)
+    return result.network, result.history
+
+
+def export(network: Network, path: str | Path | None = None, opset: int | None = None):
+    """ONNX ``ModelProto`` of ``network`` (checked); written atomically when ``path`` is given."""
+    from . import atomic
+    from .export import to_onnx
+
+    model = to_onnx(network, opset)
+    if path is not None:
+        atomic.write_bytes(path, model.SerializeToString())
+    return model

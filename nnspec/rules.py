@@ -1,0 +1,136 @@
+"""Rules that cross fields, and resolving the model's input and output sizes.
+
+Pydantic checks each field on its own; these checks need several (softmax only on the last
+layer, the loss matching the output activation, output units matching the data's classes).
+Each problem is located at the YAML node that should change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .data import DataInfo
+from .errors import Issue, SpecError
+from .losses import LOSSES
+from .spec import Spec
+
+
+@dataclass(frozen=True)
+class ModelIO:
+    """Input and output sizes and names, from the spec and (when given) its data."""
+
+    features: int
+    outputs: int  # units of the last layer
+    feature_names: list[str]
+    target_names: list[str]
+    class_names: list[str] | None  # classification only
+
+
+def _layer_issues(spec: Spec) -> list[Issue]:
+    src, issues = spec.source, []
+    last = len(spec.layers) - 1
+    seen: dict[str, int] = {}
+    for i, (layer, name) in enumerate(zip(spec.layers, spec.layer_names(), strict=True)):
+        if name in seen:
+            issues.append(src.issue(("layers", i, "name"),
+                                    f"layer name '{name}' is already used by layers[{seen[name]}]"))
+        seen.setdefault(name, i)
+        act = getattr(layer, "activation", None)
+        if act == "softmax" and i != last:
+            issues.append(src.issue(
+                ("layers", i, "activation"),
+                f"softmax is only allowed on the last layer (layers[{last}]); it normalizes "
+                "across units, so use logistic, tanh, relu, ... in hidden layers"))
+    out_act = getattr(spec.layers[-1], "activation", None)
+    needed = LOSSES[spec.loss].output_activation
+    if needed and out_act != needed:
+        issues.append(src.issue(
+            ("loss",), f"{spec.loss} expects a {needed} output layer, got activation "
+            f"'{out_act}' on layers[{last}]"))
+    if spec.task == "regression":
+        if spec.loss != "mse":
+            issues.append(src.issue(("loss",), f"regression expects loss mse, got {spec.loss}"))
+        if out_act == "softmax":
+            issues.append(src.issue(("layers", last, "activation"),
+                                    "regression outputs cannot be a softmax; use identity"))
+    elif spec.preprocess.standardize_target:
+        issues.append(src.issue(("preprocess", "standardize_target"),
+                                "standardize_target applies to regression only"))
+    return issues
+
+
+def _train_issues(spec: Spec) -> list[Issue]:
+    src, tr, issues = spec.source, spec.train, []
+    es = tr.early_stopping
+    if es is not None:
+        if tr.validation_fraction == 0:
+            issues.append(src.issue(("train", "early_stopping"),
+                                    "early stopping needs a validation split; set "
+                                    "train.validation_fraction, e.g. 0.1"))
+        cls_only, reg_only = {"val_accuracy"}, {"val_mse", "val_r2"}
+        if (spec.task == "regression" and es.monitor in cls_only) or (
+            spec.task == "classification" and es.monitor in reg_only
+        ):
+            issues.append(src.issue(("train", "early_stopping", "monitor"),
+                                    f"{es.monitor} is not a {spec.task} metric"))
+    return issues
+
+
+def check(spec: Spec, data: DataInfo | None) -> ModelIO:
+    """All cross-field rules; returns the resolved sizes or raises one ``SpecError`` for all."""
+    src = spec.source
+    issues = _layer_issues(spec) + _train_issues(spec)
+    last = len(spec.layers) - 1
+    units = getattr(spec.layers[-1], "units", None)
+
+    features = spec.input.features if spec.input else None
+    if data is not None and features is not None and features != data.features:
+        issues.append(src.issue(("input", "features"),
+                                f"the data has {data.features} features, but input.features "
+                                f"is {features}"))
+    if features is None:
+        if data is None:
+            issues.append(src.issue((), "the input size is unknown: give input: {features: N} "
+                                    "or a data source"))
+            raise SpecError(issues)
+        features = data.features
+
+    class_names = None
+    if spec.task == "classification":
+        if data is not None:
+            class_names = data.class_names
+            if spec.classes is not None and list(spec.classes) != class_names:
+                issues.append(src.issue(("classes",), f"the data's classes are {class_names}, "
+                                        f"but classes lists {list(spec.classes)}"))
+        elif spec.classes is not None:
+            class_names = list(spec.classes)
+        n = len(class_names) if class_names else None
+        binary_ok = n == 2 and units == 1 and getattr(spec.layers[-1], "activation", "") == "logistic"
+        if n is not None and units is not None and units != n and not binary_ok:
+            issues.append(src.issue(("layers", last, "units"),
+                                    f"the output layer has {units} units, but the data has {n} "
+                                    f"classes; expected units: {n}"))
+        if class_names is None and units is not None:
+            class_names = [str(i) for i in range(2 if units == 1 else units)]
+    elif data is not None and units is not None and units != data.outputs:
+        issues.append(src.issue(("layers", last, "units"),
+                                f"the output layer has {units} units, but the data has "
+                                f"{data.outputs} target column(s)"))
+    if issues:
+        raise SpecError(issues)
+
+    if spec.input and spec.input.names:
+        feature_names = list(spec.input.names)
+        if len(feature_names) != features:
+            raise SpecError([src.issue(("input", "names"),
+                                       f"expected {features} names, got {len(feature_names)}")])
+    elif data is not None:
+        feature_names = list(data.feature_names)
+    else:
+        feature_names = [f"x{i}" for i in range(features)]
+    if data is not None:
+        target_names = list(data.target_names)
+    else:
+        target_names = ["label"] if spec.task == "classification" else [
+            f"y{i}" for i in range(units or 1)]
+    return ModelIO(features, units or 0, feature_names, target_names, class_names)

@@ -1,0 +1,357 @@
+"""The spec language (version 1): Pydantic models, and YAML -> Spec with located errors.
+
+Every field has a description: ``nnspec schema`` turns these models into the JSON Schema that
+editors use for completion and hover text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from pydantic import (
+    Discriminator,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    PrivateAttr,
+    Tag,
+    ValidationError,
+)
+
+from .errors import Issue, SpecError
+from .layers import LayerSpec, SpecModel
+from .validation_messages import issues_from_validation_error
+from .yamlload import Marks, load_yaml
+
+BUILTIN_DATASETS = ("iris", "mcycle", "digits", "digits28")
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+class SpecSource:
+    def __init__(self, text: str, file: str | None, marks: Marks):
+        self.text = text
+        self.file = file
+        self.marks = marks
+        self.sha256 = hashlib.sha256(text.encode()).hexdigest()
+
+    @property
+    def base_dir(self) -> Path:
+        """Directory that relative data paths are resolved against."""
+        return Path(self.file).resolve().parent if self.file else Path.cwd()
+
+    def issue(self, path: tuple, message: str, at_key: bool = False) -> Issue:
+        """An ``Issue`` located at the YAML node of ``path`` (or of its key)."""
+        mark = self.marks.key(path) if at_key else self.marks.value(path)
+        line, col = mark if mark else (None, None)
+        return Issue(message, path, self.file, line, col)
+
+
+class InputSpec(SpecModel):
+    """The network's input."""
+
+    features: PositiveInt = Field(description="Number of input features per sample.")
+    names: list[str] | None = Field(
+        default=None,
+        description="Feature names, in column order (default: from the data, else x0, x1, ...).",
+    )
+
+
+class _DataCommon(SpecModel):
+    test_fraction: Fraction = Field(
+        default=0.2,
+        description="Fraction of the samples held out as the test split (stratified by class "
+        "for classification, drawn with train.seed).",
+    )
+
+
+class BuiltinData(_DataCommon):
+    """A dataset shipped inside nnspec (works offline)."""
+
+    builtin: Literal[BUILTIN_DATASETS] = Field(  # type: ignore[valid-type]
+        description="iris (150x4, 3 classes), mcycle (133 rows, times -> accel), digits "
+        "(8x8 handwritten digits, 64 features, 10 classes) or digits28 (the same upscaled to "
+        "28x28 = 784 features)."
+    )
+
+
+class CsvData(_DataCommon):
+    """A CSV file with a header row."""
+
+    csv: str = Field(min_length=1, description="Path of the CSV file, relative to the spec file.")
+    target: str | list[str] = Field(
+        description="Name of the target column (for regression, one name or a list of names)."
+    )
+    features: list[str] | None = Field(
+        default=None,
+        description="Names of the feature columns, in order (default: every other column).",
+    )
+
+
+class NpzData(_DataCommon):
+    """A NumPy ``.npz`` archive (loaded without pickle)."""
+
+    npz: str = Field(min_length=1, description="Path of the .npz file, relative to the spec file.")
+    x: str = Field(default="x", description="Name of the array of inputs, (samples, features).")
+    y: str = Field(
+        default="y",
+        description="Name of the array of targets: class indices or labels (samples,) for "
+        "classification, (samples,) or (samples, outputs) floats for regression.",
+    )
+
+
+def _data_source(value: object) -> str | None:
+    if isinstance(value, dict):
+        for key in ("builtin", "csv", "npz"):
+            if key in value:
+                return key
+    return None
+
+
+DataSpec = Annotated[
+    Union[  # noqa: UP007
+        Annotated[BuiltinData, Tag("builtin")],
+        Annotated[CsvData, Tag("csv")],
+        Annotated[NpzData, Tag("npz")],
+    ],
+    Discriminator(
+        _data_source,
+        custom_error_type="data_source",
+        custom_error_message="expected a mapping with one of the keys builtin, csv or npz",
+    ),
+]
+
+
+class PreprocessSpec(SpecModel):
+    """Preprocessing fitted on the training split and baked into the exported graph."""
+
+    standardize: bool = Field(
+        default=True,
+        description="Scale each input feature to zero mean and unit variance (exported as "
+        "Sub and Div nodes before the first layer).",
+    )
+    standardize_target: bool = Field(
+        default=False,
+        description="Regression only: train on standardized targets and undo the scaling in "
+        "the exported graph (Mul and Add after the last layer).",
+    )
+
+
+class SGDSpec(SpecModel):
+    """Stochastic gradient descent, optionally with (Nesterov) momentum."""
+
+    kind: Literal["sgd"] = Field(description="Optimizer kind.")
+    lr: PositiveFloat = Field(default=0.01, description="Learning rate (step size).")
+    momentum: Fraction = Field(default=0.0, description="Momentum coefficient in [0, 1).")
+    nesterov: bool = Field(default=False, description="Use Nesterov's accelerated momentum.")
+
+
+class AdamSpec(SpecModel):
+    """Adam (Kingma & Ba, 2015)."""
+
+    kind: Literal["adam"] = Field(description="Optimizer kind.")
+    lr: PositiveFloat = Field(default=0.001, description="Learning rate (step size).")
+    beta1: Fraction = Field(default=0.9, description="Decay of the first-moment estimate.")
+    beta2: Fraction = Field(default=0.999, description="Decay of the second-moment estimate.")
+    eps: PositiveFloat = Field(default=1e-8, description="Added to the denominator.")
+
+
+OptimizerSpec = Annotated[Union[SGDSpec, AdamSpec], Field(discriminator="kind")]  # noqa: UP007
+
+
+class ConstantLR(SpecModel):
+    """The learning rate stays as given."""
+
+    kind: Literal["constant"] = Field(description="Schedule kind.")
+
+
+class StepLR(SpecModel):
+    """Multiply the learning rate by ``gamma`` every ``step_size`` epochs."""
+
+    kind: Literal["step"] = Field(description="Schedule kind.")
+    step_size: PositiveInt = Field(description="Epochs between two decays.")
+    gamma: float = Field(default=0.1, gt=0.0, le=1.0, description="Decay factor in (0, 1].")
+
+
+class CosineLR(SpecModel):
+    """Cosine annealing from the optimizer's lr down to ``min_lr`` over ``train.epochs``."""
+
+    kind: Literal["cosine"] = Field(description="Schedule kind.")
+    min_lr: NonNegativeFloat = Field(default=0.0, description="Learning rate at the last epoch.")
+
+
+ScheduleSpec = Annotated[
+    Union[ConstantLR, StepLR, CosineLR],  # noqa: UP007
+    Field(discriminator="kind"),
+]
+
+
+class EarlyStoppingSpec(SpecModel):
+    """Stop when the monitored validation metric stops improving; restore the best weights."""
+
+    patience: PositiveInt = Field(description="Epochs without improvement before stopping.")
+    monitor: Literal["val_loss", "val_accuracy", "val_mse", "val_r2"] = Field(
+        default="val_loss",
+        description="Validation metric to watch: val_loss, val_accuracy (classification), "
+        "val_mse or val_r2 (regression). Loss and MSE are minimized, the others maximized.",
+    )
+    min_delta: NonNegativeFloat = Field(
+        default=0.0, description="Smallest change that counts as an improvement."
+    )
+
+
+class TrainSpec(SpecModel):
+    """How the NumPy trainer runs (minibatch backpropagation)."""
+
+    optimizer: OptimizerSpec = Field(
+        default_factory=lambda: AdamSpec(kind="adam"),
+        description="Optimizer: {kind: sgd, lr, momentum, nesterov} or "
+        "{kind: adam, lr, beta1, beta2, eps}.",
+    )
+    lr_schedule: ScheduleSpec = Field(
+        default_factory=lambda: ConstantLR(kind="constant"),
+        description="Learning-rate schedule, applied per epoch: constant, step or cosine.",
+    )
+    batch_size: PositiveInt = Field(default=32, description="Samples per minibatch.")
+    epochs: PositiveInt = Field(default=100, description="Maximum number of passes over the data.")
+    seed: int = Field(
+        default=0,
+        ge=0,
+        description="Seed of the initial weights, the splits and the shuffling: the same spec "
+        "and seed give bit-identical weights.",
+    )
+    weight_decay: NonNegativeFloat = Field(
+        default=0.0,
+        description="L2 penalty (weight_decay / 2) * sum(W^2) on weights (not biases), added "
+        "to the loss.",
+    )
+    validation_fraction: Fraction = Field(
+        default=0.0,
+        description="Fraction of the training split held out for validation metrics and early "
+        "stopping.",
+    )
+    early_stopping: EarlyStoppingSpec | None = Field(
+        default=None, description="Early stopping (needs validation_fraction > 0)."
+    )
+    shuffle: bool = Field(default=True, description="Reshuffle the training samples each epoch.")
+    dtype: Literal["float32", "float64"] = Field(
+        default="float32",
+        description="Floating-point type of training (float64 for numerical checks). The "
+        "exported model is float32 either way.",
+    )
+
+
+class ExportSpec(SpecModel):
+    """How the ONNX file is written."""
+
+    opset: int = Field(
+        default=18,
+        ge=13,
+        le=22,
+        description="ONNX opset of the default domain (13 to 22). The IR version is set to "
+        "the lowest that the opset needs, so older runtimes can load the file.",
+    )
+
+
+class Spec(SpecModel):
+    """An nnspec model spec, version 1."""
+
+    spec_version: Literal[1] = Field(description="Version of the spec language; must be 1.")
+    name: str = Field(
+        min_length=1,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Model name (letters, digits, `_`, `.`, `-`); becomes the ONNX graph name.",
+    )
+    description: str | None = Field(
+        default=None, description="Free text, kept in the model's metadata."
+    )
+    task: Literal["classification", "regression"] = Field(
+        description="classification (class probabilities and a label) or regression "
+        "(real-valued predictions)."
+    )
+    input: InputSpec | None = Field(
+        default=None,
+        description="Input size. May be left out when `data` names a dataset, whose shape "
+        "then decides.",
+    )
+    classes: list[str] | None = Field(
+        default=None,
+        min_length=2,
+        description="Class names, for a classification spec without data (with data, the "
+        "data's classes are used and must agree).",
+    )
+    data: DataSpec | None = Field(
+        default=None,
+        description="Training data: {builtin: iris|mcycle|digits|digits28}, "
+        "{csv: path, target: column} or {npz: path, x: key, y: key}, with test_fraction. "
+        "Optional for validate and compile.",
+    )
+    preprocess: PreprocessSpec = Field(
+        default_factory=PreprocessSpec, description="Input (and target) standardization."
+    )
+    layers: list[LayerSpec] = Field(
+        min_length=1, description="The layers, input to output; the last one is the output."
+    )
+    loss: Literal["mse", "cross_entropy", "binary_cross_entropy"] = Field(
+        description="mse (mean squared error), cross_entropy (needs a softmax output; fused "
+        "and numerically stable) or binary_cross_entropy (needs a logistic output)."
+    )
+    train: TrainSpec = Field(default_factory=TrainSpec, description="Training settings.")
+    export: ExportSpec = Field(default_factory=ExportSpec, description="ONNX export settings.")
+
+    _source: SpecSource | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> SpecSource:
+        """Where the spec came from: its text, file and the YAML marks of every node."""
+        return self._source or SpecSource(text="", file=None, marks=Marks())
+
+    def layer_names(self) -> list[str]:
+        return [layer.name or f"{layer.kind}_{i}" for i, layer in enumerate(self.layers)]
+
+
+def read_spec_text(path: str | Path) -> str:
+    """Read a spec file as UTF-8, turning every way that can fail into a clear error."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise SpecError([Issue("no such file", (), str(path))]) from None
+    except IsADirectoryError:
+        raise SpecError([Issue("is a directory; expected a YAML spec file", (), str(path))]) from None
+    except OSError as e:
+        raise SpecError([Issue(f"cannot read the file: {e.strerror}", (), str(path))]) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise SpecError(
+            [Issue(f"not UTF-8 text (byte 0x{raw[e.start]:02x}); expected a YAML spec", (),
+                   str(path), line, col)]
+        ) from None
+
+
+def parse_spec(text: str, file: str | None = None) -> Spec:
+    """YAML text -> validated ``Spec``; every problem becomes a located ``SpecError``."""
+    data, marks = load_yaml(text, file)
+    if not isinstance(data, dict):
+        line, col = marks.value(()) or (1, 1)
+        got = "a list" if isinstance(data, list) else f"{type(data).__name__} {data!r}"
+        raise SpecError([Issue(f"expected a mapping of spec fields, got {got}", (), file, line, col)])
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(issues_from_validation_error(e, data, marks, file, Spec)) from None
+    spec._source = SpecSource(text, file, marks)
+    return spec
+
+
+def load_spec(path_or_text: str | Path) -> Spec:
+    """Load a spec from a file path, or from YAML text (a string with a newline in it)."""
+    if isinstance(path_or_text, str) and "\n" in path_or_text:
+        return parse_spec(path_or_text, None)
+    text = read_spec_text(path_or_text)
+    return parse_spec(text, str(path_or_text))

@@ -1,0 +1,221 @@
+"""Turn Pydantic's validation errors into located, human messages.
+
+Pydantic reports ``loc=("layers", 1, "dense", "units")`` and ``"Input should be greater than
+0"``. Users need ``iris.yaml:7:25: layers[1].units: expected a positive integer, got -3``. The
+``loc`` contains union tags (``"dense"``) that are not YAML keys, so we walk the loaded data
+along it and keep only the parts that are really there.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import types
+import typing
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, Tag, ValidationError
+
+from .errors import Issue, YamlPath
+from .yamlload import Marks
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _did_you_mean(word: Any, options: list[str]) -> str:
+    if not isinstance(word, str):
+        return ""
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else ""
+
+
+def _unknown(what: str, word: Any, options: list[str]) -> str:
+    """``unknown key 'unitz'; did you mean 'units'? expected one of: ...``."""
+    hint = _did_you_mean(word, options)
+    expected = f"expected one of: {', '.join(options)}"
+    if hint:
+        return f"unknown {what} '{word}'; {hint} Expected one of: {', '.join(options)}"
+    return f"unknown {what} '{word}'; {expected}"
+
+
+def _flatten(tp: Any) -> list[tuple[Any, str | None]]:
+    """The concrete types behind Annotated/Optional/Union, each with its union Tag if any."""
+    out: list[tuple[Any, str | None]] = []
+    origin = typing.get_origin(tp)
+    if origin is Annotated:
+        base, *meta = typing.get_args(tp)
+        tags = [m.tag for m in meta if isinstance(m, Tag)]
+        for t, tag in _flatten(base):
+            out.append((t, tag or (tags[0] if tags else None)))
+    elif origin in (Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            out.extend(_flatten(arg))
+    else:
+        out.append((tp, None))
+    return out
+
+
+def _model_tag(model: type[BaseModel], tag: str | None) -> str | None:
+    if tag:
+        return tag
+    kind = model.model_fields.get("kind")
+    if kind is not None and typing.get_origin(kind.annotation) is Literal:
+        return typing.get_args(kind.annotation)[0]
+    return None
+
+
+def _is_model(t: Any) -> bool:
+    return inspect.isclass(t) and issubclass(t, BaseModel)
+
+
+def models_at(root: type[BaseModel], loc: tuple) -> list[tuple[type[BaseModel], str | None]]:
+    """The spec models that may sit at ``loc`` (several for an unresolved union)."""
+    current: list[tuple[Any, str | None]] = [(root, None)]
+    for part in loc:
+        flat = [ft for t, _ in current for ft in _flatten(t)]
+        nxt: list[tuple[Any, str | None]] = []
+        for t, tag in flat:
+            if isinstance(part, int) and typing.get_origin(t) is list:
+                nxt.append((typing.get_args(t)[0], None))
+            elif _is_model(t) and part in t.model_fields:
+                nxt.append((t.model_fields[part].annotation, None))
+        if not nxt:  # a union tag: pick the member it names
+            nxt = [(t, tag) for t, tag in flat if _is_model(t) and _model_tag(t, tag) == part]
+        current = nxt or current
+    return [(t, tag) for t0, _ in current for t, tag in _flatten(t0) if _is_model(t)]
+
+
+def _yaml_path(data: Any, loc: tuple) -> tuple[YamlPath, bool]:
+    """Keep the parts of ``loc`` that exist in the data; say whether the last one is absent."""
+    path: list[str | int] = []
+    node = data
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif isinstance(node, dict) and i == len(loc) - 1 and isinstance(part, str):
+            return (*path, part), True
+        else:
+            continue  # a union tag or a validator's name, not a YAML key
+        path.append(part)
+    return tuple(path), False
+
+
+def _first_sentence(text: str | None) -> str:
+    return (text or "").split(". ")[0].rstrip(".")
+
+
+def _message(err: dict, models: list[type[BaseModel]], tags: list[str]) -> str:
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    got = _describe(err.get("input"))
+    loc = err["loc"]
+    if kind == "missing":
+        field = loc[-1]
+        desc = next(
+            (m.model_fields[field].description for m in models if field in m.model_fields), None
+        )
+        hint = f" ({_first_sentence(desc)})" if desc else ""
+        return f"missing required key '{field}'{hint}"
+    if kind == "extra_forbidden":
+        allowed = sorted({f for m in models for f in m.model_fields})
+        return _unknown("key", loc[-1], allowed)
+    if kind == "union_tag_invalid":
+        disc = ctx.get("discriminator", "").strip("'")
+        what = "layer kind" if loc and loc[0] == "layers" else disc
+        return _unknown(what, ctx.get("tag"), tags)
+    if kind == "union_tag_not_found":
+        disc = ctx.get("discriminator", "").strip("'")
+        if not isinstance(err.get("input"), dict):
+            return f"expected a mapping with a '{disc}' key, got {got}"
+        return f"missing required key '{disc}'; expected one of: {', '.join(tags)}"
+    if kind == "data_source":
+        if isinstance(err.get("input"), dict):
+            keys = ", ".join(map(str, err["input"])) or "none"
+            return f"expected one of the keys builtin, csv or npz, got keys: {keys}"
+        return f"expected a mapping with one of the keys builtin, csv or npz, got {got}"
+    if kind == "literal_error":
+        expected = ctx.get("expected", "")
+        options = [o.strip().strip("'") for o in expected.replace(" or ", ", ").split(",")]
+        hint = _did_you_mean(err.get("input"), options)
+        return f"expected {expected}, got {got}" + (f"; {hint}" if hint else "")
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<",
+              "less_than_equal": "<="}[kind]
+        bound = next(iter(ctx.values()))
+        number = "an integer" if isinstance(err.get("input"), int) else "a number"
+        if kind == "greater_than" and bound == 0:
+            number = "a positive integer" if number == "an integer" else "a positive number"
+            return f"expected {number}, got {got}"
+        return f"expected {number} {op} {bound}, got {got}"
+    simple = {
+        "int_type": "an integer",
+        "int_from_float": "an integer",
+        "int_parsing": "an integer",
+        "float_type": "a number",
+        "float_parsing": "a number",
+        "finite_number": "a finite number",
+        "bool_type": "true or false",
+        "bool_parsing": "true or false",
+        "string_type": "a string",
+        "list_type": "a list",
+        "dict_type": "a mapping",
+        "model_type": "a mapping",
+        "model_attributes_type": "a mapping",
+    }
+    if kind in simple:
+        return f"expected {simple[kind]}, got {got}"
+    if kind == "too_short":
+        return f"expected at least {ctx.get('min_length')} item(s), got {ctx.get('actual_length')}"
+    if kind == "string_too_short":
+        return f"expected a non-empty string, got {got}"
+    if kind == "string_pattern_mismatch":
+        return f"expected a name matching {ctx.get('pattern')}, got {got}"
+    return f"{err['msg'][0].lower()}{err['msg'][1:]}, got {got}"
+
+
+def issues_from_validation_error(
+    error: ValidationError,
+    data: Any,
+    marks: Marks,
+    file: str | None,
+    root: type[BaseModel],
+) -> list[Issue]:
+    """One located ``Issue`` per Pydantic error, in file order."""
+    issues = []
+    for err in error.errors():
+        loc = err["loc"]
+        path, absent = _yaml_path(data, loc)
+        kind = err["type"]
+        owner_loc = loc[:-1] if kind in ("missing", "extra_forbidden") else loc
+        candidates = models_at(root, owner_loc)
+        models = [m for m, _ in candidates]
+        tags = sorted({t for m, tag in candidates if (t := _model_tag(m, tag))})
+        message = _message(err, models, tags)
+        if kind in ("union_tag_invalid",) and isinstance(err.get("input"), dict):
+            key = next((k for k in ("kind",) if k in err["input"]), None)
+            if key:
+                path = (*path, key)
+        if absent:
+            mark = marks.value(path[:-1])
+        elif kind == "extra_forbidden":
+            mark = marks.key(path)
+        else:
+            mark = marks.value(path)
+        line, col = mark if mark else (None, None)
+        issues.append(Issue(message, path, file, line, col))
+    issues.sort(key=lambda i: (i.line or 0, i.col or 0))
+    return issues

@@ -1,0 +1,197 @@
+"""Run an nnspec-exported ONNX model with onnxruntime, on the CPU or a CUDA GPU."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DeviceError, RuntimeModelError
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+# cuDNN's MaxPool failed with CUDNN_STATUS_NOT_SUPPORTED at batch 65536 on an H200 (65535 ran);
+# chunks well below that keep every kernel inside the sizes it supports.
+DEFAULT_CHUNK = 16384
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Classification: ``labels`` (class names), ``label_indices``, ``probabilities``
+    (batch, classes). Regression: ``values`` (batch, outputs)."""
+
+    task: str
+    probabilities: np.ndarray | None = None
+    label_indices: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    class_names: list[str] | None = None
+    values: np.ndarray | None = None
+    target_names: list[str] | None = None
+
+
+def _ort():
+    import onnxruntime
+
+    return onnxruntime
+
+
+def _cuda_available(ort) -> bool:
+    return CUDA in ort.get_available_providers()
+
+
+def _session(ort, model_bytes: bytes, providers: list):
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: the plugin-EP warning is noise here
+    return ort.InferenceSession(model_bytes, sess_options=options, providers=providers)
+
+
+class Model:
+    """An exported model, ready to predict.
+
+    Parameters
+    ----------
+    model : path of a ``.onnx`` file, or its bytes.
+    device : ``"cpu"``, ``"cuda"`` (an error if CUDA cannot be used; never a silent CPU
+        fallback) or ``"auto"`` (CUDA when it works, else CPU; ``.device`` says which).
+    device_id : CUDA device ordinal.
+    chunk_size : the most rows sent to onnxruntime in one run.
+    """
+
+    def __init__(
+        self,
+        model: str | Path | bytes,
+        device: str = "auto",
+        *,
+        device_id: int = 0,
+        chunk_size: int = DEFAULT_CHUNK,
+    ):
+        if device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
+        self.path = None if isinstance(model, bytes) else Path(model)
+        data = model if isinstance(model, bytes) else self._read(self.path)
+        ort = _ort()
+        self.chunk_size = chunk_size
+        self.session, self.device = self._open(ort, data, device, device_id)
+        self._describe()
+
+    @staticmethod
+    def _read(path: Path) -> bytes:
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise RuntimeModelError(f"{path}: no such model file") from None
+        except IsADirectoryError:
+            raise RuntimeModelError(f"{path}: is a directory; expected an .onnx file") from None
+        except OSError as e:
+            raise RuntimeModelError(f"{path}: cannot read: {e.strerror}") from None
+
+    def _open(self, ort, data: bytes, device: str, device_id: int):
+        where = str(self.path) if self.path else "<model bytes>"
+        if device in ("cuda", "auto") and _cuda_available(ort):
+            if hasattr(ort, "preload_dlls"):
+                # Loads the CUDA and cuDNN libraries that pip installed beside onnxruntime-gpu.
+                ort.preload_dlls()
+            try:
+                session = _session(ort, data, [(CUDA, {"device_id": device_id}), CPU])
+            except Exception as e:  # onnxruntime raises its own exception types
+                if device == "cuda":
+                    raise DeviceError(f"{where}: the CUDA provider failed to start: {e}") from None
+            else:
+                if session.get_providers()[0] == CUDA:
+                    return session, "cuda"
+                if device == "cuda":
+                    raise DeviceError(
+                        f"{where}: device='cuda' was asked for, but onnxruntime made a session "
+                        f"on {session.get_providers()} (no usable GPU?)"
+                    )
+        elif device == "cuda":
+            raise DeviceError(
+                f"device='cuda' was asked for, but this onnxruntime "
+                f"({ort.__version__}) has no CUDA provider (available: "
+                f"{', '.join(ort.get_available_providers())}). Install onnxruntime-gpu in place "
+                "of onnxruntime, or use device='cpu'"
+            )
+        try:
+            return _session(ort, data, [CPU]), "cpu"
+        except Exception as e:
+            raise RuntimeModelError(f"{where}: not a loadable ONNX model: {e}") from None
+
+    def _describe(self) -> None:
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or len(inputs[0].shape) != 2:
+            raise RuntimeModelError(
+                "expected a model with one input of shape (batch, features), got "
+                f"{[(i.name, i.shape) for i in inputs]}"
+            )
+        self.input_name = inputs[0].name
+        features = inputs[0].shape[1]
+        self.n_features = features if isinstance(features, int) else None
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.metadata = dict(meta)
+        self.task = meta.get("nnspec_task") or (
+            "classification" if "probabilities" in self.output_names else "regression"
+        )
+        self.class_names = json.loads(meta["nnspec_class_names"]) if "nnspec_class_names" in meta else None
+        self.feature_names = json.loads(meta.get("nnspec_feature_names", "null"))
+        self.target_names = json.loads(meta.get("nnspec_target_names", "null"))
+
+    @property
+    def provider(self) -> str:
+        return self.session.get_providers()[0]
+
+    def check_input(self, x) -> np.ndarray:
+        """``x`` as a C-contiguous float32 (batch, features) array, or a clear error."""
+        try:
+            arr = np.asarray(x)
+        except (ValueError, TypeError) as e:
+            raise RuntimeModelError(f"input is not an array of numbers: {e}") from None
+        if arr.dtype == object or not (
+            np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+            or arr.dtype == np.bool_
+        ):
+            raise RuntimeModelError(f"expected numbers, got an array of dtype {arr.dtype}")
+        if arr.ndim != 2:
+            raise RuntimeModelError(
+                f"expected a 2-D array (batch, {self.n_features}), got shape {arr.shape}"
+            )
+        if self.n_features is not None and arr.shape[1] != self.n_features:
+            raise RuntimeModelError(
+                f"expected {self.n_features} features per row, got {arr.shape[1]}"
+            )
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        if not np.isfinite(arr).all():
+            row, col = (int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+            raise RuntimeModelError(f"input has a NaN or inf at row {row}, column {col}")
+        return arr
+
+    def run(self, x) -> dict[str, np.ndarray]:
+        """Raw outputs by name, for (batch, features) inputs; large batches run in chunks."""
+        arr = self.check_input(x)
+        parts = [
+            self.session.run(None, {self.input_name: arr[lo : lo + self.chunk_size]})
+            for lo in range(0, max(len(arr), 1), self.chunk_size)
+        ]
+        return {
+            name: np.concatenate([p[i] for p in parts]) for i, name in enumerate(self.output_names)
+        }
+
+    def predict(self, x) -> Prediction:
+        """Labels with class names and probabilities, or regression values."""
+        out = self.run(x)
+        if self.task == "classification":
+            idx = out["label"]
+            names = self.class_names or [str(i) for i in range(out["probabilities"].shape[1])]
+            return Prediction(
+                task="classification",
+                probabilities=out["probabilities"],
+                label_indices=idx,
+                labels=np.asarray(names, dtype=object)[idx],
+                class_names=names,
+            )
+        return Prediction(task="regression", values=out["prediction"],
+                          target_names=self.target_names)
