@@ -98,9 +98,34 @@ def _builtin(name: str) -> tuple[np.ndarray, np.ndarray]:
     return data[:, :1], data[:, 1:]
 
 
-def load_builtin(name: str) -> Dataset:
+def select_features(info: DataInfo, features: list[str] | None, where: str) -> list[int]:
+    """Column indices of ``features`` (all when None), or an error listing the names."""
+    if features is None:
+        return list(range(info.features))
+    unknown = [f for f in features if f not in info.feature_names]
+    if unknown:
+        shown = ", ".join(info.feature_names[:8]) + (", ..." if info.features > 8 else "")
+        raise DataError(f"{where}: unknown feature(s) {', '.join(unknown)}; the features are: "
+                        f"{shown}")
+    return [info.feature_names.index(f) for f in features]
+
+
+def builtin_info(name: str, features: list[str] | None, task: str) -> DataInfo:
+    info = BUILTIN_INFO[name]
+    cols = select_features(info, features, f"builtin:{name}")
+    names = [info.feature_names[c] for c in cols]
+    if task == "regression" and info.class_names is not None:
+        return DataInfo(len(cols), 1, names, info.target_names, None)
+    return DataInfo(len(cols), info.outputs, names, info.target_names, info.class_names)
+
+
+def load_builtin(name: str, features: list[str] | None = None, task: str = "") -> Dataset:
+    info = builtin_info(name, features, task)
     x, y = _builtin(name)
-    return Dataset(x.copy(), y.copy(), BUILTIN_INFO[name], f"builtin:{name}")
+    cols = select_features(BUILTIN_INFO[name], features, f"builtin:{name}")
+    if info.class_names is None and y.ndim == 1:  # class indices used as a regression target
+        y = y.reshape(-1, 1).astype(np.float64)
+    return Dataset(x[:, cols].copy(), y.copy(), info, f"builtin:{name}")
 
 
 def _class_encode(labels: list[str], where: str) -> tuple[np.ndarray, list[str]]:

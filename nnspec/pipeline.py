@@ -16,7 +16,7 @@ import numpy as np
 
 from . import data as datamod
 from .data import Dataset, DataInfo
-from .errors import DataError
+from .errors import DataError, SpecError
 from .network import Network
 from .network import build as _build_network
 from .rules import ModelIO, check
@@ -31,7 +31,7 @@ def load_data(spec: Spec) -> Dataset | None:
     if d is None:
         return None
     if hasattr(d, "builtin"):
-        return datamod.load_builtin(d.builtin)
+        return datamod.load_builtin(d.builtin, d.features, spec.task)
     base = spec.source.base_dir
     if hasattr(d, "csv"):
         return datamod.load_csv(base / d.csv, d.target, d.features, spec.task)
@@ -43,10 +43,10 @@ def data_info(spec: Spec) -> DataInfo | None:
     if spec.data is None:
         return None
     if hasattr(spec.data, "builtin"):
-        info = datamod.BUILTIN_INFO[spec.data.builtin]
-        if spec.task == "regression" and info.class_names is not None:
-            return DataInfo(info.features, 1, info.feature_names, info.target_names, None)
-        return info
+        try:
+            return datamod.builtin_info(spec.data.builtin, spec.data.features, spec.task)
+        except DataError as e:
+            raise SpecError([spec.source.issue(("data", "features"), str(e))]) from None
     dataset = load_data(spec)
     return dataset.info if dataset else None
 

@@ -96,7 +96,10 @@ def check(spec: Spec, data: DataInfo | None) -> ModelIO:
         features = data.features
 
     class_names = None
-    if spec.task == "classification":
+    if spec.task == "classification" and data is not None and data.class_names is None:
+        issues.append(src.issue(("task",), "the data's target is real-valued, not class labels; "
+                                "expected task: regression"))
+    elif spec.task == "classification":
         if data is not None:
             class_names = data.class_names
             if spec.classes is not None and list(spec.classes) != class_names:

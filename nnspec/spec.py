@@ -75,6 +75,12 @@ class BuiltinData(_DataCommon):
         "(8x8 handwritten digits, 64 features, 10 classes) or digits28 (the same upscaled to "
         "28x28 = 784 features)."
     )
+    features: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Use only these feature columns, in this order (e.g. [petal_length, "
+        "petal_width] for a 2-D iris). Default: all of them.",
+    )
 
 
 class CsvData(_DataCommon):
