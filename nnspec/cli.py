@@ -53,8 +53,8 @@ def _compile(args) -> int:
 
 def _train(args) -> int:
     from . import atomic
-    from .export import to_onnx
-    from .export.parity import check_parity
+    from .exporter import add_metadata, to_onnx
+    from .exporter.parity import check_parity
 
     spec = load_spec(args.spec)
     progress = False if args.quiet else None
@@ -77,13 +77,7 @@ def _train(args) -> int:
         "parity": parity,
         "seconds": result.seconds,
     }
-    from onnx import helper
-
-    helper.set_model_props(model, {
-        **{p.key: p.value for p in model.metadata_props},
-        "nnspec_parity": json.dumps(parity, sort_keys=True),
-        "nnspec_epochs_run": str(history.epochs_run),
-    })
+    add_metadata(model, {"parity": parity, "epochs_run": history.epochs_run})
     atomic.write_bytes(args.output, model.SerializeToString())
     if args.metrics:
         atomic.write_text(args.metrics, json.dumps(metrics, indent=2) + "\n")
@@ -123,7 +117,7 @@ def _predict(args) -> int:
 
 
 def _inspect(args) -> int:
-    from .export.inspect import describe
+    from .exporter.inspect import describe
 
     print(describe(Path(args.model)))
     return 0

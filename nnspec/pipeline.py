@@ -123,7 +123,7 @@ def train(spec: Spec, *, progress: bool | None = False) -> tuple[Network, Histor
 def export(network: Network, path: str | Path | None = None, opset: int | None = None):
     """ONNX ``ModelProto`` of ``network`` (checked); written atomically when ``path`` is given."""
     from . import atomic
-    from .export import to_onnx
+    from .exporter import to_onnx
 
     model = to_onnx(network, opset)
     if path is not None:

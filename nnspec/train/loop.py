@@ -101,7 +101,9 @@ def fit(
         for b, lo in enumerate(range(0, n, bs)):
             idx = order[lo : lo + bs]
             xb, tb = xs[idx], t[idx]
-            loss, out = network.backprop(xb, tb)
+            # Overflow shows up as a non-finite loss, reported below with its position.
+            with np.errstate(over="ignore", invalid="ignore"):
+                loss, out = network.backprop(xb, tb)
             if not np.isfinite(loss):
                 raise TrainingError(
                     f"the loss became {loss} at epoch {epoch + 1}, batch {b + 1}: training "

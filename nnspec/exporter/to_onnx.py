@@ -102,6 +102,13 @@ def to_onnx(network: Network, opset: int | None = None) -> onnx.ModelProto:
     return model
 
 
+def add_metadata(model: onnx.ModelProto, extra: dict[str, object]) -> None:
+    """Add (or replace) ``nnspec_<key>`` metadata entries, values as JSON."""
+    props = {p.key: p.value for p in model.metadata_props}
+    props.update({f"nnspec_{k}": json.dumps(v, sort_keys=True) for k, v in extra.items()})
+    helper.set_model_props(model, props)
+
+
 def check(model: onnx.ModelProto) -> None:
     """The full checker and strict, type-checked shape inference; a failure is a bug."""
     try:

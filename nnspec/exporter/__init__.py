@@ -1,0 +1,8 @@
+"""Network -> ONNX. The only package of nnspec that imports ``onnx``.
+
+(Named ``exporter`` so that it never shadows the public function ``nnspec.export``.)
+"""
+
+from .to_onnx import TARGET_OPSET, add_metadata, check, to_onnx
+
+__all__ = ["TARGET_OPSET", "add_metadata", "check", "to_onnx"]

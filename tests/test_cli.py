@@ -1,0 +1,162 @@
+"""The command line, through subprocesses as a user runs it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from conftest import ROOT
+
+SPECS = ROOT / "specs"
+
+
+def nnspec(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nnspec", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+def test_validate_prints_shape_table():
+    out = nnspec("validate", SPECS / "dbn.yaml")
+    assert out.returncode == 0, out.stderr
+    for expected in ("hidden1  dense  (batch, 500)", "(batch, 2000)", "392,500", "1,002,000",
+                     "total parameters: 1,665,010", "valid"):
+        assert expected in out.stdout
+
+
+def test_validate_json():
+    out = nnspec("validate", SPECS / "iris.yaml", "--json")
+    data = json.loads(out.stdout)
+    assert data["total_params"] == 4 * 10 + 10 + 10 * 3 + 3
+    assert [layer["output_shape"] for layer in data["layers"]] == [[None, 10], [None, 3]]
+
+
+def test_validate_bad_spec_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((SPECS / "iris.yaml").read_text().replace("units: 3,", "units: -3,"))
+    out = nnspec("validate", bad)
+    assert out.returncode == 2
+    assert "bad.yaml:9:26: layers[1].units: expected a positive integer, got -3" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_compile_writes_untrained_model(tmp_path):
+    out = nnspec("compile", SPECS / "digits.yaml", "-o", tmp_path / "d.onnx")
+    assert out.returncode == 0, out.stderr
+    model = onnx.load(tmp_path / "d.onnx")
+    onnx.checker.check_model(model, full_check=True)
+    assert "untrained" in out.stdout
+    assert {i.name for i in model.graph.initializer} >= {"dense_0.weight", "dense_1.bias"}
+
+
+def test_compile_without_data(tmp_path):
+    spec = tmp_path / "net.yaml"
+    spec.write_text(
+        "spec_version: 1\nname: deploy-only\ntask: classification\ninput: {features: 3}\n"
+        "classes: [neg, pos]\nlayers:\n  - {kind: dense, units: 4, activation: relu}\n"
+        "  - {kind: dense, units: 2, activation: softmax}\nloss: cross_entropy\n"
+    )
+    assert nnspec("validate", spec).returncode == 0
+    out = nnspec("compile", spec, "-o", tmp_path / "n.onnx")
+    assert out.returncode == 0, out.stderr
+    assert nnspec("train", spec, "-o", tmp_path / "t.onnx").returncode == 2
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("train")
+    out = nnspec("train", SPECS / "iris.yaml", "-o", tmp / "iris.onnx", "--metrics",
+                 tmp / "m.json")
+    assert out.returncode == 0, out.stderr
+    return tmp, out
+
+
+def test_train_writes_model_and_metrics(trained):
+    tmp, out = trained
+    metrics = json.loads((tmp / "m.json").read_text())
+    assert metrics["epochs_run"] == len(metrics["history"]) > 0
+    assert metrics["test"]["accuracy"] >= 0.95 and metrics["test"]["loss"] > 0
+    assert metrics["parity"]["provider"] == "CPUExecutionProvider"
+    assert metrics["parity"]["max_abs_err"] <= 1e-5
+    assert metrics["seconds"] > 0
+    assert "test: loss" in out.stdout and "parity" in out.stdout
+    meta = {p.key: p.value for p in onnx.load(tmp / "iris.onnx").metadata_props}
+    assert json.loads(meta["nnspec_test_metrics"])["accuracy"] == metrics["test"]["accuracy"]
+    assert json.loads(meta["nnspec_parity"])["max_abs_err"] == metrics["parity"]["max_abs_err"]
+
+
+def test_train_quiet(tmp_path):
+    out = nnspec("train", SPECS / "iris2d.yaml", "-o", tmp_path / "m.onnx", "--quiet")
+    assert out.returncode == 0 and out.stdout == "" and out.stderr == ""
+
+
+def test_predict_csv_with_header(trained, tmp_path):
+    tmp, _ = trained
+    rows = (ROOT / "nnspec" / "datasets" / "iris.csv").read_text().splitlines()
+    (tmp_path / "new.csv").write_text("\n".join([rows[0], rows[1], rows[60], rows[140]]) + "\n")
+    out = nnspec("predict", tmp / "iris.onnx", tmp_path / "new.csv", "-o", tmp_path / "o.csv",
+                 "--device", "cpu")
+    assert out.returncode == 0, out.stderr
+    table = list(csv.DictReader((tmp_path / "o.csv").open()))
+    assert [r["label"] for r in table] == ["setosa", "versicolor", "virginica"]
+    assert set(table[0]) == {"label", "p_setosa", "p_versicolor", "p_virginica"}
+    assert "device cpu" in out.stderr
+
+
+def test_predict_npy_to_stdout(trained, tmp_path):
+    tmp, _ = trained
+    np.save(tmp_path / "x.npy", np.array([[5.1, 3.5, 1.4, 0.2]]))
+    out = nnspec("predict", tmp / "iris.onnx", tmp_path / "x.npy")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[1].startswith("setosa,")
+
+
+def test_predict_wrong_width_is_exit_2(trained, tmp_path):
+    tmp, _ = trained
+    (tmp_path / "x.csv").write_text("1,2,3\n4,5,6\n")
+    out = nnspec("predict", tmp / "iris.onnx", tmp_path / "x.csv")
+    assert out.returncode == 2
+    assert "expected 4 features per row, got 3" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_predict_cuda_without_gpu_is_exit_2(trained):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA")
+    tmp, _ = trained
+    out = nnspec("predict", tmp / "iris.onnx", tmp / "m.json", "--device", "cuda")
+    assert out.returncode == 2 and "no CUDA provider" in out.stderr
+
+
+def test_inspect(trained):
+    tmp, _ = trained
+    out = nnspec("inspect", tmp / "iris.onnx")
+    assert out.returncode == 0, out.stderr
+    for expected in ("IR:        8; opset: ai.onnx 18", "params:    83",
+                     "input: float32 (batch, 4)", "probabilities: float32 (batch, 3)",
+                     "label: int64 (batch)", "nnspec_class_names", "nnspec_spec_sha256"):
+        assert expected in out.stdout
+
+
+def test_inspect_missing_file(tmp_path):
+    out = nnspec("inspect", tmp_path / "none.onnx")
+    assert out.returncode == 2 and "no such model file" in out.stderr
+
+
+def test_schema():
+    out = nnspec("schema")
+    schema = json.loads(out.stdout)
+    assert schema["title"] == "Spec"
+    assert {"spec_version", "layers", "loss", "train"} <= set(schema["properties"])
+    assert "DenseSpec" in schema["$defs"]
+    assert schema["properties"]["layers"]["description"]
+
+
+def test_version():
+    out = nnspec("--version")
+    assert out.stdout.startswith("nnspec 0.1")

@@ -1,0 +1,144 @@
+"""Analytic gradients against float64 central differences (relative error < 1e-6)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import mlp_spec
+
+import nnspec
+from nnspec.activations import ACTIVATIONS
+from nnspec.layers import LAYERS
+
+HIDDEN = [a for a, f in ACTIVATIONS.items() if not f.output_only]
+H = 1e-6
+
+
+def numeric_gradients(network, x, y) -> dict[str, np.ndarray]:
+    """Central differences of the loss, one parameter entry at a time."""
+    out = {}
+    for name, p in network.parameters().items():
+        g = np.zeros_like(p)
+        for i in np.ndindex(p.shape):
+            old = p[i]
+            p[i] = old + H
+            plus, _ = network.loss_and_gradients(x, y)
+            p[i] = old - H
+            minus, _ = network.loss_and_gradients(x, y)
+            p[i] = old
+            g[i] = (plus - minus) / (2 * H)
+        out[name] = g
+    return out
+
+
+def rel_error(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-12))
+
+
+def assert_gradients_match(network, x, y):
+    _, analytic = network.loss_and_gradients(x, y)
+    numeric = numeric_gradients(network, x, y)
+    assert analytic.keys() == numeric.keys()
+    for name in analytic:
+        err = rel_error(analytic[name], numeric[name])
+        assert err < 1e-6, f"{name}: relative error {err:.2e}"
+
+
+def data(task, n=7, features=4, units=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, features)) * 2 + 1
+    if task == "classification":
+        y = rng.integers(0, max(units, 2), size=n)
+    else:
+        y = rng.normal(size=(n, units)) * 3
+    return x, y
+
+
+# Every activation in the hidden layer, every loss with the output it requires, and mse with
+# every output activation (one-hot targets for classification, real targets for regression).
+CASES = [(h, "softmax", "cross_entropy", "classification", 3) for h in HIDDEN]
+CASES += [(h, "logistic", "binary_cross_entropy", "classification", 3) for h in HIDDEN]
+CASES += [("tanh", "logistic", "binary_cross_entropy", "classification", 1)]
+CASES += [("logistic", out, "mse", "classification", 3) for out in ACTIVATIONS]
+CASES += [(h, "identity", "mse", "regression", 2) for h in HIDDEN]
+
+
+@pytest.mark.parametrize("hidden,output,loss,task,units", CASES,
+                         ids=[f"{c[0]}-{c[1]}-{c[2]}-{c[4]}" for c in CASES])
+def test_activation_loss_gradients(hidden, output, loss, task, units):
+    spec = mlp_spec(hidden, output, loss, task, units=units)
+    network = nnspec.build(spec)
+    assert network.dtype == np.float64
+    x, y = data(task, units=units)
+    network.fit_preprocess(x, y if task == "regression" else None)
+    assert_gradients_match(network, x, y)
+
+
+def test_weight_decay_gradient():
+    spec = mlp_spec("gaussian", "softmax", "cross_entropy", extra=", weight_decay: 0.3")
+    network = nnspec.build(spec)
+    x, y = data("classification")
+    assert_gradients_match(network, x, y)
+
+
+def test_standardized_regression_targets_gradient():
+    text = mlp_spec("tanh", "identity", "mse", "regression", units=2).source.text
+    spec = nnspec.load_spec(text + "preprocess: {standardize: true, standardize_target: true}\n")
+    network = nnspec.build(spec)
+    x, y = data("regression", units=2)
+    network.fit_preprocess(x, y)
+    assert not np.allclose(network.y_scale, 1)
+    assert_gradients_match(network, x, y)
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_every_registered_kind_gradient(kind):
+    """Each registry example as a hidden layer between an input and an mse head."""
+    for example, in_shape in LAYERS[kind].examples():
+        rng = np.random.default_rng(1)
+        layer = LAYERS[kind].layer(example, "under_test", in_shape, rng, np.float64)
+        x = rng.normal(size=(5, *in_shape[1:]))
+        target = rng.normal(size=(5, *example.output_shape(in_shape)[1:]))
+
+        def loss_fn():
+            out = layer.forward(x, training=True)
+            return 0.5 * float(np.sum((out - target) ** 2)), out - target
+
+        _, dout = loss_fn()
+        dx = layer.backward(dout)
+        for name, p in layer.params.items():
+            analytic = layer.grads[name].copy()
+            numeric = np.zeros_like(p)
+            for i in np.ndindex(p.shape):
+                old = p[i]
+                p[i] = old + H
+                plus, _ = loss_fn()
+                p[i] = old - H
+                minus, _ = loss_fn()
+                p[i] = old
+                numeric[i] = (plus - minus) / (2 * H)
+            assert rel_error(analytic, numeric) < 1e-6, (kind, example, name)
+        numeric_dx = np.zeros_like(x)
+        for i in np.ndindex(x.shape):
+            old = x[i]
+            x[i] = old + H
+            plus, _ = loss_fn()
+            x[i] = old - H
+            minus, _ = loss_fn()
+            x[i] = old
+            numeric_dx[i] = (plus - minus) / (2 * H)
+        assert rel_error(dx, numeric_dx) < 1e-6, (kind, example, "input")
+
+
+def test_loss_and_gradients_returns_copies_keyed_like_parameters():
+    network = nnspec.build(mlp_spec())
+    x, y = data("classification")
+    loss, grads = network.loss_and_gradients(x, y)
+    assert isinstance(loss, float) and loss > 0
+    assert list(grads) == list(network.parameters()) == [
+        "dense_0.weight", "dense_0.bias", "dense_1.weight", "dense_1.bias"]
+    assert network.parameters()["dense_0.weight"].shape == (4, 5)
+    assert network.parameters()["dense_1.bias"].shape == (3,)
+    grads["dense_0.weight"][...] = 0
+    _, again = network.loss_and_gradients(x, y)
+    assert np.abs(again["dense_0.weight"]).sum() > 0

@@ -1,0 +1,137 @@
+"""Exported graphs against the NumPy forward pass: onnxruntime and onnx's ReferenceEvaluator."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from conftest import SPECS
+from helpers import mlp_spec
+from onnx.reference import ReferenceEvaluator
+
+import nnspec
+from nnspec import pipeline
+from nnspec.activations import ACTIVATIONS
+from nnspec.layers import LAYERS
+from nnspec.network import Network
+from nnspec.rules import ModelIO
+
+RTOL, ATOL = 1e-4, 1e-5
+
+
+def run_both(model: onnx.ModelProto, x: np.ndarray) -> list[dict[str, np.ndarray]]:
+    x = x.astype(np.float32)
+    names = [o.name for o in model.graph.output]
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    ref = ReferenceEvaluator(model)
+    return [dict(zip(names, sess.run(None, {"input": x}), strict=True)),
+            dict(zip(names, ref.run(None, {"input": x}), strict=True))]
+
+
+def assert_parity(network: Network, model: onnx.ModelProto, x: np.ndarray):
+    want = network.predict(x.astype(np.float32))
+    for got in run_both(model, x):
+        assert got.keys() == want.keys()
+        for key, value in want.items():
+            assert got[key].shape == value.shape, key
+            if key == "label":
+                # Labels follow the probabilities; ties within float error may differ.
+                probs = want["probabilities"]
+                top2 = np.sort(probs, axis=1)[:, -2:]
+                clear = (top2[:, 1] - top2[:, 0]) > 1e-4
+                np.testing.assert_array_equal(got[key][clear], value[clear])
+            else:
+                np.testing.assert_allclose(got[key], value, rtol=RTOL, atol=ATOL, err_msg=key)
+
+
+def shipped_network(path) -> tuple[Network, np.ndarray]:
+    """The spec's seeded network with preprocessing fitted on its data, and some data rows."""
+    spec = nnspec.load_spec(path)
+    network = nnspec.build(spec, dtype="float32")
+    dataset = pipeline.load_data(spec)
+    splits = pipeline.split(spec, dataset)
+    network.fit_preprocess(splits.train.x, splits.train.y)
+    return network, splits.test.x
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+@pytest.mark.parametrize("batch", [1, 37])
+def test_shipped_spec_parity(path, batch):
+    network, x = shipped_network(path)
+    model = nnspec.export(network)
+    assert_parity(network, model, x[:batch])
+
+
+def test_parity_of_a_trained_model(tmp_path):
+    spec = nnspec.load_spec(SPECS[0].parent / "iris.yaml")
+    network, _ = nnspec.train(spec)
+    model = nnspec.export(network, tmp_path / "iris.onnx")
+    x = np.random.default_rng(0).normal(5, 2, size=(37, 4))
+    assert_parity(network, model, x)
+    assert onnx.load(tmp_path / "iris.onnx") == model
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("opset", [13, 18, 22])
+def test_every_activation_at_several_opsets(activation, opset):
+    output = activation if ACTIVATIONS[activation].output_only else "identity"
+    hidden = "tanh" if ACTIVATIONS[activation].output_only else activation
+    spec = mlp_spec(hidden, output, "mse", "classification", dtype="float32")
+    network = nnspec.build(spec)
+    x = np.random.default_rng(1).normal(size=(37, 4))
+    network.fit_preprocess(x + 3)
+    model = nnspec.export(network, opset=opset)
+    assert model.opset_import[0].version == opset
+    assert_parity(network, model, x)
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_every_registered_kind_parity(kind):
+    """Each registry example as the only layer of a regression network."""
+    for example, in_shape in LAYERS[kind].examples():
+        spec = nnspec.load_spec(
+            "spec_version: 1\nname: t\ntask: regression\n"
+            f"input: {{features: {in_shape[1]}}}\n"
+            f"layers: [{{kind: dense, units: {example.output_shape(in_shape)[1]}}}]\nloss: mse\n"
+        )
+        io = ModelIO(in_shape[1], example.output_shape(in_shape)[1], ["a"] * in_shape[1],
+                     ["y"], None)
+        layer = LAYERS[kind].layer(example, "under_test", in_shape,
+                                   np.random.default_rng(0), np.float32)
+        network = Network(spec, io, [layer], np.float32)
+        x = np.random.default_rng(2).normal(size=(37, in_shape[1]))
+        assert_parity(network, nnspec.export(network), x)
+
+
+def test_model_is_checked_and_loadable_by_old_runtimes():
+    network, _ = shipped_network(SPECS[0].parent / "iris.yaml")
+    model = nnspec.export(network)
+    assert model.ir_version == 8  # opset 18 needs IR 8; onnx would write its newest
+    onnx.checker.check_model(model, full_check=True)
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    dims = inferred.graph.output[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["batch", 3]
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["nnspec_task"] == "classification"
+    assert "versicolor" in meta["nnspec_class_names"]
+    assert meta["nnspec_spec_yaml"] == network.spec.source.text
+    node_names = [n.name for n in model.graph.node]
+    assert "dense_0/Gemm" in node_names and "dense_1/softmax" in node_names
+
+
+def test_export_is_deterministic():
+    a = nnspec.export(shipped_network(SPECS[0].parent / "iris.yaml")[0]).SerializeToString()
+    b = nnspec.export(shipped_network(SPECS[0].parent / "iris.yaml")[0]).SerializeToString()
+    assert a == b
+
+
+def test_single_logistic_unit_gives_two_probabilities():
+    spec = mlp_spec("tanh", "logistic", "binary_cross_entropy", units=1, dtype="float32")
+    network = nnspec.build(spec)
+    x = np.random.default_rng(3).normal(size=(37, 4))
+    model = nnspec.export(network)
+    assert_parity(network, model, x)
+    probs = run_both(model, x)[0]["probabilities"]
+    assert probs.shape == (37, 2)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-6)
