@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from .export.graph import GraphBuilder
+    from .exporter.graph import GraphBuilder
 
 LEAKY_SLOPE = 0.01
 

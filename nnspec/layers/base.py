@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
-    from ..export.graph import GraphBuilder
+    from ..exporter.graph import GraphBuilder
 
 # A shape without the batch axis is never written: the batch is always first and is None.
 Shape = tuple[int | None, ...]
