@@ -212,12 +212,12 @@ class TrainSpec(SpecModel):
     """How the NumPy trainer runs (minibatch backpropagation)."""
 
     optimizer: OptimizerSpec = Field(
-        default_factory=lambda: AdamSpec(kind="adam"),
+        default=AdamSpec(kind="adam"),
         description="Optimizer: {kind: sgd, lr, momentum, nesterov} or "
         "{kind: adam, lr, beta1, beta2, eps}.",
     )
     lr_schedule: ScheduleSpec = Field(
-        default_factory=lambda: ConstantLR(kind="constant"),
+        default=ConstantLR(kind="constant"),
         description="Learning-rate schedule, applied per epoch: constant, step or cosine.",
     )
     batch_size: PositiveInt = Field(default=32, description="Samples per minibatch.")
@@ -295,7 +295,7 @@ class Spec(SpecModel):
         "Optional for validate and compile.",
     )
     preprocess: PreprocessSpec = Field(
-        default_factory=PreprocessSpec, description="Input (and target) standardization."
+        default=PreprocessSpec(), description="Input (and target) standardization."
     )
     layers: list[LayerSpec] = Field(
         min_length=1, description="The layers, input to output; the last one is the output."
@@ -304,8 +304,8 @@ class Spec(SpecModel):
         description="mse (mean squared error), cross_entropy (needs a softmax output; fused "
         "and numerically stable) or binary_cross_entropy (needs a logistic output)."
     )
-    train: TrainSpec = Field(default_factory=TrainSpec, description="Training settings.")
-    export: ExportSpec = Field(default_factory=ExportSpec, description="ONNX export settings.")
+    train: TrainSpec = Field(default=TrainSpec(), description="Training settings.")
+    export: ExportSpec = Field(default=ExportSpec(), description="ONNX export settings.")
 
     _source: SpecSource | None = PrivateAttr(default=None)
 

@@ -135,3 +135,29 @@ def test_single_logistic_unit_gives_two_probabilities():
     probs = run_both(model, x)[0]["probabilities"]
     assert probs.shape == (37, 2)
     np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-6)
+
+
+def test_parity_check_fails_loudly_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    from nnspec import cli
+    from nnspec.errors import ParityError
+    from nnspec.exporter import parity, to_onnx
+
+    network, x = shipped_network(SPECS[0].parent / "iris.yaml")
+    model = nnspec.export(network)
+    network.parameters()["dense_0.weight"][0, 0] += 1e-2  # the graph no longer matches
+    with pytest.raises(ParityError, match="does not match the NumPy network"):
+        parity.check_parity(network, model, x)
+
+    def broken_to_onnx(net, opset=None):
+        m = to_onnx(net, opset)
+        w = next(t for t in m.graph.initializer if t.name == "dense_0.weight")
+        w.CopyFrom(onnx.numpy_helper.from_array(
+            onnx.numpy_helper.to_array(w) + np.float32(1e-2), w.name))
+        return m
+
+    monkeypatch.setattr("nnspec.exporter.to_onnx", broken_to_onnx)
+    out = tmp_path / "iris.onnx"
+    code = cli.main(["train", str(SPECS[0].parent / "iris.yaml"), "-o", str(out), "-q"])
+    assert code == 3
+    assert "does not match" in capsys.readouterr().err
+    assert not out.exists() and list(tmp_path.iterdir()) == []

@@ -140,3 +140,17 @@ def test_sgd_momentum_formula(nesterov):
         v = 0.5 * v + g[0]
         w -= 0.1 * ((g[0] + 0.5 * v) if nesterov else v)
     assert params["w"][0] == pytest.approx(w)
+
+
+def test_regression_history_has_mse_and_r2_in_target_units():
+    text = spec("mcycle").source.text.replace("epochs: 2000", "epochs: 300")
+    text = text.replace("seed: 0", "seed: 0\n  validation_fraction: 0.2")
+    result = train_full(nnspec.load_spec(text))
+    last = result.history.epochs[-1]
+    assert {"mse", "r2", "val_mse", "val_r2", "val_loss"} <= set(last)
+    assert 0.5 < last["r2"] < 1
+    # mcycle's acceleration varies by ~48 g: an MSE in g^2, not in standardized units.
+    assert last["mse"] > 100
+    # The running train MSE is consistent with the loss on standardized targets.
+    scale = float(result.network.y_scale[0])
+    assert last["mse"] == pytest.approx(last["loss"] * scale**2, rel=1e-3)

@@ -24,7 +24,7 @@ class DenseSpec(SpecModel):
         min_length=1,
         pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$",
         description="Layer name, used for parameter and ONNX node names "
-        "(default: `dense_<index>`). Letters, digits, `_`, `.` and `-`.",
+        "(default: `dense_<index>`): a letter or `_`, then letters, digits, `_`, `.` or `-`.",
     )
     units: PositiveInt = Field(description="Number of output units (neurons) of this layer.")
     activation: ActivationName = Field(

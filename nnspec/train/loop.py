@@ -79,6 +79,9 @@ def fit(
     optimizer = OPTIMIZERS[cfg.optimizer.kind](cfg.optimizer, params)
     shuffle_rng = np.random.default_rng([cfg.seed, 2])
     xs, t = network.scale_x(train.x), network.targets(train.y)
+    if network.task == "regression":
+        y = train.y.reshape(len(train.y), -1)
+        ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
     n, bs = len(xs), min(cfg.batch_size, len(xs))
     es = cfg.early_stopping
     history = History()
@@ -97,7 +100,7 @@ def fit(
         lr = learning_rate(cfg.lr_schedule, cfg.optimizer.lr, epoch, cfg.epochs)
         optimizer.lr = lr
         order = shuffle_rng.permutation(n) if cfg.shuffle else np.arange(n)
-        total_loss, correct, sq_err = 0.0, 0, 0.0
+        total_loss, correct, sq_err = 0.0, 0, np.zeros(t.shape[1] if t.ndim == 2 else 0)
         for b, lo in enumerate(range(0, n, bs)):
             idx = order[lo : lo + bs]
             xb, tb = xs[idx], t[idx]
@@ -115,20 +118,22 @@ def fit(
             if network.task == "classification":
                 correct += _count_correct(out, tb)
             else:
-                sq_err += float(np.sum((out - tb) ** 2))
+                sq_err += np.sum((out - tb) ** 2, axis=0)
         row = {"epoch": epoch + 1, "lr": lr, "loss": total_loss / n}
         if network.task == "classification":
             row["accuracy"] = correct / n
         else:
-            # Running MSE during the epoch, on the scale the network trains on.
-            row["mse_scaled"] = sq_err / t.size
+            # Accumulated during the epoch (the weights move meanwhile, as for the loss), then
+            # brought back to the target's own units: a squared error scales by y_scale^2.
+            row.update(_running_regression(sq_err * network.y_scale.astype(np.float64) ** 2,
+                                           ss_tot, n))
         if val is not None:
             row.update({f"val_{k}": v for k, v in evaluate(network, val).items()})
         row["seconds"] = time.perf_counter() - start
         history.epochs.append(row)
         if bar is not None:
-            shown = {k: f"{row[k]:.4g}" for k in ("loss", "accuracy", "val_loss", "val_accuracy",
-                                                  "val_r2") if k in row}
+            shown = {k: f"{row[k]:.4g}" for k in ("loss", "accuracy", "r2", "val_loss",
+                                                  "val_accuracy", "val_r2") if k in row}
             bar.set_postfix(shown)
         if es is not None and val is not None:
             if _better(es.monitor, row[es.monitor], best_value, es.min_delta):
@@ -146,6 +151,11 @@ def fit(
         for k, v in params.items():
             v[...] = best_params[k]
     return history
+
+
+def _running_regression(ss_res: np.ndarray, ss_tot: np.ndarray, n: int) -> dict[str, float]:
+    r2 = 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0)
+    return {"mse": float(ss_res.sum() / (n * len(ss_res))), "r2": float(r2.mean())}
 
 
 def _count_correct(out: np.ndarray, t: np.ndarray) -> int:
