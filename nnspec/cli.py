@@ -20,14 +20,26 @@ def _validate(args) -> int:
     spec = load_spec(args.spec)
     io, rows = pipeline.resolve(spec)
     if args.json:
-        print(json.dumps({
-            "name": spec.name,
-            "task": spec.task,
-            "input": [None, io.features],
-            "layers": [{"name": r.name, "kind": r.kind, "output_shape": list(r.output_shape),
-                        "params": r.params} for r in rows],
-            "total_params": sum(r.params for r in rows),
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "name": spec.name,
+                    "task": spec.task,
+                    "input": [None, io.features],
+                    "layers": [
+                        {
+                            "name": r.name,
+                            "kind": r.kind,
+                            "output_shape": list(r.output_shape),
+                            "params": r.params,
+                        }
+                        for r in rows
+                    ],
+                    "total_params": sum(r.params for r in rows),
+                },
+                indent=2,
+            )
+        )
         return 0
     from .shapes import summary_table
 
@@ -43,11 +55,15 @@ def _compile(args) -> int:
     if dataset is not None:
         # Untrained weights, but the standardization of the training split, as train would.
         splits = pipeline.split(spec, dataset)
-        network.fit_preprocess(splits.train.x, splits.train.y if spec.task == "regression" else None)
+        network.fit_preprocess(
+            splits.train.x, splits.train.y if spec.task == "regression" else None
+        )
     pipeline.export(network, args.output)
-    print(f"wrote {args.output}: {spec.name}, untrained (seed "
-          f"{spec.train.seed if args.seed is None else args.seed}), "
-          f"{network.param_count():,} parameters, opset {spec.export.opset}")
+    print(
+        f"wrote {args.output}: {spec.name}, untrained (seed "
+        f"{spec.train.seed if args.seed is None else args.seed}), "
+        f"{network.param_count():,} parameters, opset {spec.export.opset}"
+    )
     return 0
 
 
@@ -93,8 +109,10 @@ def _print_train_summary(spec, m: dict, args) -> None:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in m["test"].items())
         print(f"test: {shown}")
     p = m["parity"]
-    print(f"parity (onnxruntime {p['provider']} vs NumPy, {p['samples']} samples): "
-          f"max abs err {p['max_abs_err']:.2e}, max rel err {p['max_rel_err']:.2e}")
+    print(
+        f"parity (onnxruntime {p['provider']} vs NumPy, {p['samples']} samples): "
+        f"max abs err {p['max_abs_err']:.2e}, max rel err {p['max_rel_err']:.2e}"
+    )
     print(f"wrote {args.output}" + (f" and {args.metrics}" if args.metrics else ""))
 
 
@@ -109,8 +127,10 @@ def _predict(args) -> int:
     text = write_predictions(model.predict(x))
     if args.output:
         atomic.write_text(args.output, text)
-        print(f"wrote {args.output}: {len(x)} rows, device {model.device} ({model.provider})",
-              file=sys.stderr)
+        print(
+            f"wrote {args.output}: {len(x)} rows, device {model.device} ({model.provider})",
+            file=sys.stderr,
+        )
     else:
         sys.stdout.write(text)
     return 0
@@ -161,8 +181,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("model", help=".onnx file written by nnspec")
     s.add_argument("input", help="CSV (with or without a header row) or .npy of (rows, features)")
     s.add_argument("-o", "--output", help="CSV to write (default: standard output)")
-    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                   help="where onnxruntime runs the model (default: auto)")
+    s.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="where onnxruntime runs the model (default: auto)",
+    )
     s.set_defaults(func=_predict)
 
     s = sub.add_parser("inspect", help="show an exported model's inputs, outputs and metadata")

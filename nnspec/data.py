@@ -53,10 +53,12 @@ BUILTIN_INFO = {
         _IRIS_CLASSES,
     ),
     "mcycle": DataInfo(1, 1, ["times"], ["accel"], None),
-    "digits": DataInfo(64, 10, [f"pixel_{r}_{c}" for r in range(8) for c in range(8)],
-                       ["digit"], _DIGIT_CLASSES),
-    "digits28": DataInfo(784, 10, [f"pixel_{r}_{c}" for r in range(28) for c in range(28)],
-                         ["digit"], _DIGIT_CLASSES),
+    "digits": DataInfo(
+        64, 10, [f"pixel_{r}_{c}" for r in range(8) for c in range(8)], ["digit"], _DIGIT_CLASSES
+    ),
+    "digits28": DataInfo(
+        784, 10, [f"pixel_{r}_{c}" for r in range(28) for c in range(28)], ["digit"], _DIGIT_CLASSES
+    ),
 }
 
 
@@ -80,8 +82,9 @@ def _bilinear_matrix(n_out: int, n_in: int) -> np.ndarray:
 @cache
 def _builtin(name: str) -> tuple[np.ndarray, np.ndarray]:
     if name in ("digits", "digits28"):
-        raw = np.loadtxt(io.BytesIO(gzip.decompress(_resource_bytes("digits.csv.gz"))),
-                         delimiter=",")
+        raw = np.loadtxt(
+            io.BytesIO(gzip.decompress(_resource_bytes("digits.csv.gz"))), delimiter=","
+        )
         x, y = raw[:, :64], raw[:, 64].astype(np.int64)
         if name == "digits28":
             r = _bilinear_matrix(28, 8)
@@ -105,8 +108,9 @@ def select_features(info: DataInfo, features: list[str] | None, where: str) -> l
     unknown = [f for f in features if f not in info.feature_names]
     if unknown:
         shown = ", ".join(info.feature_names[:8]) + (", ..." if info.features > 8 else "")
-        raise DataError(f"{where}: unknown feature(s) {', '.join(unknown)}; the features are: "
-                        f"{shown}")
+        raise DataError(
+            f"{where}: unknown feature(s) {', '.join(unknown)}; the features are: {shown}"
+        )
     return [info.feature_names.index(f) for f in features]
 
 
@@ -215,8 +219,10 @@ def load_npz(path: Path, xkey: str, ykey: str, task: str) -> Dataset:
             raise DataError(f"{path}: no array '{key}'; the archive holds: {', '.join(names)}")
     x, y = arrays[xkey], arrays[ykey]
     if x.ndim != 2 or not np.issubdtype(x.dtype, np.number):
-        raise DataError(f"{path}: array '{xkey}': expected numbers of shape (samples, features), "
-                        f"got {x.dtype} of shape {x.shape}")
+        raise DataError(
+            f"{path}: array '{xkey}': expected numbers of shape (samples, features), "
+            f"got {x.dtype} of shape {x.shape}"
+        )
     if len(y) != len(x):
         raise DataError(f"{path}: '{xkey}' has {len(x)} samples but '{ykey}' has {len(y)}")
     x = x.astype(np.float64)
@@ -226,8 +232,10 @@ def load_npz(path: Path, xkey: str, ykey: str, task: str) -> Dataset:
     feats = [f"x{i}" for i in range(x.shape[1])]
     if task == "classification":
         if y.ndim != 1:
-            raise DataError(f"{path}: array '{ykey}': expected class labels of shape (samples,), "
-                            f"got shape {y.shape}")
+            raise DataError(
+                f"{path}: array '{ykey}': expected class labels of shape (samples,), "
+                f"got shape {y.shape}"
+            )
         yi, classes = _class_encode([str(v) for v in y.tolist()], f"{path}: array '{ykey}'")
         return Dataset(x, yi, DataInfo(x.shape[1], len(classes), feats, [ykey], classes), str(path))
     y = y.reshape(len(y), -1).astype(np.float64)

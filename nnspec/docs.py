@@ -69,8 +69,7 @@ python -m nnspec.docs > docs/spec.md
 Each section has one table with a row per key:
 
 - **type**: what the value must be. Values are not coerced: `units: "10"` is an error, not 10;
-  an integer is accepted where a number is expected. Write numbers in exponent form with a
-  dot (`1.0e-4`, not `1e-4`): YAML 1.1 reads `1e-4` as a string.
+  an integer is accepted where a number is expected, and `1e-4` is read as a number.
 - **default**: the value used when the key is left out; `—` means the schema records none.
 - **required**: whether the key must be given.
 

@@ -1,9 +1,9 @@
 """The whole flow, one call per stage; the CLI and the Python API both go through here.
 
-    spec = load_spec(path)                  # YAML -> Spec, located errors
-    io, rows = resolve(spec)                # cross-field rules + shape inference
-    network, history = train(spec)          # NumPy minibatch backprop
-    model = export(network, "m.onnx")       # ONNX, checked, written atomically
+spec = load_spec(path)                  # YAML -> Spec, located errors
+io, rows = resolve(spec)                # cross-field rules + shape inference
+network, history = train(spec)          # NumPy minibatch backprop
+model = export(network, "m.onnx")       # ONNX, checked, written atomically
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from . import data as datamod
-from .data import Dataset, DataInfo
+from .data import DataInfo, Dataset
 from .errors import DataError, SpecError
 from .network import Network
 from .network import build as _build_network
@@ -74,15 +74,17 @@ def split(spec: Spec, dataset: Dataset) -> Splits:
     """Deterministic test and validation splits from ``train.seed``, stratified by class."""
     seed = spec.train.seed
     strat = dataset.y if spec.task == "classification" else None
-    keep, test_idx = datamod.split(len(dataset.x), strat, spec.data.test_fraction,
-                                   np.random.default_rng([seed, 1]))
+    keep, test_idx = datamod.split(
+        len(dataset.x), strat, spec.data.test_fraction, np.random.default_rng([seed, 1])
+    )
     rest = dataset.take(keep)
     test = dataset.take(test_idx) if len(test_idx) else None
     val = None
     if spec.train.validation_fraction > 0:
         strat = rest.y if spec.task == "classification" else None
-        tr, va = datamod.split(len(rest.x), strat, spec.train.validation_fraction,
-                               np.random.default_rng([seed, 3]))
+        tr, va = datamod.split(
+            len(rest.x), strat, spec.train.validation_fraction, np.random.default_rng([seed, 3])
+        )
         rest, val = rest.take(tr), rest.take(va)
     return Splits(rest, val, test)
 

@@ -51,8 +51,10 @@ def read_inputs(path: Path, feature_names: list[str] | None, n_features: int | N
         cols = [header.index(f) for f in feature_names]
     elif header and feature_names and len(header) != n_features:
         missing = [f for f in feature_names if f not in header]
-        raise DataError(f"{path}:1: the model's feature column(s) {', '.join(missing)} are not "
-                        f"in the header ({', '.join(header)})")
+        raise DataError(
+            f"{path}:1: the model's feature column(s) {', '.join(missing)} are not "
+            f"in the header ({', '.join(header)})"
+        )
     x = np.empty((len(rows), len(cols) if cols else len(rows[0]) if rows else 0))
     first = 2 if header else 1
     for i, row in enumerate(rows):
@@ -64,7 +66,9 @@ def read_inputs(path: Path, feature_names: list[str] | None, n_features: int | N
                 x[i, j] = float(cell)
             except ValueError:
                 name = header[cols[j]] if header else f"column {j + 1}"
-                raise DataError(f"{path}:{first + i}: {name}: expected a number, got {cell!r}") from None
+                raise DataError(
+                    f"{path}:{first + i}: {name}: expected a number, got {cell!r}"
+                ) from None
     return x
 
 

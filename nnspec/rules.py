@@ -32,30 +32,49 @@ def _layer_issues(spec: Spec) -> list[Issue]:
     seen: dict[str, int] = {}
     for i, (layer, name) in enumerate(zip(spec.layers, spec.layer_names(), strict=True)):
         if name in seen:
-            issues.append(src.issue(("layers", i, "name"),
-                                    f"layer name '{name}' is already used by layers[{seen[name]}]"))
+            issues.append(
+                src.issue(
+                    ("layers", i, "name"),
+                    f"layer name '{name}' is already used by layers[{seen[name]}]",
+                )
+            )
         seen.setdefault(name, i)
         act = getattr(layer, "activation", None)
         if act == "softmax" and i != last:
-            issues.append(src.issue(
-                ("layers", i, "activation"),
-                f"softmax is only allowed on the last layer (layers[{last}]); it normalizes "
-                "across units, so use logistic, tanh, relu, ... in hidden layers"))
+            issues.append(
+                src.issue(
+                    ("layers", i, "activation"),
+                    f"softmax is only allowed on the last layer (layers[{last}]); it normalizes "
+                    "across units, so use logistic, tanh, relu, ... in hidden layers",
+                )
+            )
     out_act = getattr(spec.layers[-1], "activation", None)
     needed = LOSSES[spec.loss].output_activation
     if needed and out_act != needed:
-        issues.append(src.issue(
-            ("loss",), f"{spec.loss} expects a {needed} output layer, got activation "
-            f"'{out_act}' on layers[{last}]"))
+        issues.append(
+            src.issue(
+                ("loss",),
+                f"{spec.loss} expects a {needed} output layer, got activation "
+                f"'{out_act}' on layers[{last}]",
+            )
+        )
     if spec.task == "regression":
         if spec.loss != "mse":
             issues.append(src.issue(("loss",), f"regression expects loss mse, got {spec.loss}"))
         if out_act == "softmax":
-            issues.append(src.issue(("layers", last, "activation"),
-                                    "regression outputs cannot be a softmax; use identity"))
+            issues.append(
+                src.issue(
+                    ("layers", last, "activation"),
+                    "regression outputs cannot be a softmax; use identity",
+                )
+            )
     elif spec.preprocess.standardize_target:
-        issues.append(src.issue(("preprocess", "standardize_target"),
-                                "standardize_target applies to regression only"))
+        issues.append(
+            src.issue(
+                ("preprocess", "standardize_target"),
+                "standardize_target applies to regression only",
+            )
+        )
     return issues
 
 
@@ -64,15 +83,25 @@ def _train_issues(spec: Spec) -> list[Issue]:
     es = tr.early_stopping
     if es is not None:
         if tr.validation_fraction == 0:
-            issues.append(src.issue(("train", "early_stopping"),
-                                    "early stopping needs a validation split; set "
-                                    "train.validation_fraction, e.g. 0.1"))
+            issues.append(
+                src.issue(
+                    ("train", "early_stopping"),
+                    "early stopping needs a validation split; set "
+                    "train.validation_fraction, e.g. 0.1",
+                )
+            )
         cls_only, reg_only = {"val_accuracy"}, {"val_mse", "val_r2"}
         if (spec.task == "regression" and es.monitor in cls_only) or (
             spec.task == "classification" and es.monitor in reg_only
         ):
-            issues.append(src.issue(("train", "early_stopping", "monitor"),
-                                    f"{es.monitor} is not a {spec.task} metric"))
+            allowed = ["val_loss", *sorted(cls_only if spec.task == "classification" else reg_only)]
+            issues.append(
+                src.issue(
+                    ("train", "early_stopping", "monitor"),
+                    f"{es.monitor} is not a {spec.task} metric; expected "
+                    f"{', '.join(allowed[:-1])} or {allowed[-1]}",
+                )
+            )
     return issues
 
 
@@ -85,48 +114,78 @@ def check(spec: Spec, data: DataInfo | None) -> ModelIO:
 
     features = spec.input.features if spec.input else None
     if data is not None and features is not None and features != data.features:
-        issues.append(src.issue(("input", "features"),
-                                f"the data has {data.features} features, but input.features "
-                                f"is {features}"))
+        issues.append(
+            src.issue(
+                ("input", "features"),
+                f"the data has {data.features} features, but input.features is {features}",
+            )
+        )
     if features is None:
         if data is None:
-            issues.append(src.issue((), "the input size is unknown: give input: {features: N} "
-                                    "or a data source"))
+            issues.append(
+                src.issue(
+                    (), "the input size is unknown: give input: {features: N} or a data source"
+                )
+            )
             raise SpecError(issues)
         features = data.features
 
     class_names = None
     if spec.task == "classification" and data is not None and data.class_names is None:
-        issues.append(src.issue(("task",), "the data's target is real-valued, not class labels; "
-                                "expected task: regression"))
+        issues.append(
+            src.issue(
+                ("task",),
+                "the data's target is real-valued, not class labels; expected task: regression",
+            )
+        )
     elif spec.task == "classification":
         if data is not None:
             class_names = data.class_names
             if spec.classes is not None and list(spec.classes) != class_names:
-                issues.append(src.issue(("classes",), f"the data's classes are {class_names}, "
-                                        f"but classes lists {list(spec.classes)}"))
+                issues.append(
+                    src.issue(
+                        ("classes",),
+                        f"the data's classes are {class_names}, "
+                        f"but classes lists {list(spec.classes)}",
+                    )
+                )
         elif spec.classes is not None:
             class_names = list(spec.classes)
         n = len(class_names) if class_names else None
-        binary_ok = n == 2 and units == 1 and getattr(spec.layers[-1], "activation", "") == "logistic"
+        binary_ok = (
+            n == 2 and units == 1 and getattr(spec.layers[-1], "activation", "") == "logistic"
+        )
         if n is not None and units is not None and units != n and not binary_ok:
-            issues.append(src.issue(("layers", last, "units"),
-                                    f"the output layer has {units} units, but the data has {n} "
-                                    f"classes; expected units: {n}"))
+            issues.append(
+                src.issue(
+                    ("layers", last, "units"),
+                    f"the output layer has {units} units, but the data has {n} "
+                    f"classes; expected units: {n}",
+                )
+            )
         if class_names is None and units is not None:
             class_names = [str(i) for i in range(2 if units == 1 else units)]
     elif data is not None and units is not None and units != data.outputs:
-        issues.append(src.issue(("layers", last, "units"),
-                                f"the output layer has {units} units, but the data has "
-                                f"{data.outputs} target column(s)"))
+        issues.append(
+            src.issue(
+                ("layers", last, "units"),
+                f"the output layer has {units} units, but the data has "
+                f"{data.outputs} target column(s)",
+            )
+        )
     if issues:
         raise SpecError(issues)
 
     if spec.input and spec.input.names:
         feature_names = list(spec.input.names)
         if len(feature_names) != features:
-            raise SpecError([src.issue(("input", "names"),
-                                       f"expected {features} names, got {len(feature_names)}")])
+            raise SpecError(
+                [
+                    src.issue(
+                        ("input", "names"), f"expected {features} names, got {len(feature_names)}"
+                    )
+                ]
+            )
     elif data is not None:
         feature_names = list(data.feature_names)
     else:
@@ -134,6 +193,7 @@ def check(spec: Spec, data: DataInfo | None) -> ModelIO:
     if data is not None:
         target_names = list(data.target_names)
     else:
-        target_names = ["label"] if spec.task == "classification" else [
-            f"y{i}" for i in range(units or 1)]
+        target_names = (
+            ["label"] if spec.task == "classification" else [f"y{i}" for i in range(units or 1)]
+        )
     return ModelIO(features, units or 0, feature_names, target_names, class_names)

@@ -45,12 +45,19 @@ def summary_table(spec: Spec, io: ModelIO, rows: list[LayerSummary]) -> str:
 
     def line(row):
         return "  ".join(
-            cell.rjust(w) if c == 3 else cell.ljust(w) for c, (cell, w) in enumerate(zip(row, widths))
+            cell.rjust(w) if c == 3 else cell.ljust(w)
+            for c, (cell, w) in enumerate(zip(row, widths, strict=True))
         ).rstrip()
 
     total = sum(r.params for r in rows)
     rule = "-" * len(line(header))
     return "\n".join(
-        [f"{spec.name} ({spec.task})", line(header), rule, *map(line, body), rule,
-         f"total parameters: {total:,}"]
+        [
+            f"{spec.name} ({spec.task})",
+            line(header),
+            rule,
+            *map(line, body),
+            rule,
+            f"total parameters: {total:,}",
+        ]
     )

@@ -326,7 +326,9 @@ def read_spec_text(path: str | Path) -> str:
     except FileNotFoundError:
         raise SpecError([Issue("no such file", (), str(path))]) from None
     except IsADirectoryError:
-        raise SpecError([Issue("is a directory; expected a YAML spec file", (), str(path))]) from None
+        raise SpecError(
+            [Issue("is a directory; expected a YAML spec file", (), str(path))]
+        ) from None
     except OSError as e:
         raise SpecError([Issue(f"cannot read the file: {e.strerror}", (), str(path))]) from None
     try:
@@ -335,8 +337,15 @@ def read_spec_text(path: str | Path) -> str:
         line = raw[: e.start].count(b"\n") + 1
         col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
         raise SpecError(
-            [Issue(f"not UTF-8 text (byte 0x{raw[e.start]:02x}); expected a YAML spec", (),
-                   str(path), line, col)]
+            [
+                Issue(
+                    f"not UTF-8 text (byte 0x{raw[e.start]:02x}); expected a YAML spec",
+                    (),
+                    str(path),
+                    line,
+                    col,
+                )
+            ]
         ) from None
 
 
@@ -346,7 +355,9 @@ def parse_spec(text: str, file: str | None = None) -> Spec:
     if not isinstance(data, dict):
         line, col = marks.value(()) or (1, 1)
         got = "a list" if isinstance(data, list) else f"{type(data).__name__} {data!r}"
-        raise SpecError([Issue(f"expected a mapping of spec fields, got {got}", (), file, line, col)])
+        raise SpecError(
+            [Issue(f"expected a mapping of spec fields, got {got}", (), file, line, col)]
+        )
     try:
         spec = Spec.model_validate(data)
     except ValidationError as e:

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, Tag, ValidationError
 
-from .errors import Issue, YamlPath
+from .errors import Issue, YamlPath, format_path
 from .yamlload import Marks
 
 
@@ -34,9 +34,23 @@ def _describe(value: Any) -> str:
     return repr(value)
 
 
+# Names that other frameworks use for an option nnspec spells differently; difflib cannot see
+# that "sigmoid" means "logistic".
+_SYNONYMS = {
+    "sigmoid": "logistic",
+    "linear": "identity",
+    "none": "identity",
+    "categorical_crossentropy": "cross_entropy",
+    "mean_squared_error": "mse",
+}
+
+
 def _did_you_mean(word: Any, options: list[str]) -> str:
     if not isinstance(word, str):
         return ""
+    synonym = _SYNONYMS.get(word.lower())
+    if synonym in options:
+        return f"did you mean '{synonym}'?"
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else ""
 
@@ -48,6 +62,17 @@ def _unknown(what: str, word: Any, options: list[str]) -> str:
     if hint:
         return f"unknown {what} '{word}'; {hint} Expected one of: {', '.join(options)}"
     return f"unknown {what} '{word}'; {expected}"
+
+
+def _nested_homes(models: list[type[BaseModel]], key: Any) -> list[tuple[str, Any]]:
+    """The fields one level down that accept ``key``: ``epochs`` -> ``[("train", "epochs")]``."""
+    homes: list[tuple[str, Any]] = []
+    for m in models:
+        for name, f in m.model_fields.items():
+            for t, _ in _flatten(f.annotation):
+                if _is_model(t) and key in t.model_fields and (name, key) not in homes:
+                    homes.append((name, key))
+    return homes
 
 
 def _flatten(tp: Any) -> list[tuple[Any, str | None]]:
@@ -86,7 +111,7 @@ def models_at(root: type[BaseModel], loc: tuple) -> list[tuple[type[BaseModel], 
     for part in loc:
         flat = [ft for t, _ in current for ft in _flatten(t)]
         nxt: list[tuple[Any, str | None]] = []
-        for t, tag in flat:
+        for t, _tag in flat:
             if isinstance(part, int) and typing.get_origin(t) is list:
                 nxt.append((typing.get_args(t)[0], None))
             elif _is_model(t) and part in t.model_fields:
@@ -118,7 +143,9 @@ def _first_sentence(text: str | None) -> str:
     return (text or "").split(". ")[0].rstrip(".")
 
 
-def _message(err: dict, models: list[type[BaseModel]], tags: list[str]) -> str:
+def _message(
+    err: dict, models: list[type[BaseModel]], tags: list[str], parent: YamlPath = ()
+) -> str:
     kind = err["type"]
     ctx = err.get("ctx") or {}
     got = _describe(err.get("input"))
@@ -132,10 +159,21 @@ def _message(err: dict, models: list[type[BaseModel]], tags: list[str]) -> str:
         return f"missing required key '{field}'{hint}"
     if kind == "extra_forbidden":
         allowed = sorted({f for m in models for f in m.model_fields})
+        homes = _nested_homes(models, loc[-1])
+        if homes:
+            # A known key one level too high (epochs at the top is train.epochs): say where it
+            # goes rather than guess a spelling.
+            spelled = " or ".join(f"'{format_path((*parent, *home))}'" for home in homes)
+            return (
+                f"unknown key '{loc[-1]}' here; did you mean {spelled}? Expected one of: "
+                f"{', '.join(allowed)}"
+            )
         return _unknown("key", loc[-1], allowed)
     if kind == "union_tag_invalid":
         disc = ctx.get("discriminator", "").strip("'")
-        what = "layer kind" if loc and loc[0] == "layers" else disc
+        # Name the union by the key holding it: "unknown optimizer kind", not "unknown kind".
+        owner = next((p for p in reversed(loc) if isinstance(p, str)), "")
+        what = "layer kind" if owner == "layers" else f"{owner} {disc}".strip()
         return _unknown(what, ctx.get("tag"), tags)
     if kind == "union_tag_not_found":
         disc = ctx.get("discriminator", "").strip("'")
@@ -153,8 +191,12 @@ def _message(err: dict, models: list[type[BaseModel]], tags: list[str]) -> str:
         hint = _did_you_mean(err.get("input"), options)
         return f"expected {expected}, got {got}" + (f"; {hint}" if hint else "")
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<",
-              "less_than_equal": "<="}[kind]
+        op = {
+            "greater_than": ">",
+            "greater_than_equal": ">=",
+            "less_than": "<",
+            "less_than_equal": "<=",
+        }[kind]
         bound = next(iter(ctx.values()))
         number = "an integer" if isinstance(err.get("input"), int) else "a number"
         if kind == "greater_than" and bound == 0:
@@ -176,6 +218,9 @@ def _message(err: dict, models: list[type[BaseModel]], tags: list[str]) -> str:
         "model_type": "a mapping",
         "model_attributes_type": "a mapping",
     }
+    if kind == "string_type" and isinstance(err.get("input"), bool):
+        # YAML 1.1 reads unquoted yes/no/on/off/true/false as booleans (classes: [no, yes]).
+        return f"expected a string, got {got}; quote words like yes, no, on, off: 'no'"
     if kind in simple:
         return f"expected {simple[kind]}, got {got}"
     if kind == "too_short":
@@ -204,7 +249,7 @@ def issues_from_validation_error(
         candidates = models_at(root, owner_loc)
         models = [m for m, _ in candidates]
         tags = sorted({t for m, tag in candidates if (t := _model_tag(m, tag))})
-        message = _message(err, models, tags)
+        message = _message(err, models, tags, path[:-1])
         if kind in ("union_tag_invalid",) and isinstance(err.get("input"), dict):
             key = next((k for k in ("kind",) if k in err["input"]), None)
             if key:

@@ -16,15 +16,26 @@ SPECS = ROOT / "specs"
 
 
 def nnspec(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nnspec", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "nnspec", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def test_validate_prints_shape_table():
     out = nnspec("validate", SPECS / "dbn.yaml")
     assert out.returncode == 0, out.stderr
-    for expected in ("hidden1  dense  (batch, 500)", "(batch, 2000)", "392,500", "1,002,000",
-                     "total parameters: 1,665,010", "valid"):
+    for expected in (
+        "hidden1  dense  (batch, 500)",
+        "(batch, 2000)",
+        "392,500",
+        "1,002,000",
+        "total parameters: 1,665,010",
+        "valid",
+    ):
         assert expected in out.stdout
 
 
@@ -69,8 +80,7 @@ def test_compile_without_data(tmp_path):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("train")
-    out = nnspec("train", SPECS / "iris.yaml", "-o", tmp / "iris.onnx", "--metrics",
-                 tmp / "m.json")
+    out = nnspec("train", SPECS / "iris.yaml", "-o", tmp / "iris.onnx", "--metrics", tmp / "m.json")
     assert out.returncode == 0, out.stderr
     return tmp, out
 
@@ -98,8 +108,15 @@ def test_predict_csv_with_header(trained, tmp_path):
     tmp, _ = trained
     rows = (ROOT / "nnspec" / "datasets" / "iris.csv").read_text().splitlines()
     (tmp_path / "new.csv").write_text("\n".join([rows[0], rows[1], rows[60], rows[140]]) + "\n")
-    out = nnspec("predict", tmp / "iris.onnx", tmp_path / "new.csv", "-o", tmp_path / "o.csv",
-                 "--device", "cpu")
+    out = nnspec(
+        "predict",
+        tmp / "iris.onnx",
+        tmp_path / "new.csv",
+        "-o",
+        tmp_path / "o.csv",
+        "--device",
+        "cpu",
+    )
     assert out.returncode == 0, out.stderr
     table = list(csv.DictReader((tmp_path / "o.csv").open()))
     assert [r["label"] for r in table] == ["setosa", "versicolor", "virginica"]
@@ -137,9 +154,15 @@ def test_inspect(trained):
     tmp, _ = trained
     out = nnspec("inspect", tmp / "iris.onnx")
     assert out.returncode == 0, out.stderr
-    for expected in ("IR:        8; opset: ai.onnx 18", "params:    83",
-                     "input: float32 (batch, 4)", "probabilities: float32 (batch, 3)",
-                     "label: int64 (batch)", "nnspec_class_names", "nnspec_spec_sha256"):
+    for expected in (
+        "IR:        8; opset: ai.onnx 18",
+        "params:    83",
+        "input: float32 (batch, 4)",
+        "probabilities: float32 (batch, 3)",
+        "label: int64 (batch)",
+        "nnspec_class_names",
+        "nnspec_spec_sha256",
+    ):
         assert expected in out.stdout
 
 

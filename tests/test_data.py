@@ -12,8 +12,12 @@ from nnspec.errors import DataError
 
 @pytest.mark.parametrize(
     "name,shape,outputs",
-    [("iris", (150, 4), 3), ("mcycle", (133, 1), 1), ("digits", (1797, 64), 10),
-     ("digits28", (1797, 784), 10)],
+    [
+        ("iris", (150, 4), 3),
+        ("mcycle", (133, 1), 1),
+        ("digits", (1797, 64), 10),
+        ("digits28", (1797, 784), 10),
+    ],
 )
 def test_builtin_shapes_match_their_static_info(name, shape, outputs):
     ds = data.load_builtin(name, task="regression" if name == "mcycle" else "classification")
@@ -44,8 +48,9 @@ def test_digits28_is_a_smooth_upscaling_of_digits():
     np.testing.assert_allclose(r.sum(axis=1), 1)
 
 
-def write_spec(tmp_path, data_line: str, task="classification", units=2, act="softmax",
-               loss="cross_entropy"):
+def write_spec(
+    tmp_path, data_line: str, task="classification", units=2, act="softmax", loss="cross_entropy"
+):
     path = tmp_path / "spec.yaml"
     path.write_text(
         f"spec_version: 1\nname: t\ntask: {task}\ndata: {data_line}\nlayers:\n"
@@ -72,8 +77,9 @@ def test_csv_relative_to_the_spec_file(tmp_path, monkeypatch):
 def test_csv_regression_several_targets(tmp_path):
     rows = ["x,y1,y2"] + [f"{i},{2 * i},{-i}" for i in range(12)]
     (tmp_path / "r.csv").write_text("\n".join(rows) + "\n")
-    spec = write_spec(tmp_path, "{csv: r.csv, target: [y1, y2]}", "regression", 2, "identity",
-                      "mse")
+    spec = write_spec(
+        tmp_path, "{csv: r.csv, target: [y1, y2]}", "regression", 2, "identity", "mse"
+    )
     io, _ = pipeline.resolve(spec)
     assert io.features == 1 and io.outputs == 2 and io.target_names == ["y1", "y2"]
 

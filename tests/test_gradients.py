@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 from helpers import mlp_spec
@@ -14,21 +16,25 @@ HIDDEN = [a for a, f in ACTIVATIONS.items() if not f.output_only]
 H = 1e-6
 
 
+def central_differences(f, array: np.ndarray) -> np.ndarray:
+    """d f() / d array, entry by entry, perturbing ``array`` in place (then restoring it)."""
+    grad = np.zeros_like(array)
+    for i in np.ndindex(array.shape):
+        old = array[i]
+        array[i] = old + H
+        plus = f()
+        array[i] = old - H
+        minus = f()
+        array[i] = old
+        grad[i] = (plus - minus) / (2 * H)
+    return grad
+
+
 def numeric_gradients(network, x, y) -> dict[str, np.ndarray]:
-    """Central differences of the loss, one parameter entry at a time."""
-    out = {}
-    for name, p in network.parameters().items():
-        g = np.zeros_like(p)
-        for i in np.ndindex(p.shape):
-            old = p[i]
-            p[i] = old + H
-            plus, _ = network.loss_and_gradients(x, y)
-            p[i] = old - H
-            minus, _ = network.loss_and_gradients(x, y)
-            p[i] = old
-            g[i] = (plus - minus) / (2 * H)
-        out[name] = g
-    return out
+    def loss():
+        return network.loss_and_gradients(x, y)[0]
+
+    return {name: central_differences(loss, p) for name, p in network.parameters().items()}
 
 
 def rel_error(a: np.ndarray, b: np.ndarray) -> float:
@@ -63,8 +69,9 @@ CASES += [("logistic", out, "mse", "classification", 3) for out in ACTIVATIONS]
 CASES += [(h, "identity", "mse", "regression", 2) for h in HIDDEN]
 
 
-@pytest.mark.parametrize("hidden,output,loss,task,units", CASES,
-                         ids=[f"{c[0]}-{c[1]}-{c[2]}-{c[4]}" for c in CASES])
+@pytest.mark.parametrize(
+    "hidden,output,loss,task,units", CASES, ids=[f"{c[0]}-{c[1]}-{c[2]}-{c[4]}" for c in CASES]
+)
 def test_activation_loss_gradients(hidden, output, loss, task, units):
     spec = mlp_spec(hidden, output, loss, task, units=units)
     network = nnspec.build(spec)
@@ -91,43 +98,25 @@ def test_standardized_regression_targets_gradient():
     assert_gradients_match(network, x, y)
 
 
+def half_squared_error(layer, x, target) -> float:
+    return 0.5 * float(np.sum((layer.forward(x, training=True) - target) ** 2))
+
+
 @pytest.mark.parametrize("kind", sorted(LAYERS))
 def test_every_registered_kind_gradient(kind):
-    """Each registry example as a hidden layer between an input and an mse head."""
+    """Each registry example on its own under a half squared error: parameters and input."""
     for example, in_shape in LAYERS[kind].examples():
         rng = np.random.default_rng(1)
         layer = LAYERS[kind].layer(example, "under_test", in_shape, rng, np.float64)
         x = rng.normal(size=(5, *in_shape[1:]))
         target = rng.normal(size=(5, *example.output_shape(in_shape)[1:]))
-
-        def loss_fn():
-            out = layer.forward(x, training=True)
-            return 0.5 * float(np.sum((out - target) ** 2)), out - target
-
-        _, dout = loss_fn()
-        dx = layer.backward(dout)
+        dx = layer.backward(layer.forward(x, training=True) - target)
+        analytic = {name: g.copy() for name, g in layer.grads.items()}
+        loss = partial(half_squared_error, layer, x, target)
         for name, p in layer.params.items():
-            analytic = layer.grads[name].copy()
-            numeric = np.zeros_like(p)
-            for i in np.ndindex(p.shape):
-                old = p[i]
-                p[i] = old + H
-                plus, _ = loss_fn()
-                p[i] = old - H
-                minus, _ = loss_fn()
-                p[i] = old
-                numeric[i] = (plus - minus) / (2 * H)
-            assert rel_error(analytic, numeric) < 1e-6, (kind, example, name)
-        numeric_dx = np.zeros_like(x)
-        for i in np.ndindex(x.shape):
-            old = x[i]
-            x[i] = old + H
-            plus, _ = loss_fn()
-            x[i] = old - H
-            minus, _ = loss_fn()
-            x[i] = old
-            numeric_dx[i] = (plus - minus) / (2 * H)
-        assert rel_error(dx, numeric_dx) < 1e-6, (kind, example, "input")
+            err = rel_error(analytic[name], central_differences(loss, p))
+            assert err < 1e-6, (kind, example, name)
+        assert rel_error(dx, central_differences(loss, x)) < 1e-6, (kind, example, "input")
 
 
 def test_loss_and_gradients_returns_copies_keyed_like_parameters():
@@ -135,8 +124,11 @@ def test_loss_and_gradients_returns_copies_keyed_like_parameters():
     x, y = data("classification")
     loss, grads = network.loss_and_gradients(x, y)
     assert isinstance(loss, float) and loss > 0
-    assert list(grads) == list(network.parameters()) == [
-        "dense_0.weight", "dense_0.bias", "dense_1.weight", "dense_1.bias"]
+    assert (
+        list(grads)
+        == list(network.parameters())
+        == ["dense_0.weight", "dense_0.bias", "dense_1.weight", "dense_1.bias"]
+    )
     assert network.parameters()["dense_0.weight"].shape == (4, 5)
     assert network.parameters()["dense_1.bias"].shape == (3,)
     grads["dense_0.weight"][...] = 0

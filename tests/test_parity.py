@@ -25,8 +25,10 @@ def run_both(model: onnx.ModelProto, x: np.ndarray) -> list[dict[str, np.ndarray
     names = [o.name for o in model.graph.output]
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     ref = ReferenceEvaluator(model)
-    return [dict(zip(names, sess.run(None, {"input": x}), strict=True)),
-            dict(zip(names, ref.run(None, {"input": x}), strict=True))]
+    return [
+        dict(zip(names, sess.run(None, {"input": x}), strict=True)),
+        dict(zip(names, ref.run(None, {"input": x}), strict=True)),
+    ]
 
 
 def assert_parity(network: Network, model: onnx.ModelProto, x: np.ndarray):
@@ -95,10 +97,12 @@ def test_every_registered_kind_parity(kind):
             f"input: {{features: {in_shape[1]}}}\n"
             f"layers: [{{kind: dense, units: {example.output_shape(in_shape)[1]}}}]\nloss: mse\n"
         )
-        io = ModelIO(in_shape[1], example.output_shape(in_shape)[1], ["a"] * in_shape[1],
-                     ["y"], None)
-        layer = LAYERS[kind].layer(example, "under_test", in_shape,
-                                   np.random.default_rng(0), np.float32)
+        io = ModelIO(
+            in_shape[1], example.output_shape(in_shape)[1], ["a"] * in_shape[1], ["y"], None
+        )
+        layer = LAYERS[kind].layer(
+            example, "under_test", in_shape, np.random.default_rng(0), np.float32
+        )
         network = Network(spec, io, [layer], np.float32)
         x = np.random.default_rng(2).normal(size=(37, in_shape[1]))
         assert_parity(network, nnspec.export(network), x)
@@ -151,8 +155,9 @@ def test_parity_check_fails_loudly_and_writes_nothing(tmp_path, monkeypatch, cap
     def broken_to_onnx(net, opset=None):
         m = to_onnx(net, opset)
         w = next(t for t in m.graph.initializer if t.name == "dense_0.weight")
-        w.CopyFrom(onnx.numpy_helper.from_array(
-            onnx.numpy_helper.to_array(w) + np.float32(1e-2), w.name))
+        w.CopyFrom(
+            onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(w) + np.float32(1e-2), w.name)
+        )
         return m
 
     monkeypatch.setattr("nnspec.exporter.to_onnx", broken_to_onnx)

@@ -8,13 +8,13 @@ import sys
 import threading
 from pathlib import Path
 
+import nnspec_runtime
 import numpy as np
 import pytest
 from conftest import ROOT
+from nnspec_runtime import DeviceError, Model, RuntimeModelError
 
 import nnspec
-import nnspec_runtime
-from nnspec_runtime import DeviceError, Model, RuntimeModelError
 
 
 @pytest.fixture(scope="module")
@@ -94,13 +94,13 @@ def test_cuda_without_gpu_is_a_clear_error(iris_model):
 def test_cuda_refused_when_session_falls_back(monkeypatch, iris_model):
     """If onnxruntime makes a CPU session although CUDA was asked for, refuse it."""
     import onnxruntime
-
     from nnspec_runtime import model as runtime_model
 
     monkeypatch.setattr(runtime_model, "_cuda_available", lambda ort: True)
     real = runtime_model._session
     monkeypatch.setattr(
-        runtime_model, "_session",
+        runtime_model,
+        "_session",
         lambda ort, data, providers: real(ort, data, ["CPUExecutionProvider"]),
     )
     monkeypatch.setattr(onnxruntime, "preload_dlls", lambda: None, raising=False)
@@ -128,10 +128,16 @@ def test_large_inputs_run_in_chunks(iris_model, monkeypatch):
     model = Model(iris_model[0], device="cpu", chunk_size=1000)
     calls = []
     real_run = model.session.run
-    model.session = type("S", (), {
-        "run": lambda self, names, feeds: calls.append(len(feeds["input"])) or real_run(names, feeds),
-        "get_providers": lambda self: ["CPUExecutionProvider"],
-    })()
+    model.session = type(
+        "S",
+        (),
+        {
+            "run": lambda self, names, feeds: (
+                calls.append(len(feeds["input"])) or real_run(names, feeds)
+            ),
+            "get_providers": lambda self: ["CPUExecutionProvider"],
+        },
+    )()
     x = np.random.default_rng(1).normal(size=(2500, 4))
     out = model.run(x)
     assert calls == [1000, 1000, 500]

@@ -76,7 +76,8 @@ def test_history_has_metrics_per_epoch():
     row = result.history.epochs[0]
     assert {"epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"} <= set(row)
     assert [r["epoch"] for r in result.history.epochs] == list(
-        range(1, result.history.epochs_run + 1))
+        range(1, result.history.epochs_run + 1)
+    )
     assert result.history.epochs[-1]["loss"] < result.history.epochs[0]["loss"]
 
 

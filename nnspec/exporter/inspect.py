@@ -35,8 +35,11 @@ def describe(path: Path) -> str:
     model = load(path)
     g = model.graph
     meta = {p.key: p.value for p in model.metadata_props}
-    params = sum(int(np.prod(t.dims)) for t in g.initializer
-                 if not t.name.startswith(("preprocess.", "postprocess.")) and "/" not in t.name)
+    params = sum(
+        int(np.prod(t.dims))
+        for t in g.initializer
+        if not t.name.startswith(("preprocess.", "postprocess.")) and "/" not in t.name
+    )
     opsets = ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in model.opset_import)
     lines = [
         f"{path}",
@@ -59,6 +62,8 @@ def describe(path: Path) -> str:
                 pass
             lines.append(f"    {k}: {v if len(v) <= 200 else v[:197] + '...'}")
     if "nnspec_spec_yaml" in meta:
-        lines.append(f"  spec:      {len(meta['nnspec_spec_yaml'].splitlines())} lines of YAML "
-                     "(nnspec_spec_yaml)")
+        lines.append(
+            f"  spec:      {len(meta['nnspec_spec_yaml'].splitlines())} lines of YAML "
+            "(nnspec_spec_yaml)"
+        )
     return "\n".join(lines)

@@ -33,8 +33,9 @@ def check_parity(network: Network, model: onnx.ModelProto, x: np.ndarray) -> dic
     want = network.predict(np.asarray(x, np.float32))
     key = "prediction" if network.task == "regression" else "probabilities"
     result = compare(got[key], want[key])
-    result.update({"provider": runtime.provider, "samples": int(len(x)),
-                   "rtol": RTOL, "atol": ATOL})
+    result.update(
+        {"provider": runtime.provider, "samples": int(len(x)), "rtol": RTOL, "atol": ATOL}
+    )
     if result["worst_ratio"] > 1:
         raise ParityError(
             f"the exported model does not match the NumPy network on {len(x)} held-out samples: "

@@ -51,19 +51,27 @@ def to_onnx(network: Network, opset: int | None = None) -> onnx.ModelProto:
     x = "input"
     g.unique(x)
     if spec.preprocess.standardize:
-        x = g.node("Sub", [x, g.initializer("preprocess.mean", network.x_mean)],
-                   name="preprocess/Sub")
-        x = g.node("Div", [x, g.initializer("preprocess.scale", network.x_scale)],
-                   name="preprocess/Div")
+        x = g.node(
+            "Sub", [x, g.initializer("preprocess.mean", network.x_mean)], name="preprocess/Sub"
+        )
+        x = g.node(
+            "Div", [x, g.initializer("preprocess.scale", network.x_scale)], name="preprocess/Div"
+        )
     for layer_spec, layer in zip(spec.layers, network.layers, strict=True):
         x = LAYERS[layer_spec.kind].lower(layer, g, x)
 
     if spec.task == "regression":
         if spec.preprocess.standardize_target:
-            x = g.node("Mul", [x, g.initializer("postprocess.scale", network.y_scale)],
-                       name="postprocess/Mul")
-            x = g.node("Add", [x, g.initializer("postprocess.mean", network.y_mean)],
-                       name="postprocess/Add")
+            x = g.node(
+                "Mul",
+                [x, g.initializer("postprocess.scale", network.y_scale)],
+                name="postprocess/Mul",
+            )
+            x = g.node(
+                "Add",
+                [x, g.initializer("postprocess.mean", network.y_mean)],
+                name="postprocess/Add",
+            )
         g.nodes.append(helper.make_node("Identity", [x], ["prediction"], name="prediction"))
         outputs = [_io("prediction", TensorProto.FLOAT, [BATCH, io.outputs])]
     else:
@@ -72,8 +80,11 @@ def to_onnx(network: Network, opset: int | None = None) -> onnx.ModelProto:
             q = g.node("Sub", [one, x], name="postprocess/complement")
             x = g.node("Concat", [q, x], name="postprocess/Concat", axis=1)
         g.nodes.append(helper.make_node("Identity", [x], ["probabilities"], name="probabilities"))
-        g.nodes.append(helper.make_node("ArgMax", ["probabilities"], ["label"], name="label",
-                                        axis=1, keepdims=0))
+        g.nodes.append(
+            helper.make_node(
+                "ArgMax", ["probabilities"], ["label"], name="label", axis=1, keepdims=0
+            )
+        )
         n_classes = len(io.class_names or []) or max(io.outputs, 2)
         outputs = [
             _io("probabilities", TensorProto.FLOAT, [BATCH, n_classes]),

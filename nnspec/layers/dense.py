@@ -102,6 +102,5 @@ def lower_dense(layer: Dense, g, x: str) -> str:
 def examples() -> list[tuple[DenseSpec, Shape]]:
     """One small dense layer per activation, for the gradient and parity tests."""
     return [
-        (DenseSpec(kind="dense", units=3, activation=act), (None, 4))
-        for act in ACTIVATIONS
+        (DenseSpec(kind="dense", units=3, activation=act), (None, 4)) for act in ACTIVATIONS
     ] + [(DenseSpec(kind="dense", units=2, use_bias=False), (None, 3))]

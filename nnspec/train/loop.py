@@ -125,15 +125,19 @@ def fit(
         else:
             # Accumulated during the epoch (the weights move meanwhile, as for the loss), then
             # brought back to the target's own units: a squared error scales by y_scale^2.
-            row.update(_running_regression(sq_err * network.y_scale.astype(np.float64) ** 2,
-                                           ss_tot, n))
+            row.update(
+                _running_regression(sq_err * network.y_scale.astype(np.float64) ** 2, ss_tot, n)
+            )
         if val is not None:
             row.update({f"val_{k}": v for k, v in evaluate(network, val).items()})
         row["seconds"] = time.perf_counter() - start
         history.epochs.append(row)
         if bar is not None:
-            shown = {k: f"{row[k]:.4g}" for k in ("loss", "accuracy", "r2", "val_loss",
-                                                  "val_accuracy", "val_r2") if k in row}
+            shown = {
+                k: f"{row[k]:.4g}"
+                for k in ("loss", "accuracy", "r2", "val_loss", "val_accuracy", "val_r2")
+                if k in row
+            }
             bar.set_postfix(shown)
         if es is not None and val is not None:
             if _better(es.monitor, row[es.monitor], best_value, es.min_delta):

@@ -11,5 +11,7 @@ def learning_rate(schedule, base_lr: float, epoch: int, epochs: int) -> float:
     if schedule.kind == "cosine":
         # Anneals from base_lr at epoch 0 to min_lr at the last epoch.
         progress = epoch / max(epochs - 1, 1)
-        return schedule.min_lr + (base_lr - schedule.min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
+        return schedule.min_lr + (base_lr - schedule.min_lr) * 0.5 * (
+            1 + math.cos(math.pi * progress)
+        )
     return base_lr

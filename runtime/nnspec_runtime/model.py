@@ -136,7 +136,9 @@ class Model:
         self.task = meta.get("nnspec_task") or (
             "classification" if "probabilities" in self.output_names else "regression"
         )
-        self.class_names = json.loads(meta["nnspec_class_names"]) if "nnspec_class_names" in meta else None
+        self.class_names = (
+            json.loads(meta["nnspec_class_names"]) if "nnspec_class_names" in meta else None
+        )
         self.feature_names = json.loads(meta.get("nnspec_feature_names", "null"))
         self.target_names = json.loads(meta.get("nnspec_target_names", "null"))
 
@@ -151,7 +153,8 @@ class Model:
         except (ValueError, TypeError) as e:
             raise RuntimeModelError(f"input is not an array of numbers: {e}") from None
         if arr.dtype == object or not (
-            np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+            np.issubdtype(arr.dtype, np.floating)
+            or np.issubdtype(arr.dtype, np.integer)
             or arr.dtype == np.bool_
         ):
             raise RuntimeModelError(f"expected numbers, got an array of dtype {arr.dtype}")
@@ -193,5 +196,6 @@ class Model:
                 labels=np.asarray(names, dtype=object)[idx],
                 class_names=names,
             )
-        return Prediction(task="regression", values=out["prediction"],
-                          target_names=self.target_names)
+        return Prediction(
+            task="regression", values=out["prediction"], target_names=self.target_names
+        )

@@ -1,0 +1,85 @@
+"""Loading specs: defaults, YAML details, the registry, the Python entry points."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import SPECS
+
+import nnspec
+from nnspec.layers import LAYERS, LayerSpec
+from nnspec.validation_messages import models_at
+
+BASE = """spec_version: 1
+name: t
+task: classification
+input: {features: 2}
+layers: [{kind: dense, units: 2, activation: softmax}]
+loss: cross_entropy
+"""
+
+
+def test_defaults():
+    spec = nnspec.load_spec(BASE)
+    assert spec.train.optimizer.kind == "adam" and spec.train.optimizer.lr == 0.001
+    assert spec.train.lr_schedule.kind == "constant"
+    assert spec.preprocess.standardize is True
+    assert spec.export.opset == 18
+    assert spec.layer_names() == ["dense_0"]
+
+
+def test_exponent_floats_without_a_dot_are_numbers():
+    spec = nnspec.load_spec(
+        BASE + "train: {optimizer: {kind: sgd, lr: 1e-3}, weight_decay: 5E-4}\n"
+    )
+    assert spec.train.optimizer.lr == 0.001 and spec.train.weight_decay == 0.0005
+
+
+def test_unquoted_no_gets_a_quoting_hint():
+    with pytest.raises(nnspec.SpecError) as e:
+        nnspec.load_spec(BASE + "classes: [no, yes]\n")
+    assert "classes[0]: expected a string, got false; quote words like yes, no" in str(e.value)
+
+
+def test_spec_is_frozen():
+    spec = nnspec.load_spec(BASE)
+    with pytest.raises(Exception, match="frozen"):
+        spec.layers[0].units = 3
+
+
+def test_source_keeps_text_file_and_hash():
+    spec = nnspec.load_spec(SPECS[0])
+    assert spec.source.file == str(SPECS[0])
+    assert spec.source.text == SPECS[0].read_text()
+    assert len(spec.source.sha256) == 64
+
+
+def test_registry_matches_the_layer_union():
+    import typing
+
+    union = typing.get_args(typing.get_args(LayerSpec)[0]) or (typing.get_args(LayerSpec)[0],)
+    kinds = {typing.get_args(m.model_fields["kind"].annotation)[0] for m in union}
+    assert kinds == set(LAYERS)
+    for kind, entry in LAYERS.items():
+        assert entry.spec in union and entry.examples(), kind
+
+
+def test_registry_refuses_duplicates_and_names_known_kinds():
+    from nnspec.layers import _Registry
+
+    entry = LAYERS["dense"]
+    with pytest.raises(ValueError, match="registered twice"):
+        _Registry([("dense", entry), ("dense", entry)])
+    with pytest.raises(KeyError, match="1 registered: dense"):
+        LAYERS["conv9d"]
+
+
+def test_models_at_walks_unions():
+    models = [m.__name__ for m, _ in models_at(nnspec.Spec, ("train", "optimizer", "sgd"))]
+    assert models == ["SGDSpec"]
+
+
+def test_every_shipped_spec_validates():
+    for path in SPECS:
+        spec = nnspec.load_spec(path)
+        io, rows = nnspec.resolve(spec)
+        assert rows[-1].output_shape == (None, io.outputs)
