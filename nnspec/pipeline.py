@@ -23,6 +23,7 @@ from .rules import ModelIO, check
 from .shapes import LayerSummary, infer
 from .spec import Spec
 from .train.loop import History, evaluate, fit
+from .validation_messages import unknown_name
 
 
 def load_data(spec: Spec) -> Dataset | None:
@@ -43,10 +44,16 @@ def data_info(spec: Spec) -> DataInfo | None:
     if spec.data is None:
         return None
     if hasattr(spec.data, "builtin"):
-        try:
-            return datamod.builtin_info(spec.data.builtin, spec.data.features, spec.task)
-        except DataError as e:
-            raise SpecError([spec.source.issue(("data", "features"), str(e))]) from None
+        d = spec.data
+        known = datamod.BUILTIN_INFO[d.builtin].feature_names
+        unknown = [
+            spec.source.issue(("data", "features", i), unknown_name("feature", f, known, d.builtin))
+            for i, f in enumerate(d.features or [])
+            if f not in known
+        ]
+        if unknown:
+            raise SpecError(unknown)
+        return datamod.builtin_info(d.builtin, d.features, spec.task)
     dataset = load_data(spec)
     return dataset.info if dataset else None
 

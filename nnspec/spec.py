@@ -23,7 +23,7 @@ from pydantic import (
 
 from .errors import Issue, SpecError
 from .layers import LayerSpec, SpecModel
-from .validation_messages import issues_from_validation_error
+from .validation_messages import describe_value, issues_from_validation_error
 from .yamlload import Marks, load_yaml
 
 BUILTIN_DATASETS = ("iris", "mcycle", "digits", "digits28")
@@ -354,7 +354,7 @@ def parse_spec(text: str, file: str | None = None) -> Spec:
     data, marks = load_yaml(text, file)
     if not isinstance(data, dict):
         line, col = marks.value(()) or (1, 1)
-        got = "a list" if isinstance(data, list) else f"{type(data).__name__} {data!r}"
+        got = describe_value(data)
         raise SpecError(
             [Issue(f"expected a mapping of spec fields, got {got}", (), file, line, col)]
         )

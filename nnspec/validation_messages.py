@@ -20,7 +20,8 @@ from .errors import Issue, YamlPath, format_path
 from .yamlload import Marks
 
 
-def _describe(value: Any) -> str:
+def describe_value(value: Any) -> str:
+    """How a received value is named in messages: ``the string 'ten'``, ``a list``, ..."""
     if value is None:
         return "nothing (null)"
     if isinstance(value, bool):
@@ -62,6 +63,16 @@ def _unknown(what: str, word: Any, options: list[str]) -> str:
     if hint:
         return f"unknown {what} '{word}'; {hint} Expected one of: {', '.join(options)}"
     return f"unknown {what} '{word}'; {expected}"
+
+
+def unknown_name(what: str, word: str, options: list[str], where: str) -> str:
+    """``unknown feature 'petal_lenght' in iris; did you mean 'petal_length'? ...``; long option
+    lists are cut to a few."""
+    hint = _did_you_mean(word, options)
+    shown = ", ".join(options[:8]) + (f", ... ({len(options)} in all)" if len(options) > 8 else "")
+    if hint:
+        return f"unknown {what} '{word}' in {where}; {hint} Expected one of: {shown}"
+    return f"unknown {what} '{word}' in {where}; expected one of: {shown}"
 
 
 def _nested_homes(models: list[type[BaseModel]], key: Any) -> list[tuple[str, Any]]:
@@ -148,7 +159,7 @@ def _message(
 ) -> str:
     kind = err["type"]
     ctx = err.get("ctx") or {}
-    got = _describe(err.get("input"))
+    got = describe_value(err.get("input"))
     loc = err["loc"]
     if kind == "missing":
         field = loc[-1]

@@ -232,9 +232,10 @@ CASES: dict[str, Case] = {
     "unknown_feature_name": Case(
         spec({4: "data: {builtin: iris, features: [petal_length, petal_widht]}"}),
         4,
-        33,
-        "data.features",
-        "unknown feature(s) petal_widht; the features are: ",
+        48,
+        "data.features[1]",
+        "unknown feature 'petal_widht' in iris; did you mean 'petal_width'? Expected one of: "
+        "sepal_length,",
     ),
     # --- train and export ---------------------------------------------------------------------
     "unknown_optimizer_kind": Case(
