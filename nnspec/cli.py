@@ -55,9 +55,7 @@ def _compile(args) -> int:
     if dataset is not None:
         # Untrained weights, but the standardization of the training split, as train would.
         splits = pipeline.split(spec, dataset)
-        network.fit_preprocess(
-            splits.train.x, splits.train.y if spec.task == "regression" else None
-        )
+        network.fit_preprocess(splits.train.x, splits.train.y)
     pipeline.export(network, args.output)
     print(
         f"wrote {args.output}: {spec.name}, untrained (seed "

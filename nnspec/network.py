@@ -50,7 +50,10 @@ class Network:
 
     # -- preprocessing -----------------------------------------------------------------------
     def fit_preprocess(self, x: np.ndarray, y: np.ndarray | None = None) -> None:
-        """Fit standardization on the training split (never on validation or test data)."""
+        """Fit standardization on the training split (never on validation or test data).
+
+        ``y`` is used for regression targets when ``standardize_target`` is on, else ignored.
+        """
         pre = self.spec.preprocess
         if pre.standardize:
             std = x.std(axis=0)

@@ -117,7 +117,7 @@ def train_full(spec: Spec, *, progress: bool | None = False) -> TrainResult:
     start = time.perf_counter()
     splits = split(spec, dataset)
     network = _build_network(spec, io)
-    network.fit_preprocess(splits.train.x, splits.train.y if spec.task == "regression" else None)
+    network.fit_preprocess(splits.train.x, splits.train.y)
     history = fit(network, splits.train, splits.val, progress=progress)
     test = evaluate(network, splits.test) if splits.test is not None else {}
     return TrainResult(network, history, splits, test, time.perf_counter() - start)
