@@ -261,10 +261,8 @@ def issues_from_validation_error(
         models = [m for m, _ in candidates]
         tags = sorted({t for m, tag in candidates if (t := _model_tag(m, tag))})
         message = _message(err, models, tags, path[:-1])
-        if kind in ("union_tag_invalid",) and isinstance(err.get("input"), dict):
-            key = next((k for k in ("kind",) if k in err["input"]), None)
-            if key:
-                path = (*path, key)
+        if kind == "union_tag_invalid" and "kind" in (err.get("input") or {}):
+            path = (*path, "kind")  # point at the misspelled tag, not the whole mapping
         if absent:
             mark = marks.value(path[:-1])
         elif kind == "extra_forbidden":
