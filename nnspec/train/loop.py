@@ -44,15 +44,15 @@ def regression_metrics(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
 
 def evaluate(network: Network, data: Dataset) -> dict[str, float]:
-    """Loss (as trained: scaled targets, with L2) and the task's metrics on a whole split."""
-    xs = network.scale_x(data.x)
-    out = network.forward_scaled(xs, training=True)
+    """Loss (scaled targets as trained, without the L2 term) and the task's metrics, from one
+    forward pass over the whole split."""
+    out = network.forward_scaled(network.scale_x(data.x), training=True)
     z = network.layers[-1]._z if network.loss.wrt_preactivation else None
-    loss, _ = network.loss.value_and_grad(z, out, network.targets(data.y))
+    t = network.targets(data.y)
+    loss, _ = network.loss.value_and_grad(z, out, t)
     metrics = {"loss": loss}
     if network.task == "classification":
-        pred = network.predict(data.x)["label"]
-        metrics["accuracy"] = float(np.mean(pred == data.y))
+        metrics["accuracy"] = _count_correct(out, t) / len(out)
     else:
         metrics.update(regression_metrics(out * network.y_scale + network.y_mean, data.y))
     return metrics
