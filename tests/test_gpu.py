@@ -12,10 +12,10 @@ import numpy as np
 import onnxruntime
 import pytest
 from conftest import ROOT
-from nnspec_runtime import Model
 
 import nnspec
 from nnspec import pipeline
+from nnspec_runtime import Model
 
 pytestmark = [
     pytest.mark.gpu,

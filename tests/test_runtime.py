@@ -8,13 +8,13 @@ import sys
 import threading
 from pathlib import Path
 
-import nnspec_runtime
 import numpy as np
 import pytest
 from conftest import ROOT
-from nnspec_runtime import DeviceError, Model, RuntimeModelError
 
 import nnspec
+import nnspec_runtime
+from nnspec_runtime import DeviceError, Model, RuntimeModelError
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +94,7 @@ def test_cuda_without_gpu_is_a_clear_error(iris_model):
 def test_cuda_refused_when_session_falls_back(monkeypatch, iris_model):
     """If onnxruntime makes a CPU session although CUDA was asked for, refuse it."""
     import onnxruntime
+
     from nnspec_runtime import model as runtime_model
 
     monkeypatch.setattr(runtime_model, "_cuda_available", lambda ort: True)
