@@ -3,21 +3,60 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
+
+from .errors import NnspecError
+
+
+class OutputError(NnspecError):
+    """An output path that cannot be written."""
+
+
+def _mode_for(path: Path) -> int:
+    """Keep an existing file's permissions; a new file gets what open() would give it."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def check_writable(path: str | Path) -> None:
+    """Fail before long work, not after it, when ``path`` cannot be written."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a directory; expected a file path to write")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"{path}: the directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: the directory {parent} is not writable")
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
     """Write to a temporary file in the same directory, fsync it, then rename over ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    check_writable(path)
+    mode = _mode_for(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write: {e.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as f:
+            # mkstemp makes the file private (0600); models and predictions are meant to be
+            # shared like any other file written here.
+            os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write: {e.strerror}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

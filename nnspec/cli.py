@@ -49,9 +49,14 @@ def _validate(args) -> int:
 
 
 def _compile(args) -> int:
+    from . import atomic
+    from .network import build
+
     spec = load_spec(args.spec)
-    network = pipeline.build(spec, seed=args.seed)
+    atomic.check_writable(args.output)
     dataset = pipeline.load_data(spec)
+    io, _ = pipeline.resolve(spec, dataset.info if dataset else None)
+    network = build(spec, io, seed=args.seed)
     if dataset is not None:
         # Untrained weights, but the standardization of the training split, as train would.
         splits = pipeline.split(spec, dataset)
@@ -71,6 +76,8 @@ def _train(args) -> int:
     from .exporter.parity import check_parity
 
     spec = load_spec(args.spec)
+    for path in filter(None, (args.output, args.metrics)):
+        atomic.check_writable(path)
     progress = False if args.quiet else None
     result = pipeline.train_full(spec, progress=progress)
     network, history = result.network, result.history
@@ -94,10 +101,31 @@ def _train(args) -> int:
     add_metadata(model, {"parity": parity, "epochs_run": history.epochs_run})
     atomic.write_bytes(args.output, model.SerializeToString())
     if args.metrics:
-        atomic.write_text(args.metrics, json.dumps(metrics, indent=2) + "\n")
+        atomic.write_text(args.metrics, json.dumps(_json_safe(metrics), indent=2) + "\n")
     if not args.quiet:
         _print_train_summary(spec, metrics, args)
     return 0
+
+
+def _json_safe(value):
+    """NaN (an undefined metric, such as R² of a constant target) becomes JSON null."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
 
 
 def _print_train_summary(spec, m: dict, args) -> None:
@@ -120,6 +148,8 @@ def _predict(args) -> int:
     from . import atomic
     from .predict_io import read_inputs, write_predictions
 
+    if args.output:
+        atomic.check_writable(args.output)
     model = Model(args.model, device=args.device)
     x = read_inputs(Path(args.input), model.feature_names, model.n_features)
     text = write_predictions(model.predict(x))
@@ -165,7 +195,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("compile", help="export a seeded, untrained network to ONNX")
     s.add_argument("spec", help="YAML spec file")
     s.add_argument("-o", "--output", required=True, help="path of the .onnx file to write")
-    s.add_argument("--seed", type=int, default=None, help="weight seed (default: train.seed)")
+    s.add_argument("--seed", type=_seed, default=None, help="weight seed (default: train.seed)")
     s.set_defaults(func=_compile)
 
     s = sub.add_parser("train", help="train a spec, export ONNX, check parity, print metrics")

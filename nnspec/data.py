@@ -126,7 +126,7 @@ def builtin_info(name: str, features: list[str] | None, task: str) -> DataInfo:
 def load_builtin(name: str, features: list[str] | None = None, task: str = "") -> Dataset:
     info = builtin_info(name, features, task)
     x, y = _builtin(name)
-    cols = select_features(BUILTIN_INFO[name], features, f"builtin:{name}")
+    cols = [BUILTIN_INFO[name].feature_names.index(f) for f in info.feature_names]
     if info.class_names is None and y.ndim == 1:  # class indices used as a regression target
         y = y.reshape(-1, 1).astype(np.float64)
     return Dataset(x[:, cols].copy(), y.copy(), info, f"builtin:{name}")
@@ -205,15 +205,19 @@ def _number(cell: str, path: Path, lineno: int, column: str) -> float:
 def load_npz(path: Path, xkey: str, ykey: str, task: str) -> Dataset:
     try:
         # allow_pickle=False: an .npz may come from anyone, and unpickling runs code.
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {k: archive[k] for k in (xkey, ykey) if k in archive.files}
-            names = archive.files
+        loaded = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise DataError(f"{path}: data file not found") from None
-    except ValueError as e:
-        raise DataError(f"{path}: cannot load without pickle (object arrays?): {e}") from None
-    except (OSError, EOFError) as e:
+    except (ValueError, OSError, EOFError) as e:
         raise DataError(f"{path}: not a readable .npz archive: {e}") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise DataError(f"{path}: a single .npy array, not an .npz archive of named arrays")
+    with loaded as archive:
+        names = archive.files
+        try:
+            arrays = {k: archive[k] for k in (xkey, ykey) if k in names}
+        except ValueError as e:
+            raise DataError(f"{path}: cannot load without pickle (object arrays?): {e}") from None
     for key in (xkey, ykey):
         if key not in arrays:
             raise DataError(f"{path}: no array '{key}'; the archive holds: {', '.join(names)}")
@@ -223,12 +227,12 @@ def load_npz(path: Path, xkey: str, ykey: str, task: str) -> Dataset:
             f"{path}: array '{xkey}': expected numbers of shape (samples, features), "
             f"got {x.dtype} of shape {x.shape}"
         )
-    if len(y) != len(x):
-        raise DataError(f"{path}: '{xkey}' has {len(x)} samples but '{ykey}' has {len(y)}")
+    if y.ndim == 0 or len(y) != len(x):
+        raise DataError(
+            f"{path}: array '{ykey}': expected {len(x)} targets like '{xkey}', got shape {y.shape}"
+        )
     x = x.astype(np.float64)
-    if not np.isfinite(x).all():
-        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
-        raise DataError(f"{path}: array '{xkey}' has a NaN or inf at index {bad}")
+    _check_finite(x, path, xkey)
     feats = [f"x{i}" for i in range(x.shape[1])]
     if task == "classification":
         if y.ndim != 1:
@@ -238,9 +242,20 @@ def load_npz(path: Path, xkey: str, ykey: str, task: str) -> Dataset:
             )
         yi, classes = _class_encode([str(v) for v in y.tolist()], f"{path}: array '{ykey}'")
         return Dataset(x, yi, DataInfo(x.shape[1], len(classes), feats, [ykey], classes), str(path))
+    if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_):
+        raise DataError(
+            f"{path}: array '{ykey}': expected numeric regression targets, got {y.dtype}"
+        )
     y = y.reshape(len(y), -1).astype(np.float64)
+    _check_finite(y, path, ykey)
     targets = [ykey] if y.shape[1] == 1 else [f"{ykey}{i}" for i in range(y.shape[1])]
     return Dataset(x, y, DataInfo(x.shape[1], y.shape[1], feats, targets, None), str(path))
+
+
+def _check_finite(a: np.ndarray, path: Path, key: str) -> None:
+    if not np.isfinite(a).all():
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
+        raise DataError(f"{path}: array '{key}' has a NaN or inf at index {bad}")
 
 
 def split(
@@ -260,5 +275,9 @@ def split(
     held_idx = np.sort(np.concatenate(held)) if held else np.arange(0)
     keep = np.setdiff1d(np.arange(n), held_idx)
     if len(keep) == 0 or len(held_idx) == 0:
-        raise DataError(f"cannot split {n} samples with fraction {fraction}: one part is empty")
+        part = "held-out part" if len(held_idx) == 0 else "remaining part"
+        raise DataError(
+            f"{fraction} of {n} samples leaves the {part} empty; expected a fraction that "
+            "keeps samples on both sides"
+        )
     return keep, held_idx

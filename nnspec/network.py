@@ -71,7 +71,13 @@ class Network:
     def targets(self, y: np.ndarray) -> np.ndarray:
         """What the loss compares the output with: indices, one-hot rows or scaled values."""
         if self.task == "regression":
-            y = np.asarray(y, dtype=self.dtype).reshape(len(y), -1)
+            y = np.asarray(y, dtype=self.dtype)
+            y = y.reshape(len(y), -1) if y.ndim == 1 and self.io.outputs == 1 else y
+            if y.ndim != 2 or y.shape[1] != self.io.outputs:
+                raise ValueError(
+                    f"expected regression targets of shape (batch, {self.io.outputs}), "
+                    f"got {y.shape}"
+                )
             return (y - self.y_mean) / self.y_scale
         y = np.asarray(y, dtype=np.int64)
         if not self.loss.one_hot_targets:
@@ -107,17 +113,25 @@ class Network:
             out = np.concatenate([1 - out, out], axis=1)
         return {"probabilities": out, "label": out.argmax(axis=1).astype(np.int64)}
 
+    def forward_loss(self, xs: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+        """Output, loss (without L2) and the loss's gradient at the output layer.
+
+        The gradient is dL/dz when the loss is fused with the output activation (the output
+        layer's pre-activation z, cached by its forward pass), else dL/d(output).
+        """
+        out = self.forward_scaled(xs, training=True)
+        z = self.layers[-1]._z if self.loss.wrt_preactivation else None
+        loss, grad = self.loss.value_and_grad(z, out, t)
+        return out, loss, grad
+
     def backprop(self, xs: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
         """Forward and backward on scaled inputs and targets; fills every layer's ``grads``.
 
         Returns the loss (with the L2 term) and the output layer's activations, from which the
         trainer takes its running metrics at no extra cost.
         """
-        out = self.forward_scaled(xs, training=True)
-        last = self.layers[-1]
-        z = last._z if self.loss.wrt_preactivation else None
-        loss, grad = self.loss.value_and_grad(z, out, t)
-        grad = last.backward(grad, wrt_preactivation=self.loss.wrt_preactivation)
+        out, loss, grad = self.forward_loss(xs, t)
+        grad = self.layers[-1].backward(grad, wrt_preactivation=self.loss.wrt_preactivation)
         for layer in reversed(self.layers[:-1]):
             grad = layer.backward(grad)
         wd = self.spec.train.weight_decay

@@ -80,20 +80,22 @@ class Splits:
 def split(spec: Spec, dataset: Dataset) -> Splits:
     """Deterministic test and validation splits from ``train.seed``, stratified by class."""
     seed = spec.train.seed
-    strat = dataset.y if spec.task == "classification" else None
-    keep, test_idx = datamod.split(
-        len(dataset.x), strat, spec.data.test_fraction, np.random.default_rng([seed, 1])
-    )
-    rest = dataset.take(keep)
-    test = dataset.take(test_idx) if len(test_idx) else None
+
+    def cut(part: Dataset, fraction: float, stream: int, path: tuple) -> tuple[Dataset, Dataset]:
+        strat = part.y if spec.task == "classification" else None
+        try:
+            keep, held = datamod.split(
+                len(part.x), strat, fraction, np.random.default_rng([seed, stream])
+            )
+        except DataError as e:
+            raise SpecError([spec.source.issue(path, str(e))]) from None
+        return part.take(keep), part.take(held)
+
+    rest, test = cut(dataset, spec.data.test_fraction, 1, ("data", "test_fraction"))
     val = None
     if spec.train.validation_fraction > 0:
-        strat = rest.y if spec.task == "classification" else None
-        tr, va = datamod.split(
-            len(rest.x), strat, spec.train.validation_fraction, np.random.default_rng([seed, 3])
-        )
-        rest, val = rest.take(tr), rest.take(va)
-    return Splits(rest, val, test)
+        rest, val = cut(rest, spec.train.validation_fraction, 3, ("train", "validation_fraction"))
+    return Splits(rest, val, test if len(test.x) else None)
 
 
 @dataclass

@@ -36,38 +36,41 @@ def read_inputs(path: Path, feature_names: list[str] | None, n_features: int | N
             x = x.reshape(-1, 1)
         return x
     try:
-        rows = [r for r in csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))) if r]
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot read as UTF-8 CSV text: {e}") from None
+    # Keep each row's line number in the file for messages; blank lines are skipped.
+    rows = [
+        (n, r) for n, r in enumerate(csv.reader(io.StringIO(text)), 1) if any(map(str.strip, r))
+    ]
     if not rows:
         raise DataError(f"{path}: the file is empty")
     header = None
-    if not all(_is_number(c) for c in rows[0]):
-        header, rows = [h.strip() for h in rows[0]], rows[1:]
-    cols = list(range(len(header))) if header else None
-    if header and feature_names and set(feature_names) <= set(header):
-        cols = [header.index(f) for f in feature_names]
-    elif header and feature_names and len(header) != n_features:
+    if not all(_is_number(c) for c in rows[0][1]):
+        header, rows = [h.strip() for h in rows[0][1]], rows[1:]
+    width = len(header) if header else len(rows[0][1]) if rows else 0
+    cols = list(range(width))
+    if header and feature_names:
         missing = [f for f in feature_names if f not in header]
-        raise DataError(
-            f"{path}:1: the model's feature column(s) {', '.join(missing)} are not "
-            f"in the header ({', '.join(header)})"
-        )
-    x = np.empty((len(rows), len(cols) if cols else len(rows[0]) if rows else 0))
-    first = 2 if header else 1
-    for i, row in enumerate(rows):
-        picked = [row[c] if c < len(row) else "" for c in cols] if cols else row
-        if len(picked) != x.shape[1] or (cols and max(cols) >= len(row)):
-            raise DataError(f"{path}:{first + i}: expected {x.shape[1]} cells, got {len(row)}")
-        for j, cell in enumerate(picked):
+        if missing:
+            raise DataError(
+                f"{path}:1: the model's feature column(s) {', '.join(missing)} are not in the "
+                f"header ({', '.join(header)}); expected columns named {', '.join(feature_names)}"
+            )
+        cols = [header.index(f) for f in feature_names]
+    x = np.empty((len(rows), len(cols)))
+    for i, (lineno, row) in enumerate(rows):
+        if len(row) != width:
+            raise DataError(f"{path}:{lineno}: expected {width} cells, got {len(row)}")
+        for j, c in enumerate(cols):
             try:
-                x[i, j] = float(cell)
+                x[i, j] = float(row[c])
             except ValueError:
-                name = header[cols[j]] if header else f"column {j + 1}"
+                name = header[c] if header else f"column {c + 1}"
                 raise DataError(
-                    f"{path}:{first + i}: {name}: expected a number, got {cell!r}"
+                    f"{path}:{lineno}: {name}: expected a number, got {row[c]!r}"
                 ) from None
     return x
 

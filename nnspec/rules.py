@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .activations import ACTIVATIONS
 from .data import DataInfo
 from .errors import Issue, SpecError
 from .losses import LOSSES
@@ -40,11 +41,11 @@ def _layer_issues(spec: Spec) -> list[Issue]:
             )
         seen.setdefault(name, i)
         act = getattr(layer, "activation", None)
-        if act == "softmax" and i != last:
+        if act is not None and ACTIVATIONS[act].output_only and i != last:
             issues.append(
                 src.issue(
                     ("layers", i, "activation"),
-                    f"softmax is only allowed on the last layer (layers[{last}]); it normalizes "
+                    f"{act} is only allowed on the last layer (layers[{last}]); it normalizes "
                     "across units, so use logistic, tanh, relu, ... in hidden layers",
                 )
             )
@@ -61,13 +62,15 @@ def _layer_issues(spec: Spec) -> list[Issue]:
     if spec.task == "regression":
         if spec.loss != "mse":
             issues.append(src.issue(("loss",), f"regression expects loss mse, got {spec.loss}"))
-        if out_act == "softmax":
+        if out_act is not None and ACTIVATIONS[out_act].output_only:
             issues.append(
                 src.issue(
                     ("layers", last, "activation"),
-                    "regression outputs cannot be a softmax; use identity",
+                    f"regression outputs cannot be a {out_act}; use identity",
                 )
             )
+        if spec.classes is not None:
+            issues.append(src.issue(("classes",), "classes applies to classification only"))
     elif spec.preprocess.standardize_target:
         issues.append(
             src.issue(
@@ -78,8 +81,59 @@ def _layer_issues(spec: Spec) -> list[Issue]:
     return issues
 
 
+def _duplicates(src, path: tuple, names: list[str] | None, what: str) -> list[Issue]:
+    seen: dict[str, int] = {}
+    issues = []
+    for i, name in enumerate(names or []):
+        if name in seen:
+            issues.append(
+                src.issue(
+                    (*path, i), f"{what} '{name}' is already listed at {path[-1]}[{seen[name]}]"
+                )
+            )
+        seen.setdefault(name, i)
+    return issues
+
+
+def _io_issues(spec: Spec) -> list[Issue]:
+    src, d = spec.source, spec.data
+    issues = _duplicates(src, ("classes",), spec.classes, "class")
+    issues += _duplicates(src, ("input", "names"), spec.input and spec.input.names, "name")
+    features = getattr(d, "features", None)
+    issues += _duplicates(src, ("data", "features"), features, "feature")
+    target = getattr(d, "target", None)
+    if target is not None:
+        targets = [target] if isinstance(target, str) else target
+        if spec.task == "classification" and not isinstance(target, str):
+            issues.append(
+                src.issue(
+                    ("data", "target"),
+                    f"classification expects one target column, got {len(target)}",
+                )
+            )
+        listed = target if isinstance(target, list) else None
+        issues += _duplicates(src, ("data", "target"), listed, "target")
+        for i, f in enumerate(features or []):
+            if f in targets:
+                issues.append(
+                    src.issue(
+                        ("data", "features", i),
+                        f"'{f}' is the target; a feature column cannot also be the target",
+                    )
+                )
+    return issues
+
+
 def _train_issues(spec: Spec) -> list[Issue]:
     src, tr, issues = spec.source, spec.train, []
+    sched = tr.lr_schedule
+    if sched.kind == "cosine" and sched.min_lr > tr.optimizer.lr:
+        issues.append(
+            src.issue(
+                ("train", "lr_schedule", "min_lr"),
+                f"expected min_lr <= the optimizer's lr ({tr.optimizer.lr}), got {sched.min_lr}",
+            )
+        )
     es = tr.early_stopping
     if es is not None:
         if tr.validation_fraction == 0:
@@ -108,7 +162,7 @@ def _train_issues(spec: Spec) -> list[Issue]:
 def check(spec: Spec, data: DataInfo | None) -> ModelIO:
     """All cross-field rules; returns the resolved sizes or raises one ``SpecError`` for all."""
     src = spec.source
-    issues = _layer_issues(spec) + _train_issues(spec)
+    issues = _layer_issues(spec) + _io_issues(spec) + _train_issues(spec)
     last = len(spec.layers) - 1
     units = getattr(spec.layers[-1], "units", None)
 
@@ -178,6 +232,19 @@ def check(spec: Spec, data: DataInfo | None) -> ModelIO:
 
     if spec.input and spec.input.names:
         feature_names = list(spec.input.names)
+        if data is not None and feature_names != list(data.feature_names):
+            # The columns are the data's, in the data's order: other names would mislabel them
+            # in the model's metadata, and `nnspec predict` picks columns by these names.
+            raise SpecError(
+                [
+                    src.issue(
+                        ("input", "names"),
+                        f"the data's feature columns are {list(data.feature_names)}, but "
+                        f"input.names lists {feature_names}; leave input.names out to use the "
+                        "data's, or choose columns with data.features",
+                    )
+                ]
+            )
         if len(feature_names) != features:
             raise SpecError(
                 [

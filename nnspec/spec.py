@@ -87,11 +87,12 @@ class CsvData(_DataCommon):
     """A CSV file with a header row."""
 
     csv: str = Field(min_length=1, description="Path of the CSV file, relative to the spec file.")
-    target: str | list[str] = Field(
+    target: str | Annotated[list[str], Field(min_length=1)] = Field(
         description="Name of the target column (for regression, one name or a list of names)."
     )
     features: list[str] | None = Field(
         default=None,
+        min_length=1,
         description="Names of the feature columns, in order (default: every other column).",
     )
 
@@ -253,6 +254,8 @@ class ExportSpec(SpecModel):
     """How the ONNX file is written."""
 
     opset: int = Field(
+        # 18: Gemm-13, Softmax-13 and friends have long-standing CUDA kernels in onnxruntime,
+        # where some opset-22 variants still have gaps.
         default=18,
         ge=13,
         le=22,

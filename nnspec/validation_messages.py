@@ -133,11 +133,22 @@ def models_at(root: type[BaseModel], loc: tuple) -> list[tuple[type[BaseModel], 
     return [(t, tag) for t0, _ in current for t, tag in _flatten(t0) if _is_model(t)]
 
 
+def _is_tag(node: dict, part: Any, after: Any) -> bool:
+    """``part`` names a sibling of ``after`` (a tag the union chose), not its parent."""
+    if after is None or isinstance(after, int) or after not in node or after == part:
+        return False
+    child = node[part]
+    return not (isinstance(child, dict) and after in child)
+
+
 def _yaml_path(data: Any, loc: tuple) -> tuple[YamlPath, bool]:
     """Keep the parts of ``loc`` that exist in the data; say whether the last one is absent."""
     path: list[str | int] = []
     node = data
     for i, part in enumerate(loc):
+        after = loc[i + 1] if i + 1 < len(loc) else None
+        if isinstance(node, dict) and part in node and _is_tag(node, part, after):
+            continue  # {csv: x.csv, features: []}: "csv" is both the union tag and a key
         if isinstance(node, dict) and part in node:
             node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):

@@ -183,3 +183,64 @@ def test_schema():
 def test_version():
     out = nnspec("--version")
     assert out.stdout.startswith("nnspec 0.1")
+
+
+def test_predict_header_without_the_feature_names_is_exit_2(trained, tmp_path):
+    tmp, _ = trained
+    # One misspelled feature and the target column: never fed in by position.
+    (tmp_path / "x.csv").write_text(
+        "sepal_length,sepal_width,petal_lenght,species\n5.1,3.5,1.4,setosa\n"
+    )
+    out = nnspec("predict", tmp / "iris.onnx", tmp_path / "x.csv")
+    assert out.returncode == 2
+    assert "feature column(s) petal_length, petal_width are not in the header" in out.stderr
+
+
+def test_predict_errors_give_the_file_line(trained, tmp_path):
+    tmp, _ = trained
+    (tmp_path / "x.csv").write_text("1,2,3,4\n\n\n5,6,x,8\n")
+    out = nnspec("predict", tmp / "iris.onnx", tmp_path / "x.csv")
+    assert out.returncode == 2 and "x.csv:4: column 3: expected a number, got 'x'" in out.stderr
+
+
+def test_unwritable_outputs_fail_before_training(tmp_path):
+    (tmp_path / "adir").mkdir()
+    out = nnspec(
+        "train", SPECS / "iris.yaml", "-o", tmp_path / "m.onnx", "--metrics", tmp_path / "adir"
+    )
+    assert out.returncode == 2 and "is a directory" in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "m.onnx").exists()
+    out = nnspec("compile", SPECS / "iris.yaml", "-o", tmp_path / "no" / "such" / "m.onnx")
+    assert out.returncode == 2 and "does not exist" in out.stderr
+
+
+def test_written_files_are_not_private(trained):
+    tmp, _ = trained
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("iris.onnx", "m.json"):
+        assert (tmp / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
+
+
+def test_negative_seed_is_a_usage_error(tmp_path):
+    out = nnspec("compile", SPECS / "iris.yaml", "-o", tmp_path / "m.onnx", "--seed", "-1")
+    assert out.returncode == 2 and "expected a non-negative integer" in out.stderr
+
+
+def test_inspect_counts_parameters_whatever_the_layer_names(tmp_path):
+    spec = tmp_path / "pp.yaml"
+    spec.write_text(
+        (SPECS / "iris.yaml")
+        .read_text()
+        .replace("{kind: dense, units: 10", "{kind: dense, name: preprocess, units: 10")
+    )
+    assert nnspec("compile", spec, "-o", tmp_path / "pp.onnx").returncode == 0
+    assert "params:    83" in nnspec("inspect", tmp_path / "pp.onnx").stdout
+
+
+def test_inspect_empty_file_is_exit_2(tmp_path):
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    out = nnspec("inspect", tmp_path / "empty.onnx")
+    assert out.returncode == 2 and "not an ONNX model" in out.stderr

@@ -127,3 +127,30 @@ def test_split_is_deterministic_and_stratified():
     np.testing.assert_array_equal(a[1], b[1])
     assert np.bincount(y[a[1]]).tolist() == [8, 4, 2]
     assert len(np.intersect1d(a[0], a[1])) == 0 and len(a[0]) + len(a[1]) == 70
+
+
+@pytest.mark.parametrize(
+    "arrays,match",
+    [
+        ({"x": np.zeros((4, 2)), "y": np.array([1.0, np.nan, 0, 1])}, r"'y' has a NaN or inf at"),
+        ({"x": np.zeros((4, 2)), "y": np.array(["a", "b", "c", "d"])}, "expected numeric"),
+        (
+            {"x": np.zeros((4, 2)), "y": np.array(3.0)},
+            r"expected 4 targets like 'x', got shape \(\)",
+        ),
+    ],
+)
+def test_npz_regression_targets_are_checked(tmp_path, arrays, match):
+    np.savez(tmp_path / "d.npz", **arrays)
+    spec = write_spec(tmp_path, "{npz: d.npz}", "regression", 1, "identity", "mse")
+    with pytest.raises(DataError, match=match):
+        pipeline.load_data(spec)
+
+
+def test_npy_or_csv_given_as_npz(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((4, 2)))
+    with pytest.raises(DataError, match="a single .npy array, not an .npz archive"):
+        pipeline.load_data(write_spec(tmp_path, "{npz: a.npy}"))
+    (tmp_path / "b.npz").write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match="not a readable .npz archive"):
+        pipeline.load_data(write_spec(tmp_path, "{npz: b.npz}"))

@@ -185,3 +185,43 @@ def test_regression_prediction(tmp_path):
 
 def test_version():
     assert nnspec_runtime.__version__ == nnspec.__version__
+
+
+def _foreign_model(tmp_path, elem=None, outputs=("y",), meta=None) -> Path:
+    import onnx
+    from onnx import TensorProto, helper
+
+    elem = elem or TensorProto.FLOAT
+    nodes = [helper.make_node("Identity", ["input"], [name]) for name in outputs]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("input", elem, ["batch", 3])],
+        [helper.make_tensor_value_info(name, elem, ["batch", 3]) for name in outputs],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+    if meta:
+        helper.set_model_props(model, meta)
+    path = tmp_path / "foreign.onnx"
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({}, "expected the outputs probabilities and label, or prediction; got y"),
+        ({"elem": 11, "outputs": ("prediction",)}, r"expected one float32 input.*tensor\(double\)"),
+        (
+            {"outputs": ("prediction",), "meta": {"nnspec_feature_names": "not json"}},
+            "nnspec_feature_names is not a JSON list of names",
+        ),
+        (
+            {"outputs": ("prediction",), "meta": {"nnspec_feature_names": '["a", "b"]'}},
+            "lists 2 feature names for 3 input features",
+        ),
+    ],
+)
+def test_foreign_or_damaged_models_are_clear_errors(tmp_path, kwargs, match):
+    with pytest.raises(RuntimeModelError, match=match):
+        Model(_foreign_model(tmp_path, **kwargs), device="cpu")

@@ -83,3 +83,74 @@ def test_every_shipped_spec_validates():
         spec = nnspec.load_spec(path)
         io, rows = nnspec.resolve(spec)
         assert rows[-1].output_shape == (None, io.outputs)
+
+
+def _issue(text: str) -> str:
+    with pytest.raises(nnspec.SpecError) as e:
+        nnspec.resolve(nnspec.load_spec(text))
+    return str(e.value)
+
+
+IRIS = BASE.replace("input: {features: 2}\n", "data: {builtin: iris}\n").replace(
+    "units: 2", "units: 3"
+)
+
+
+def test_input_names_must_match_the_data_columns():
+    text = (
+        IRIS
+        + "input: {features: 4, names: [petal_width, petal_length, sepal_width, sepal_length]}\n"
+    )
+    assert "input.names: the data's feature columns are ['sepal_length'" in _issue(text)
+    same = "input: {features: 4, names: [sepal_length, sepal_width, petal_length, petal_width]}\n"
+    nnspec.resolve(nnspec.load_spec(IRIS + same))
+
+
+@pytest.mark.parametrize(
+    "extra,expected",
+    [
+        ("classes: [a, a]\n", "classes[1]: class 'a' is already listed at classes[0]"),
+        (
+            "train: {lr_schedule: {kind: cosine, min_lr: 0.5}}\n",
+            "train.lr_schedule.min_lr: expected min_lr <= the optimizer's lr (0.001), got 0.5",
+        ),
+    ],
+)
+def test_cross_field_rules(extra, expected):
+    assert expected in _issue(BASE + extra)
+
+
+def test_classes_on_regression_is_an_error():
+    text = BASE.replace("classification", "regression").replace("softmax", "identity")
+    text = text.replace("cross_entropy", "mse")
+    assert "classes: classes applies to classification only" in _issue(text + "classes: [a, b]\n")
+
+
+@pytest.mark.parametrize(
+    "data,expected",
+    [
+        (
+            "{csv: x.csv, target: y, features: [a, y]}",
+            "data.features[1]: 'y' is the target; a feature column cannot also be the target",
+        ),
+        ("{csv: x.csv, target: [y, a]}", "data.target: classification expects one target column"),
+        # "csv" is both a key and the union's tag: the error must still point at features.
+        ("{csv: x.csv, target: y, features: []}", "data.features: expected at least 1 item"),
+    ],
+)
+def test_csv_column_rules(tmp_path, data, expected):
+    (tmp_path / "x.csv").write_text("a,b,y\n1,2,0\n3,4,1\n")
+    path = tmp_path / "s.yaml"
+    path.write_text(BASE.replace("input: {features: 2}", f"data: {data}"))
+    with pytest.raises(nnspec.SpecError) as e:
+        nnspec.resolve(nnspec.load_spec(path))
+    assert expected in str(e.value) and f"{path}:4:" in str(e.value)
+
+
+def test_a_split_that_leaves_nothing_is_located():
+    with pytest.raises(nnspec.SpecError) as e:
+        nnspec.train(nnspec.load_spec(IRIS + "train: {validation_fraction: 0.001}\n"))
+    assert (
+        ":7:30: train.validation_fraction: 0.001 of 120 samples leaves the held-out part empty"
+        in (str(e.value))
+    )

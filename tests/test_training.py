@@ -155,3 +155,21 @@ def test_regression_history_has_mse_and_r2_in_target_units():
     # The running train MSE is consistent with the loss on standardized targets.
     scale = float(result.network.y_scale[0])
     assert last["mse"] == pytest.approx(last["loss"] * scale**2, rel=1e-3)
+
+
+def test_r2_is_undefined_for_a_constant_target():
+    from nnspec.train.loop import regression_metrics
+
+    assert np.isnan(regression_metrics(np.array([[3.0]]), np.array([[1.0]]))["r2"])
+    # With one varying output, R² averages over the outputs where it is defined.
+    m = regression_metrics(np.array([[1.0, 5.0], [3.0, 5.0]]), np.array([[1.0, 4.0], [3.0, 4.0]]))
+    assert m["r2"] == 1.0
+
+
+def test_regression_targets_of_the_wrong_shape_are_refused():
+    text = (ROOT / "specs" / "mcycle.yaml").read_text()
+    text = text.replace("units: 1, activation: identity", "units: 2, activation: identity")
+    text = text.replace("data: {builtin: mcycle, test_fraction: 0.2}", "input: {features: 1}")
+    network = nnspec.build(nnspec.load_spec(text))
+    with pytest.raises(ValueError, match=r"expected regression targets of shape \(batch, 2\)"):
+        network.loss_and_gradients(np.zeros((3, 1)), np.zeros(3))

@@ -11,35 +11,37 @@ import onnx
 from ..errors import ModelError
 
 
-def _dims(value_info) -> str:
-    dims = value_info.type.tensor_type.shape.dim
-    return "(" + ", ".join(d.dim_param or str(d.dim_value) for d in dims) + ")"
-
-
-def _elem(value_info) -> str:
-    return onnx.helper.tensor_dtype_to_np_dtype(value_info.type.tensor_type.elem_type).name
+def _type(value_info) -> str:
+    """``float32 (batch, 4)`` for a tensor; onnx's own words for sequences, maps, ..."""
+    t = value_info.type
+    if t.WhichOneof("value") != "tensor_type":
+        return onnx.helper.printable_type(t)
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(t.tensor_type.elem_type).name
+    dims = t.tensor_type.shape.dim
+    return f"{dtype} (" + ", ".join(d.dim_param or str(d.dim_value) for d in dims) + ")"
 
 
 def load(path: Path) -> onnx.ModelProto:
     try:
-        return onnx.load(str(path), load_external_data=False)
+        model = onnx.load(str(path), load_external_data=False)
     except FileNotFoundError:
         raise ModelError(f"{path}: no such model file") from None
     except IsADirectoryError:
         raise ModelError(f"{path}: is a directory; expected an .onnx file") from None
     except Exception as e:  # protobuf raises DecodeError and others for corrupt bytes
         raise ModelError(f"{path}: not a readable ONNX model: {e}") from None
+    if not model.HasField("graph") or not model.graph.output:
+        # Protobuf parses an empty (or unrelated) file as an empty message without complaint.
+        raise ModelError(f"{path}: not an ONNX model (no graph with outputs)")
+    return model
 
 
 def describe(path: Path) -> str:
     model = load(path)
     g = model.graph
     meta = {p.key: p.value for p in model.metadata_props}
-    params = sum(
-        int(np.prod(t.dims))
-        for t in g.initializer
-        if not t.name.startswith(("preprocess.", "postprocess.")) and "/" not in t.name
-    )
+    # nnspec records its count; for other models every initializer counts as a parameter.
+    params = int(meta.get("nnspec_param_count", sum(int(np.prod(t.dims)) for t in g.initializer)))
     opsets = ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in model.opset_import)
     lines = [
         f"{path}",
@@ -48,9 +50,9 @@ def describe(path: Path) -> str:
         f"  IR:        {model.ir_version}; opset: {opsets}",
         f"  params:    {params:,}",
         "  inputs:",
-        *(f"    {i.name}: {_elem(i)} {_dims(i)}" for i in g.input),
+        *(f"    {i.name}: {_type(i)}" for i in g.input),
         "  outputs:",
-        *(f"    {o.name}: {_elem(o)} {_dims(o)}" for o in g.output),
+        *(f"    {o.name}: {_type(o)}" for o in g.output),
     ]
     shown = {k: v for k, v in meta.items() if k != "nnspec_spec_yaml"}
     if shown:

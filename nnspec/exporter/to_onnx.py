@@ -14,7 +14,6 @@ from ..layers import LAYERS
 from ..network import Network
 from .graph import GraphBuilder
 
-TARGET_OPSET = 18  # Gemm-13, Softmax-13 have long-standing CUDA kernels in onnxruntime
 BATCH = "batch"
 
 
@@ -32,6 +31,7 @@ def _metadata(network: Network) -> dict[str, str]:
         "nnspec_spec_sha256": spec.source.sha256,
         "nnspec_feature_names": json.dumps(io.feature_names),
         "nnspec_target_names": json.dumps(io.target_names),
+        "nnspec_param_count": str(network.param_count()),
     }
     if io.class_names is not None:
         meta["nnspec_class_names"] = json.dumps(io.class_names)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -49,15 +49,6 @@ class Layer:
         already differentiated through this layer's activation (only asked of output layers).
         """
         raise NotImplementedError
-
-
-class LayerSpecProtocol(Protocol):
-    kind: str
-    name: str | None
-
-    def output_shape(self, x: Shape) -> Shape: ...
-
-    def param_count(self, x: Shape) -> int: ...
 
 
 @dataclass(frozen=True)

@@ -39,17 +39,22 @@ def regression_metrics(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
     mse = float(np.mean((pred - y) ** 2))
     ss_res = ((y - pred) ** 2).sum(axis=0)
     ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
-    r2 = float(np.mean(1 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0)))
-    return {"mse": mse, "r2": r2}
+    return {"mse": mse, "r2": r2_score(ss_res, ss_tot)}
+
+
+def r2_score(ss_res: np.ndarray, ss_tot: np.ndarray) -> float:
+    """Mean over outputs of 1 - SS_res / SS_tot; NaN where no output varies (R^2 undefined)."""
+    varies = ss_tot > 0
+    if not varies.any():
+        return float("nan")
+    return float(np.mean(1 - ss_res[varies] / ss_tot[varies]))
 
 
 def evaluate(network: Network, data: Dataset) -> dict[str, float]:
     """Loss (scaled targets as trained, without the L2 term) and the task's metrics, from one
     forward pass over the whole split."""
-    out = network.forward_scaled(network.scale_x(data.x), training=True)
-    z = network.layers[-1]._z if network.loss.wrt_preactivation else None
     t = network.targets(data.y)
-    loss, _ = network.loss.value_and_grad(z, out, t)
+    out, loss, _ = network.forward_loss(network.scale_x(data.x), t)
     metrics = {"loss": loss}
     if network.task == "classification":
         metrics["accuracy"] = _count_correct(out, t) / len(out)
@@ -100,7 +105,8 @@ def fit(
         lr = learning_rate(cfg.lr_schedule, cfg.optimizer.lr, epoch, cfg.epochs)
         optimizer.lr = lr
         order = shuffle_rng.permutation(n) if cfg.shuffle else np.arange(n)
-        total_loss, correct, sq_err = 0.0, 0, np.zeros(t.shape[1] if t.ndim == 2 else 0)
+        total_loss, correct = 0.0, 0
+        sq_err = np.zeros(t.shape[1]) if network.task == "regression" else None
         for b, lo in enumerate(range(0, n, bs)):
             idx = order[lo : lo + bs]
             xb, tb = xs[idx], t[idx]
@@ -158,8 +164,7 @@ def fit(
 
 
 def _running_regression(ss_res: np.ndarray, ss_tot: np.ndarray, n: int) -> dict[str, float]:
-    r2 = 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0)
-    return {"mse": float(ss_res.sum() / (n * len(ss_res))), "r2": float(r2.mean())}
+    return {"mse": float(ss_res.sum() / (n * len(ss_res))), "r2": r2_score(ss_res, ss_tot)}
 
 
 def _count_correct(out: np.ndarray, t: np.ndarray) -> int:

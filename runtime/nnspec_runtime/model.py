@@ -12,8 +12,8 @@ from .errors import DeviceError, RuntimeModelError
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
-# cuDNN's MaxPool failed with CUDNN_STATUS_NOT_SUPPORTED at batch 65536 on an H200 (65535 ran);
-# chunks well below that keep every kernel inside the sizes it supports.
+# Bounded chunks bound the memory one run takes, and keep GPU kernels inside the batch sizes
+# they support (cuDNN's MaxPool failed with CUDNN_STATUS_NOT_SUPPORTED at batch 65536 on an H200).
 DEFAULT_CHUNK = 16384
 
 
@@ -91,7 +91,14 @@ class Model:
 
     def _open(self, ort, data: bytes, device: str, device_id: int):
         where = str(self.path) if self.path else "<model bytes>"
-        if device in ("cuda", "auto") and _cuda_available(ort):
+        cuda = _cuda_available(ort)
+        if device == "cuda" and not cuda:
+            raise DeviceError(
+                f"device='cuda' was asked for, but this onnxruntime ({ort.__version__}) has no "
+                f"CUDA provider (available: {', '.join(ort.get_available_providers())}). "
+                "Install onnxruntime-gpu in place of onnxruntime, or use device='cpu'"
+            )
+        if device != "cpu" and cuda:
             if hasattr(ort, "preload_dlls"):
                 # Loads the CUDA and cuDNN libraries that pip installed beside onnxruntime-gpu.
                 ort.preload_dlls()
@@ -101,20 +108,13 @@ class Model:
                 if device == "cuda":
                     raise DeviceError(f"{where}: the CUDA provider failed to start: {e}") from None
             else:
-                if session.get_providers()[0] == CUDA:
-                    return session, "cuda"
-                if device == "cuda":
+                on_cuda = session.get_providers()[0] == CUDA
+                if device == "cuda" and not on_cuda:
                     raise DeviceError(
                         f"{where}: device='cuda' was asked for, but onnxruntime made a session "
                         f"on {session.get_providers()} (no usable GPU?)"
                     )
-        elif device == "cuda":
-            raise DeviceError(
-                f"device='cuda' was asked for, but this onnxruntime "
-                f"({ort.__version__}) has no CUDA provider (available: "
-                f"{', '.join(ort.get_available_providers())}). Install onnxruntime-gpu in place "
-                "of onnxruntime, or use device='cpu'"
-            )
+                return session, "cuda" if on_cuda else "cpu"
         try:
             return _session(ort, data, [CPU]), "cpu"
         except Exception as e:
@@ -122,25 +122,49 @@ class Model:
 
     def _describe(self) -> None:
         inputs = self.session.get_inputs()
-        if len(inputs) != 1 or len(inputs[0].shape) != 2:
+        if len(inputs) != 1 or len(inputs[0].shape) != 2 or inputs[0].type != "tensor(float)":
             raise RuntimeModelError(
-                "expected a model with one input of shape (batch, features), got "
-                f"{[(i.name, i.shape) for i in inputs]}"
+                "not an nnspec model: expected one float32 input of shape (batch, features), "
+                f"got {[(i.name, i.type, i.shape) for i in inputs]}"
             )
         self.input_name = inputs[0].name
         features = inputs[0].shape[1]
         self.n_features = features if isinstance(features, int) else None
-        self.output_names = [o.name for o in self.session.get_outputs()]
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.metadata = dict(meta)
-        self.task = meta.get("nnspec_task") or (
-            "classification" if "probabilities" in self.output_names else "regression"
-        )
-        self.class_names = (
-            json.loads(meta["nnspec_class_names"]) if "nnspec_class_names" in meta else None
-        )
-        self.feature_names = json.loads(meta.get("nnspec_feature_names", "null"))
-        self.target_names = json.loads(meta.get("nnspec_target_names", "null"))
+        outputs = {o.name: o for o in self.session.get_outputs()}
+        self.output_names = list(outputs)
+        if {"probabilities", "label"} <= set(outputs):
+            self.task = "classification"
+        elif "prediction" in outputs:
+            self.task = "regression"
+        else:
+            raise RuntimeModelError(
+                "not an nnspec model: expected the outputs probabilities and label, or "
+                f"prediction; got {', '.join(outputs)}"
+            )
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.class_names = self._names("nnspec_class_names")
+        self.feature_names = self._names("nnspec_feature_names")
+        self.target_names = self._names("nnspec_target_names")
+        checks = [(self.feature_names, self.n_features, "feature names", "input features")]
+        if self.task == "classification":
+            width = outputs["probabilities"].shape[1]
+            checks.append((self.class_names, width, "class names", "probability columns"))
+        for names, size, what, against in checks:
+            if names is not None and isinstance(size, int) and len(names) != size:
+                raise RuntimeModelError(
+                    f"the model's metadata lists {len(names)} {what} for {size} {against}"
+                )
+
+    def _names(self, key: str) -> list[str] | None:
+        if key not in self.metadata:
+            return None
+        try:
+            names = json.loads(self.metadata[key])
+        except ValueError:
+            names = None
+        if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            raise RuntimeModelError(f"the model's metadata {key} is not a JSON list of names")
+        return names
 
     @property
     def provider(self) -> str:
