@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from .. import initializers
+from ..activations import ACTIVATIONS
 
 if TYPE_CHECKING:
     from ..exporter.graph import GraphBuilder
@@ -26,6 +29,37 @@ class SpecModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
 
 
+ActivationName = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
+InitializerName = Literal[("auto", *initializers.INITIALIZERS)]  # type: ignore[valid-type]
+
+
+class LayerSpecBase(SpecModel):
+    """Fields every layer kind has. Subclasses add ``kind`` (the union's tag), their own
+    fields, ``output_shape(x) -> Shape`` (raises ``ShapeError``) and ``param_count(x)``."""
+
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$",
+        description="Layer name, used for parameter and ONNX node names and for matching "
+        "weights in init.from (default: `<kind>_<index>`): a letter or `_`, then letters, "
+        "digits, `_`, `.` or `-`.",
+    )
+
+    def param_count(self, x: Shape) -> int:
+        return 0
+
+
+class ParamLayerSpecBase(LayerSpecBase):
+    """A layer with learned parameters, which can be frozen."""
+
+    trainable: bool = Field(
+        default=True,
+        description="false freezes the layer: its weights (and batchnorm statistics) stay "
+        "bit-identical through training, as for pretrained layers loaded by init.from.",
+    )
+
+
 class ShapeError(ValueError):
     """Raised by ``output_shape``; shape inference prefixes it with the layer and location."""
 
@@ -34,12 +68,17 @@ class Layer:
     """NumPy side of a layer.
 
     ``params`` and ``grads`` map a parameter name (``"weight"``, ``"bias"``) to arrays that
-    the optimizer updates in place; ``forward`` caches what ``backward`` reuses.
+    the optimizer updates in place; ``forward`` caches what ``backward`` reuses. ``state``
+    holds arrays that are exported and loaded like parameters but not learned by gradients
+    (batchnorm's running statistics). ``trainable`` False (a frozen layer): ``backward`` may
+    skip its parameter gradients, and the layer behaves as at inference.
     """
 
     name: str
     params: dict[str, np.ndarray]
     grads: dict[str, np.ndarray]
+    state: dict[str, np.ndarray] = {}  # read-only default; layers with state set their own
+    trainable: bool = True
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         raise NotImplementedError

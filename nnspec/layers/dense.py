@@ -9,23 +9,20 @@ from pydantic import Field, PositiveInt
 
 from .. import initializers
 from ..activations import ACTIVATIONS
-from .base import Layer, Shape, ShapeError, SpecModel
+from .base import (
+    ActivationName,
+    InitializerName,
+    Layer,
+    ParamLayerSpecBase,
+    Shape,
+    ShapeError,
+)
 
-ActivationName = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
-InitializerName = Literal[("auto", *initializers.INITIALIZERS)]  # type: ignore[valid-type]
 
-
-class DenseSpec(SpecModel):
+class DenseSpec(ParamLayerSpecBase):
     """Fully connected layer: ``(batch, in_features) -> (batch, units)``."""
 
     kind: Literal["dense"] = Field(description="Layer kind: a fully connected layer.")
-    name: str | None = Field(
-        default=None,
-        min_length=1,
-        pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$",
-        description="Layer name, used for parameter and ONNX node names "
-        "(default: `dense_<index>`): a letter or `_`, then letters, digits, `_`, `.` or `-`.",
-    )
     units: PositiveInt = Field(description="Number of output units (neurons) of this layer.")
     activation: ActivationName = Field(
         default="identity",
@@ -84,9 +81,10 @@ class Dense(Layer):
         """
         dz = da if wrt_preactivation else self.act.backward(self._z, self._a, da)
         # z = x W + b  =>  dL/dW = x^T dz, dL/db = column sums of dz, dL/dx = dz W^T.
-        np.matmul(self._x.T, dz, out=self.grads["weight"])
-        if "bias" in self.params:
-            dz.sum(axis=0, out=self.grads["bias"])
+        if self.trainable:
+            np.matmul(self._x.T, dz, out=self.grads["weight"])
+            if "bias" in self.params:
+                dz.sum(axis=0, out=self.grads["bias"])
         return dz @ self.params["weight"].T
 
 
