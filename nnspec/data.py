@@ -29,6 +29,7 @@ class DataInfo:
     feature_names: list[str]
     target_names: list[str]
     class_names: list[str] | None
+    shape: tuple[int, ...] | None = None  # (channels, height, width) when rows are images
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,20 @@ BUILTIN_INFO = {
     ),
     "mcycle": DataInfo(1, 1, ["times"], ["accel"], None),
     "digits": DataInfo(
-        64, 10, [f"pixel_{r}_{c}" for r in range(8) for c in range(8)], ["digit"], _DIGIT_CLASSES
+        64,
+        10,
+        [f"pixel_{r}_{c}" for r in range(8) for c in range(8)],
+        ["digit"],
+        _DIGIT_CLASSES,
+        (1, 8, 8),
     ),
     "digits28": DataInfo(
-        784, 10, [f"pixel_{r}_{c}" for r in range(28) for c in range(28)], ["digit"], _DIGIT_CLASSES
+        784,
+        10,
+        [f"pixel_{r}_{c}" for r in range(28) for c in range(28)],
+        ["digit"],
+        _DIGIT_CLASSES,
+        (1, 28, 28),
     ),
 }
 
@@ -118,9 +129,11 @@ def builtin_info(name: str, features: list[str] | None, task: str) -> DataInfo:
     info = BUILTIN_INFO[name]
     cols = select_features(info, features, f"builtin:{name}")
     names = [info.feature_names[c] for c in cols]
+    # A subset of the pixels is no longer an image.
+    shape = info.shape if features is None else None
     if task == "regression" and info.class_names is not None:
-        return DataInfo(len(cols), 1, names, info.target_names, None)
-    return DataInfo(len(cols), info.outputs, names, info.target_names, info.class_names)
+        return DataInfo(len(cols), 1, names, info.target_names, None, shape)
+    return DataInfo(len(cols), info.outputs, names, info.target_names, info.class_names, shape)
 
 
 def load_builtin(name: str, features: list[str] | None = None, task: str = "") -> Dataset:
@@ -222,11 +235,16 @@ def load_npz(path: Path, xkey: str, ykey: str, task: str) -> Dataset:
         if key not in arrays:
             raise DataError(f"{path}: no array '{key}'; the archive holds: {', '.join(names)}")
     x, y = arrays[xkey], arrays[ykey]
-    if x.ndim != 2 or not np.issubdtype(x.dtype, np.number):
+    if x.ndim not in (2, 3, 4) or not np.issubdtype(x.dtype, np.number):
         raise DataError(
             f"{path}: array '{xkey}': expected numbers of shape (samples, features), "
+            f"(samples, height, width) or (samples, channels, height, width), "
             f"got {x.dtype} of shape {x.shape}"
         )
+    # Images: one channel when none is given (NCHW, as ONNX Conv takes them); rows are kept
+    # flat like every other source, and the network reshapes them to `shape`.
+    shape = None if x.ndim == 2 else (1, *x.shape[1:]) if x.ndim == 3 else tuple(x.shape[1:])
+    x = x.reshape(len(x), -1)
     if y.ndim == 0 or len(y) != len(x):
         raise DataError(
             f"{path}: array '{ykey}': expected {len(x)} targets like '{xkey}', got shape {y.shape}"
@@ -241,7 +259,8 @@ def load_npz(path: Path, xkey: str, ykey: str, task: str) -> Dataset:
                 f"got shape {y.shape}"
             )
         yi, classes = _class_encode([str(v) for v in y.tolist()], f"{path}: array '{ykey}'")
-        return Dataset(x, yi, DataInfo(x.shape[1], len(classes), feats, [ykey], classes), str(path))
+        info = DataInfo(x.shape[1], len(classes), feats, [ykey], classes, shape)
+        return Dataset(x, yi, info, str(path))
     if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_):
         raise DataError(
             f"{path}: array '{ykey}': expected numeric regression targets, got {y.dtype}"
@@ -249,7 +268,7 @@ def load_npz(path: Path, xkey: str, ykey: str, task: str) -> Dataset:
     y = y.reshape(len(y), -1).astype(np.float64)
     _check_finite(y, path, ykey)
     targets = [ykey] if y.shape[1] == 1 else [f"{ykey}{i}" for i in range(y.shape[1])]
-    return Dataset(x, y, DataInfo(x.shape[1], y.shape[1], feats, targets, None), str(path))
+    return Dataset(x, y, DataInfo(x.shape[1], y.shape[1], feats, targets, None, shape), str(path))
 
 
 def _check_finite(a: np.ndarray, path: Path, key: str) -> None:

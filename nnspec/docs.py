@@ -26,8 +26,9 @@ name: iris-mlp
 description: Iris species from sepal and petal measurements.
 task: classification
 input:                  # optional with data (checked against it); required without
-  features: 4
+  features: 4           # or shape: [channels, height, width] for images
   names: [sepal_length, sepal_width, petal_length, petal_width]
+init: null              # or {from: pretrained.onnx}: start from a trained model's weights
 classes: [setosa, versicolor, virginica]   # optional with data (checked against it)
 data:                   # or {csv: iris.csv, target: species} or {npz: iris.npz, x: x, y: y}
   builtin: iris
@@ -37,7 +38,7 @@ preprocess:
   standardize_target: false
 layers:
   - {kind: dense, name: hidden, units: 16, activation: relu, initializer: he_uniform}
-  - {kind: dense, name: output, units: 3, activation: softmax, use_bias: true}
+  - {kind: dense, name: output, units: 3, activation: softmax, use_bias: true, trainable: true}
 loss: cross_entropy
 train:
   optimizer: {kind: adam, lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1.0e-8}

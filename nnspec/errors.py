@@ -44,7 +44,11 @@ class Issue:
         if self.line is not None:
             where += f":{self.line}:{self.col}"
         path = format_path(self.path)
-        return f"{where}: {path}: {self.message}" if path else f"{where}: {self.message}"
+        if not path:
+            return f"{where}: {self.message}"
+        # A message that opens with the layer's kind reads "layers[4] (maxpool2d): ...".
+        sep = " " if self.message.startswith("(") else ": "
+        return f"{where}: {path}{sep}{self.message}"
 
 
 class SpecError(NnspecError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 
 import numpy as np
@@ -15,8 +16,9 @@ from .spec import Spec
 class Network:
     """A built spec: live parameters plus the preprocessing fitted on the training split.
 
-    Inputs are raw features (batch, features); standardization is part of the network, exactly
-    as it is part of the exported graph.
+    Inputs are raw features (batch, features), or images (batch, channels, height, width) when
+    ``io.shape`` is an image shape (flat rows of the same size are reshaped to it).
+    Standardization is part of the network, exactly as it is part of the exported graph.
     """
 
     def __init__(self, spec: Spec, io: ModelIO, layers: list[Layer], dtype: np.dtype):
@@ -26,8 +28,12 @@ class Network:
         self.dtype = np.dtype(dtype)
         self.task = spec.task
         self.loss = LOSSES[spec.loss]
-        self.x_mean = np.zeros(io.features, dtype=self.dtype)
-        self.x_scale = np.ones(io.features, dtype=self.dtype)
+        self.shape = tuple(io.shape)
+        # Per feature for flat inputs; per channel (channels, 1, 1) for images, broadcasting
+        # over height and width as the exported Sub/Div nodes do.
+        stat_shape = (self.shape[0], 1, 1) if len(self.shape) == 3 else self.shape
+        self.x_mean = np.zeros(stat_shape, dtype=self.dtype)
+        self.x_scale = np.ones(stat_shape, dtype=self.dtype)
         self.y_mean = np.zeros(io.outputs, dtype=self.dtype)
         self.y_scale = np.ones(io.outputs, dtype=self.dtype)
         self.metrics: dict = {}
@@ -45,8 +51,36 @@ class Network:
             (f"{layer.name}.{k}", v) for layer in self.layers for k, v in layer.grads.items()
         )
 
+    def trainable_parameters(self) -> OrderedDict[str, np.ndarray]:
+        """The parameters of layers that are not frozen: what the optimizer updates."""
+        return OrderedDict(
+            (f"{layer.name}.{k}", v)
+            for layer in self.layers
+            if layer.trainable
+            for k, v in layer.params.items()
+        )
+
+    def trainable_gradients(self) -> OrderedDict[str, np.ndarray]:
+        return OrderedDict(
+            (f"{layer.name}.{k}", v)
+            for layer in self.layers
+            if layer.trainable
+            for k, v in layer.grads.items()
+        )
+
+    def state(self) -> OrderedDict[str, np.ndarray]:
+        """Arrays kept beside the parameters but not learned by gradients (batchnorm's running
+        statistics), keyed like ``parameters()``."""
+        return OrderedDict(
+            (f"{layer.name}.{k}", v) for layer in self.layers for k, v in layer.state.items()
+        )
+
+    def arrays(self) -> OrderedDict[str, np.ndarray]:
+        """Everything the exported model stores per layer: parameters, then state."""
+        return OrderedDict([*self.parameters().items(), *self.state().items()])
+
     def param_count(self) -> int:
-        return int(sum(v.size for v in self.parameters().values()))
+        return int(sum(v.size for v in self.arrays().values()))
 
     # -- preprocessing -----------------------------------------------------------------------
     def fit_preprocess(self, x: np.ndarray, y: np.ndarray | None = None) -> None:
@@ -56,17 +90,30 @@ class Network:
         """
         pre = self.spec.preprocess
         if pre.standardize:
-            std = x.std(axis=0)
+            x = self.as_samples(np.asarray(x, dtype=np.float64))
+            if x.ndim == 4:  # images: one mean and deviation per channel
+                mean = x.mean(axis=(0, 2, 3)).reshape(-1, 1, 1)
+                std = x.std(axis=(0, 2, 3)).reshape(-1, 1, 1)
+            else:
+                mean, std = x.mean(axis=0), x.std(axis=0)
             # A constant feature carries no information; dividing by 1 keeps it finite.
-            self.x_mean = x.mean(axis=0).astype(self.dtype)
+            self.x_mean = mean.astype(self.dtype)
             self.x_scale = np.where(std > 0, std, 1.0).astype(self.dtype)
         if pre.standardize_target and self.task == "regression" and y is not None:
             std = y.std(axis=0)
             self.y_mean = y.mean(axis=0).astype(self.dtype)
             self.y_scale = np.where(std > 0, std, 1.0).astype(self.dtype)
 
+    def as_samples(self, x: np.ndarray) -> np.ndarray:
+        """(batch, features) rows -> (batch, *shape); inputs already of that shape pass."""
+        if x.shape[1:] == self.shape:
+            return x
+        if x.ndim < 2 or math.prod(x.shape[1:]) != math.prod(self.shape):
+            raise ValueError(f"expected inputs of shape (batch, *{self.shape}), got {x.shape}")
+        return x.reshape(len(x), *self.shape)
+
     def scale_x(self, x: np.ndarray) -> np.ndarray:
-        return (np.asarray(x, dtype=self.dtype) - self.x_mean) / self.x_scale
+        return (self.as_samples(np.asarray(x, dtype=self.dtype)) - self.x_mean) / self.x_scale
 
     def targets(self, y: np.ndarray) -> np.ndarray:
         """What the loss compares the output with: indices, one-hot rows or scaled values."""
@@ -132,13 +179,19 @@ class Network:
         """
         out, loss, grad = self.forward_loss(xs, t)
         grad = self.layers[-1].backward(grad, wrt_preactivation=self.loss.wrt_preactivation)
-        for layer in reversed(self.layers[:-1]):
+        # Below the lowest layer that learns, no gradient is needed: fine-tuning a new head on
+        # frozen convolutions costs a forward pass plus the head's backward.
+        lowest = next(
+            (i for i, la in enumerate(self.layers) if la.trainable and la.params),
+            len(self.layers) - 1,
+        )
+        for layer in reversed(self.layers[lowest:-1]):
             grad = layer.backward(grad)
         wd = self.spec.train.weight_decay
         if wd:
             # L2 penalty (wd/2) sum W^2 on weights only: its gradient is wd W.
             for layer in self.layers:
-                if "weight" in layer.params:
+                if "weight" in layer.params and layer.trainable:
                     w = layer.params["weight"]
                     loss += 0.5 * wd * float(np.vdot(w, w))
                     layer.grads["weight"] += wd * w
@@ -157,10 +210,10 @@ class Network:
         Returns
         -------
         loss : float
-        grads : dict with the keys of ``parameters()``; copies, safe to keep.
+        grads : dict with the keys of ``trainable_parameters()``; copies, safe to keep.
         """
         loss, _ = self.backprop(self.scale_x(x), self.targets(y))
-        return loss, OrderedDict((k, v.copy()) for k, v in self.gradients().items())
+        return loss, OrderedDict((k, v.copy()) for k, v in self.trainable_gradients().items())
 
 
 def build(spec: Spec, io: ModelIO, seed: int | None = None, dtype=None) -> Network:
@@ -169,10 +222,12 @@ def build(spec: Spec, io: ModelIO, seed: int | None = None, dtype=None) -> Netwo
     seed = spec.train.seed if seed is None else seed
     # One independent stream per layer: adding a layer at the end leaves earlier ones unchanged.
     streams = np.random.SeedSequence(seed).spawn(len(spec.layers))
-    shape: tuple = (None, io.features)
+    shape: tuple = (None, *io.shape)
     layers = []
     for layer_spec, name, stream in zip(spec.layers, spec.layer_names(), streams, strict=True):
         kind = LAYERS[layer_spec.kind]
-        layers.append(kind.layer(layer_spec, name, shape, np.random.default_rng(stream), dtype))
+        layer = kind.layer(layer_spec, name, shape, np.random.default_rng(stream), dtype)
+        layer.trainable = getattr(layer_spec, "trainable", True)
+        layers.append(layer)
         shape = layer_spec.output_shape(shape)
     return Network(spec, io, layers, dtype)

@@ -7,11 +7,13 @@ Each problem is located at the YAML node that should change.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .activations import ACTIVATIONS
 from .data import DataInfo
 from .errors import Issue, SpecError
+from .layers import IMAGE_KINDS
 from .losses import LOSSES
 from .spec import Spec
 
@@ -20,11 +22,21 @@ from .spec import Spec
 class ModelIO:
     """Input and output sizes and names, from the spec and (when given) its data."""
 
-    features: int
+    features: int  # values per sample: the product of shape
     outputs: int  # units of the last layer
     feature_names: list[str]
     target_names: list[str]
     class_names: list[str] | None  # classification only
+    shape: tuple[int, ...] = ()  # one sample's shape: (features,) or (channels, height, width)
+
+    def __post_init__(self):
+        if not self.shape:
+            object.__setattr__(self, "shape", (self.features,))
+
+
+def dims(shape) -> str:
+    """(1, 28, 28) -> '1×28×28', as shapes are written in messages."""
+    return "×".join(str(d) for d in shape)
 
 
 def _layer_issues(spec: Spec) -> list[Issue]:
@@ -50,8 +62,18 @@ def _layer_issues(spec: Spec) -> list[Issue]:
                 )
             )
     out_act = getattr(spec.layers[-1], "activation", None)
+    is_dense = spec.layers[-1].kind == "dense"
+    if not is_dense:
+        issues.append(
+            src.issue(
+                ("layers", last, "kind"),
+                f"the last layer is the output layer and must be dense (its units are the "
+                f"classes or targets), got {spec.layers[-1].kind}; end the stack with "
+                "flatten and dense",
+            )
+        )
     needed = LOSSES[spec.loss].output_activation
-    if needed and out_act != needed:
+    if needed and is_dense and out_act != needed:
         issues.append(
             src.issue(
                 ("loss",),
@@ -62,7 +84,7 @@ def _layer_issues(spec: Spec) -> list[Issue]:
     if spec.task == "regression":
         if spec.loss != "mse":
             issues.append(src.issue(("loss",), f"regression expects loss mse, got {spec.loss}"))
-        if out_act is not None and ACTIVATIONS[out_act].output_only:
+        if is_dense and ACTIVATIONS[out_act].output_only:
             issues.append(
                 src.issue(
                     ("layers", last, "activation"),
@@ -76,6 +98,15 @@ def _layer_issues(spec: Spec) -> list[Issue]:
             src.issue(
                 ("preprocess", "standardize_target"),
                 "standardize_target applies to regression only",
+            )
+        )
+    frozen = [getattr(layer, "trainable", None) for layer in spec.layers]
+    if spec.data is not None and False in frozen and True not in frozen:
+        issues.append(
+            src.issue(
+                ("layers",),
+                "every layer with weights is frozen (trainable: false), so training would "
+                "change nothing; unfreeze at least the output layer",
             )
         )
     return issues
@@ -166,23 +197,33 @@ def check(spec: Spec, data: DataInfo | None) -> ModelIO:
     last = len(spec.layers) - 1
     units = getattr(spec.layers[-1], "units", None)
 
-    features = spec.input.features if spec.input else None
+    shape = spec.input.sample_shape if spec.input else None
+    features = math.prod(shape) if shape else None
     if data is not None and features is not None and features != data.features:
+        field = "shape" if spec.input.shape is not None else "features"
+        given = spec.input.shape if field == "shape" else features
+        images = f" ({dims(data.shape)} images)" if data.shape else ""
         issues.append(
             src.issue(
-                ("input", "features"),
-                f"the data has {data.features} features, but input.features is {features}",
+                ("input", field),
+                f"the data has {data.features} features per sample{images}, but "
+                f"input.{field} is {given}" + (f" ({features} values)" if field == "shape" else ""),
             )
         )
-    if features is None:
+    if shape is None:
         if data is None:
             issues.append(
                 src.issue(
-                    (), "the input size is unknown: give input: {features: N} or a data source"
+                    (),
+                    "the input size is unknown: give input: {features: N}, input: {shape: "
+                    "[channels, height, width]} or a data source",
                 )
             )
             raise SpecError(issues)
         features = data.features
+        # A built-in image dataset feeds convolutions as images, and dense layers as rows.
+        wants_image = any(layer.kind in IMAGE_KINDS for layer in spec.layers)
+        shape = data.shape if data.shape and wants_image else (features,)
 
     class_names = None
     if spec.task == "classification" and data is not None and data.class_names is None:
@@ -263,4 +304,4 @@ def check(spec: Spec, data: DataInfo | None) -> ModelIO:
         target_names = (
             ["label"] if spec.task == "classification" else [f"y{i}" for i in range(units or 1)]
         )
-    return ModelIO(features, units or 0, feature_names, target_names, class_names)
+    return ModelIO(features, units or 0, feature_names, target_names, class_names, tuple(shape))

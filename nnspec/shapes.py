@@ -20,7 +20,7 @@ class LayerSummary:
 
 def infer(spec: Spec, io: ModelIO) -> list[LayerSummary]:
     """Output shape and parameter count per layer; a shape error names its layer."""
-    shape: Shape = (None, io.features)
+    shape: Shape = (None, *io.shape)
     rows = []
     for i, (layer, name) in enumerate(zip(spec.layers, spec.layer_names(), strict=True)):
         try:
@@ -39,7 +39,7 @@ def format_shape(shape: Shape) -> str:
 def summary_table(spec: Spec, io: ModelIO, rows: list[LayerSummary]) -> str:
     """A plain-text table: layer, kind, output shape, parameters, with the total."""
     header = ("layer", "kind", "output shape", "params")
-    body = [("input", "", format_shape((None, io.features)), "0")]
+    body = [("input", "", format_shape((None, *io.shape)), "0")]
     body += [(r.name, r.kind, format_shape(r.output_shape), f"{r.params:,}") for r in rows]
     widths = [max(len(row[c]) for row in [header, *body]) for c in range(4)]
 

@@ -7,6 +7,7 @@ editors use for completion and hover text.
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
@@ -19,6 +20,7 @@ from pydantic import (
     PrivateAttr,
     Tag,
     ValidationError,
+    model_validator,
 )
 
 from .errors import Issue, SpecError
@@ -50,12 +52,55 @@ class SpecSource:
 
 
 class InputSpec(SpecModel):
-    """The network's input."""
+    """The network's input: flat features, or images of a given shape."""
 
-    features: PositiveInt = Field(description="Number of input features per sample.")
+    features: PositiveInt | None = Field(
+        default=None,
+        description="Number of input features per sample, for a flat input (batch, features).",
+    )
+    shape: Annotated[list[PositiveInt], Field(min_length=1, max_length=3)] | None = Field(
+        default=None,
+        description="Shape of one sample without the batch: [channels, height, width] for "
+        "images (NCHW, as ONNX Conv takes them), or [features]. Flat data rows are reshaped "
+        "to it (row-major) when the sizes agree.",
+    )
     names: list[str] | None = Field(
         default=None,
         description="Feature names, in column order (default: from the data, else x0, x1, ...).",
+    )
+
+    @model_validator(mode="after")
+    def _one_size(self) -> InputSpec:
+        if self.features is None and self.shape is None:
+            raise ValueError("expected features: N or shape: [channels, height, width]")
+        if self.features is not None and self.shape is not None:
+            size = math.prod(self.shape)
+            if size != self.features:
+                raise ValueError(
+                    f"features ({self.features}) and shape {self.shape} (= {size} values) "
+                    "disagree; give one of them"
+                )
+        return self
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.shape) if self.shape is not None else (self.features,)
+
+
+class InitSpec(SpecModel):
+    """Start from the weights of an existing model (pretraining, then fine-tuning)."""
+
+    from_: str = Field(
+        alias="from",
+        min_length=1,
+        description="Path of an .onnx file written by nnspec, relative to the spec file. The "
+        "layers whose names and weight shapes match are loaded; the others (a new head with "
+        "another number of classes) start fresh, and the report lists both.",
+    )
+    preprocess: Literal["model", "refit"] = Field(
+        default="model",
+        description="model: use the model's standardization statistics, so pretrained layers "
+        "see inputs scaled as in their training; refit: fit them on this spec's training data.",
     )
 
 
@@ -136,8 +181,9 @@ class PreprocessSpec(SpecModel):
 
     standardize: bool = Field(
         default=True,
-        description="Scale each input feature to zero mean and unit variance (exported as "
-        "Sub and Div nodes before the first layer).",
+        description="Scale the inputs to zero mean and unit variance, per feature for flat "
+        "inputs and per channel for images (exported as Sub and Div nodes before the first "
+        "layer).",
     )
     standardize_target: bool = Field(
         default=False,
@@ -284,6 +330,11 @@ class Spec(SpecModel):
         default=None,
         description="Input size. May be left out when `data` names a dataset, whose shape "
         "then decides.",
+    )
+    init: InitSpec | None = Field(
+        default=None,
+        description="Initial weights from a trained model: {from: model.onnx}. Combine with "
+        "trainable: false on layers to freeze them.",
     )
     classes: list[str] | None = Field(
         default=None,

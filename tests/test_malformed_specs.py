@@ -213,7 +213,7 @@ CASES: dict[str, Case] = {
         9,
         19,
         "input.features",
-        "the data has 4 features, but input.features is 5",
+        "the data has 4 features per sample, but input.features is 5",
     ),
     "unknown_builtin_dataset": Case(
         spec({4: "data: {builtin: Iris}"}),

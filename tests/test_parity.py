@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 from conftest import SPECS
 from helpers import mlp_spec
-from onnx.reference import ReferenceEvaluator
+from reference_ops import reference_evaluator
 
 import nnspec
 from nnspec import pipeline
 from nnspec.activations import ACTIVATIONS
 from nnspec.layers import LAYERS
 from nnspec.network import Network
-from nnspec.rules import ModelIO
 
 RTOL, ATOL = 1e-4, 1e-5
 
@@ -24,7 +25,7 @@ def run_both(model: onnx.ModelProto, x: np.ndarray) -> list[dict[str, np.ndarray
     x = x.astype(np.float32)
     names = [o.name for o in model.graph.output]
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    ref = ReferenceEvaluator(model)
+    ref = reference_evaluator(model)
     return [
         dict(zip(names, sess.run(None, {"input": x}), strict=True)),
         dict(zip(names, ref.run(None, {"input": x}), strict=True)),
@@ -90,22 +91,30 @@ def test_every_activation_at_several_opsets(activation, opset):
 
 @pytest.mark.parametrize("kind", sorted(LAYERS))
 def test_every_registered_kind_parity(kind):
-    """Each registry example as the only layer of a regression network."""
+    """Each registry example in a small network (example, flatten where needed, dense head)."""
     for example, in_shape in LAYERS[kind].examples():
+        if ACTIVATIONS[getattr(example, "activation", "identity")].output_only:
+            continue  # softmax is an output: test_every_activation_at_several_opsets has it
+        layer = json.dumps(example.model_dump(mode="json", exclude_none=True))
+        flat = len(example.output_shape(in_shape)) == 2
+        layers = [
+            layer,
+            *([] if flat else ['{"kind": "flatten"}']),
+            '{"kind": "dense", "units": 3}',
+        ]
         spec = nnspec.load_spec(
             "spec_version: 1\nname: t\ntask: regression\n"
-            f"input: {{features: {in_shape[1]}}}\n"
-            f"layers: [{{kind: dense, units: {example.output_shape(in_shape)[1]}}}]\nloss: mse\n"
+            f"input: {{shape: {list(in_shape[1:])}}}\n"
+            f"layers: [{', '.join(layers)}]\nloss: mse\n"
         )
-        io = ModelIO(
-            in_shape[1], example.output_shape(in_shape)[1], ["a"] * in_shape[1], ["y"], None
-        )
-        layer = LAYERS[kind].layer(
-            example, "under_test", in_shape, np.random.default_rng(0), np.float32
-        )
-        network = Network(spec, io, [layer], np.float32)
-        x = np.random.default_rng(2).normal(size=(37, in_shape[1]))
-        assert_parity(network, nnspec.export(network), x)
+        network = nnspec.build(spec, dtype="float32")
+        rng = np.random.default_rng(2)
+        for values in network.state().values():  # batchnorm: running statistics in use
+            values[...] = rng.uniform(0.5, 2.0, size=values.shape)
+        x = rng.normal(size=(37, *in_shape[1:]))
+        model = nnspec.export(network)
+        assert_parity(network, model, x)
+        assert_parity(network, model, x[:1])
 
 
 def test_model_is_checked_and_loadable_by_old_runtimes():

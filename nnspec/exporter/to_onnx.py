@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
+from .. import atomic
 from .._version import __version__
 from ..errors import ModelError
 from ..layers import LAYERS
@@ -15,6 +19,8 @@ from ..network import Network
 from .graph import GraphBuilder
 
 BATCH = "batch"
+# Protobuf's hard limit on one serialized message; beyond it tensors go to external data.
+MAX_PROTOBUF = 2**31 - 1
 
 
 def _io(name: str, elem_type: int, dims: list) -> onnx.ValueInfoProto:
@@ -32,6 +38,7 @@ def _metadata(network: Network) -> dict[str, str]:
         "nnspec_feature_names": json.dumps(io.feature_names),
         "nnspec_target_names": json.dumps(io.target_names),
         "nnspec_param_count": str(network.param_count()),
+        "nnspec_input_shape": json.dumps(list(io.shape)),
     }
     if io.class_names is not None:
         meta["nnspec_class_names"] = json.dumps(io.class_names)
@@ -41,7 +48,8 @@ def _metadata(network: Network) -> dict[str, str]:
 
 
 def to_onnx(network: Network, opset: int | None = None) -> onnx.ModelProto:
-    """Float32 ONNX graph of ``network``: input ``input`` (batch, features); outputs
+    """Float32 ONNX graph of ``network``: input ``input`` (batch, features) or, for images,
+    (batch, channels, height, width); outputs
     ``probabilities`` (batch, classes) float32 and ``label`` (batch,) int64 for classification,
     ``prediction`` (batch, outputs) float32 for regression.
     """
@@ -93,7 +101,7 @@ def to_onnx(network: Network, opset: int | None = None) -> onnx.ModelProto:
     graph = helper.make_graph(
         g.nodes,
         spec.name,
-        [_io("input", TensorProto.FLOAT, [BATCH, io.features])],
+        [_io("input", TensorProto.FLOAT, [BATCH, *io.shape])],
         outputs,
         initializer=g.initializers,
         doc_string=spec.description or "",
@@ -109,8 +117,43 @@ def to_onnx(network: Network, opset: int | None = None) -> onnx.ModelProto:
         ir_version=helper.find_min_ir_version_for(opsets),
     )
     helper.set_model_props(model, _metadata(network))
-    check(model)
+    if model.ByteSize() <= MAX_PROTOBUF:
+        check(model)  # larger models are checked from their files by ``save``
     return model
+
+
+def save(model: onnx.ModelProto, path: str | Path) -> list[Path]:
+    """Write ``model`` atomically; returns the files written.
+
+    Protobuf cannot serialize a message over 2 GB, so a larger model keeps its tensors in
+    ``<name>.data`` beside it (ONNX external data, with a relative location, so the two files
+    move together). Both are written under temporary names and renamed into place.
+    """
+    path = Path(path)
+    if model.ByteSize() <= MAX_PROTOBUF:
+        atomic.write_bytes(path, model.SerializeToString())
+        return [path]
+    atomic.check_writable(path)
+    data_name = f"{path.name}.data"
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)  # saving moves the tensors' bytes out of the message it is given
+    try:
+        with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
+            staged = Path(tmp) / path.name
+            onnx.save_model(
+                copy,
+                str(staged),
+                save_as_external_data=True,
+                all_tensors_to_one_file=True,
+                location=data_name,
+                size_threshold=1024,
+            )
+            check(str(staged))
+            os.replace(Path(tmp) / data_name, path.parent / data_name)
+            os.replace(staged, path)
+    except OSError as e:
+        raise atomic.OutputError(f"{path}: cannot write: {e.strerror}") from None
+    return [path, path.parent / data_name]
 
 
 def add_metadata(model: onnx.ModelProto, extra: dict[str, object]) -> None:
@@ -120,10 +163,20 @@ def add_metadata(model: onnx.ModelProto, extra: dict[str, object]) -> None:
     helper.set_model_props(model, props)
 
 
-def check(model: onnx.ModelProto) -> None:
-    """The full checker and strict, type-checked shape inference; a failure is a bug."""
+def check(model: onnx.ModelProto | str) -> None:
+    """The full checker and strict, type-checked shape inference; a failure is a bug.
+
+    A path (of a model with external data) is checked from the file, as protobuf cannot hold
+    a model over 2 GB in one message.
+    """
     try:
         onnx.checker.check_model(model, full_check=True)
-        onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+        if isinstance(model, str):
+            onnx.shape_inference.infer_shapes_path(
+                model, model + ".inferred", check_type=True, strict_mode=True
+            )
+            os.remove(model + ".inferred")
+        else:
+            onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
         raise ModelError(f"the exported graph failed the ONNX checker: {e}") from e

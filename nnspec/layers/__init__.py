@@ -11,7 +11,7 @@ from typing import Annotated, Union
 
 from pydantic import Field
 
-from . import dense
+from . import batchnorm, conv, dense, dropout, flatten, lrn, pool
 from .base import Layer, LayerKind, Shape, ShapeError, SpecModel
 
 
@@ -29,14 +29,53 @@ class _Registry(dict):
         raise KeyError(f"unknown layer kind {key!r}; {len(self)} registered: {', '.join(self)}")
 
 
+# fmt: off
 LAYERS: dict[str, LayerKind] = _Registry(
     [
         ("dense", LayerKind(dense.DenseSpec, dense.Dense, dense.lower_dense, dense.examples)),
+        ("conv2d", LayerKind(conv.Conv2dSpec, conv.Conv2d, conv.lower_conv2d, conv.examples)),
+        ("maxpool2d", LayerKind(
+            pool.MaxPool2dSpec, pool.MaxPool2d, pool.lower_maxpool2d, pool.examples_max)),
+        ("avgpool2d", LayerKind(
+            pool.AvgPool2dSpec, pool.AvgPool2d, pool.lower_avgpool2d, pool.examples_avg)),
+        ("flatten", LayerKind(
+            flatten.FlattenSpec, flatten.Flatten, flatten.lower_flatten, flatten.examples)),
+        ("dropout", LayerKind(
+            dropout.DropoutSpec, dropout.Dropout, dropout.lower_dropout, dropout.examples)),
+        ("batchnorm", LayerKind(
+            batchnorm.BatchNormSpec, batchnorm.BatchNorm, batchnorm.lower_batchnorm,
+            batchnorm.examples)),
+        ("lrn", LayerKind(lrn.LRNSpec, lrn.LRN, lrn.lower_lrn, lrn.examples)),
     ]
 )
+# fmt: on
 
-# The discriminated union that the spec's `layers` list is validated against. With one kind it
-# is that kind; later kinds are added as Union members.
-LayerSpec = Annotated[Union[dense.DenseSpec], Field(discriminator="kind")]  # noqa: UP007
+# Kinds that take images (batch, channels, height, width): a spec using one on a built-in image
+# dataset, with no `input`, gets the dataset's image shape.
+IMAGE_KINDS = frozenset({"conv2d", "maxpool2d", "avgpool2d", "lrn"})
 
-__all__ = ["LAYERS", "Layer", "LayerKind", "LayerSpec", "Shape", "ShapeError", "SpecModel"]
+# The discriminated union that the spec's `layers` list is validated against.
+LayerSpec = Annotated[
+    Union[  # noqa: UP007
+        dense.DenseSpec,
+        conv.Conv2dSpec,
+        pool.MaxPool2dSpec,
+        pool.AvgPool2dSpec,
+        flatten.FlattenSpec,
+        dropout.DropoutSpec,
+        batchnorm.BatchNormSpec,
+        lrn.LRNSpec,
+    ],
+    Field(discriminator="kind"),
+]
+
+__all__ = [
+    "IMAGE_KINDS",
+    "LAYERS",
+    "Layer",
+    "LayerKind",
+    "LayerSpec",
+    "Shape",
+    "ShapeError",
+    "SpecModel",
+]

@@ -80,7 +80,10 @@ def fit(
 ) -> History:
     """Train ``network`` in place on ``train``; validate on ``val`` after every epoch."""
     cfg = network.spec.train
-    params, grads = network.parameters(), network.gradients()
+    # Frozen layers (trainable: false) are left out: the optimizer never touches them.
+    params, grads = network.trainable_parameters(), network.trainable_gradients()
+    # Early stopping restores everything the model stores, batchnorm statistics included.
+    saved = network.arrays()
     optimizer = OPTIMIZERS[cfg.optimizer.kind](cfg.optimizer, params)
     shuffle_rng = np.random.default_rng([cfg.seed, 2])
     xs, t = network.scale_x(train.x), network.targets(train.y)
@@ -148,7 +151,7 @@ def fit(
         if es is not None and val is not None:
             if _better(es.monitor, row[es.monitor], best_value, es.min_delta):
                 best_value, waited = row[es.monitor], 0
-                best_params = {k: v.copy() for k, v in params.items()}
+                best_params = {k: v.copy() for k, v in saved.items()}
                 history.best_epoch = epoch + 1
             else:
                 waited += 1
@@ -158,7 +161,7 @@ def fit(
     if bar is not None:
         bar.close()
     if best_params is not None:
-        for k, v in params.items():
+        for k, v in saved.items():
             v[...] = best_params[k]
     return history
 

@@ -41,10 +41,14 @@ def _cuda_available(ort) -> bool:
     return CUDA in ort.get_available_providers()
 
 
-def _session(ort, model_bytes: bytes, providers: list):
+def _session(ort, model: bytes | str, providers: list):
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: the plugin-EP warning is noise here
-    return ort.InferenceSession(model_bytes, sess_options=options, providers=providers)
+    return ort.InferenceSession(model, sess_options=options, providers=providers)
+
+
+def _dims(shape) -> str:
+    return ", ".join(str(d) for d in shape)
 
 
 class Model:
@@ -72,16 +76,19 @@ class Model:
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
         self.path = None if isinstance(model, bytes) else Path(model)
-        data = model if isinstance(model, bytes) else self._read(self.path)
+        # onnxruntime opens a file itself, so that a model over 2 GB finds its external data
+        # file (stored beside it under a relative name).
+        data = model if isinstance(model, bytes) else self._check_readable(self.path)
         ort = _ort()
         self.chunk_size = chunk_size
         self.session, self.device = self._open(ort, data, device, device_id)
         self._describe()
 
     @staticmethod
-    def _read(path: Path) -> bytes:
+    def _check_readable(path: Path) -> str:
         try:
-            return path.read_bytes()
+            with path.open("rb"):
+                return str(path)
         except FileNotFoundError:
             raise RuntimeModelError(f"{path}: no such model file") from None
         except IsADirectoryError:
@@ -89,7 +96,7 @@ class Model:
         except OSError as e:
             raise RuntimeModelError(f"{path}: cannot read: {e.strerror}") from None
 
-    def _open(self, ort, data: bytes, device: str, device_id: int):
+    def _open(self, ort, data: bytes | str, device: str, device_id: int):
         where = str(self.path) if self.path else "<model bytes>"
         cuda = _cuda_available(ort)
         if device == "cuda" and not cuda:
@@ -122,14 +129,17 @@ class Model:
 
     def _describe(self) -> None:
         inputs = self.session.get_inputs()
-        if len(inputs) != 1 or len(inputs[0].shape) != 2 or inputs[0].type != "tensor(float)":
+        if len(inputs) != 1 or len(inputs[0].shape) < 2 or inputs[0].type != "tensor(float)":
             raise RuntimeModelError(
-                "not an nnspec model: expected one float32 input of shape (batch, features), "
-                f"got {[(i.name, i.type, i.shape) for i in inputs]}"
+                "not an nnspec model: expected one float32 input of shape (batch, features) "
+                f"or (batch, channels, height, width), got "
+                f"{[(i.name, i.type, i.shape) for i in inputs]}"
             )
         self.input_name = inputs[0].name
-        features = inputs[0].shape[1]
-        self.n_features = features if isinstance(features, int) else None
+        # One sample's shape: (features,) or (channels, height, width) for image models.
+        self.input_shape = tuple(inputs[0].shape[1:])
+        known = all(isinstance(d, int) for d in self.input_shape)
+        self.n_features = int(np.prod(self.input_shape)) if known else None
         outputs = {o.name: o for o in self.session.get_outputs()}
         self.output_names = list(outputs)
         if {"probabilities", "label"} <= set(outputs):
@@ -171,7 +181,11 @@ class Model:
         return self.session.get_providers()[0]
 
     def check_input(self, x) -> np.ndarray:
-        """``x`` as a C-contiguous float32 (batch, features) array, or a clear error."""
+        """``x`` as a C-contiguous float32 array of the model's input shape, or a clear error.
+
+        Image models take (batch, channels, height, width), or flat rows (batch, features)
+        of the same size, which are reshaped (row-major, as NumPy and the training data do).
+        """
         try:
             arr = np.asarray(x)
         except (ValueError, TypeError) as e:
@@ -182,19 +196,28 @@ class Model:
             or arr.dtype == np.bool_
         ):
             raise RuntimeModelError(f"expected numbers, got an array of dtype {arr.dtype}")
-        if arr.ndim != 2:
+        image = len(self.input_shape) > 1
+        if image and arr.ndim == len(self.input_shape) + 1:
+            if arr.shape[1:] != self.input_shape:
+                raise RuntimeModelError(
+                    f"expected images of shape (batch, {_dims(self.input_shape)}), got {arr.shape}"
+                )
+        elif arr.ndim != 2:
+            also = f" or (batch, {_dims(self.input_shape)})" if image else ""
             raise RuntimeModelError(
-                f"expected a 2-D array (batch, {self.n_features}), got shape {arr.shape}"
+                f"expected a 2-D array (batch, {self.n_features}){also}, got shape {arr.shape}"
             )
-        if self.n_features is not None and arr.shape[1] != self.n_features:
+        elif self.n_features is not None and arr.shape[1] != self.n_features:
             raise RuntimeModelError(
                 f"expected {self.n_features} features per row, got {arr.shape[1]}"
             )
-        arr = np.ascontiguousarray(arr, dtype=np.float32)
         if not np.isfinite(arr).all():
-            row, col = (int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+            flat = arr.reshape(len(arr), -1)
+            row, col = (int(i) for i in np.argwhere(~np.isfinite(flat))[0])
             raise RuntimeModelError(f"input has a NaN or inf at row {row}, column {col}")
-        return arr
+        if image:
+            arr = arr.reshape(len(arr), *self.input_shape)
+        return np.ascontiguousarray(arr, dtype=np.float32)
 
     def run(self, x) -> dict[str, np.ndarray]:
         """Raw outputs by name, for (batch, features) inputs; large batches run in chunks."""

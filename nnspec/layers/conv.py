@@ -1,0 +1,194 @@
+"""2-D convolution: ``(batch, C, H, W) -> (batch, filters, H', W')``, then an activation.
+
+The NumPy pass is im2col: a strided view gathers every window without copying, one reshape
+copies them into a matrix, and one batched matrix product over the groups does the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, PositiveInt
+
+from .. import initializers
+from ..activations import ACTIVATIONS
+from . import window
+from .base import InitializerName, Layer, ParamLayerSpecBase, Shape, ShapeError
+from .window import IntOrPair, Padding
+
+# Softmax normalizes across the units of a flat output: over feature maps it means nothing.
+_HIDDEN = tuple(a for a, f in ACTIVATIONS.items() if not f.output_only)
+HiddenActivationName = Literal[_HIDDEN]  # type: ignore[valid-type]
+
+
+class Conv2dSpec(ParamLayerSpecBase):
+    """2-D convolution over NCHW images: ``(batch, C, H, W) -> (batch, filters, H', W')``."""
+
+    kind: Literal["conv2d"] = Field(description="Layer kind: a 2-D convolution (ONNX Conv).")
+    filters: PositiveInt = Field(description="Number of output channels (feature maps).")
+    kernel_size: IntOrPair = Field(description="Kernel height and width: n for n×n, or [kh, kw].")
+    stride: IntOrPair = Field(
+        default=1, description="Step between windows: n, or [stride_h, stride_w]."
+    )
+    padding: Padding = Field(
+        default="valid", description="Padding of the input: " + window.PADDING_HELP
+    )
+    dilation: IntOrPair = Field(
+        default=1,
+        description="Spacing between kernel taps: n, or [dilation_h, dilation_w]; a k×k kernel "
+        "with dilation d spans (k - 1) * d + 1 pixels.",
+    )
+    groups: PositiveInt = Field(
+        default=1,
+        description="Split the input channels and filters into this many groups, each "
+        "convolved separately (ONNX Conv group); both counts must be divisible by it.",
+    )
+    activation: HiddenActivationName = Field(
+        default="identity",
+        description="Non-linearity applied to the convolution's output: identity, logistic, "
+        "tanh, gaussian, relu or leaky_relu (softmax is for flat outputs only).",
+    )
+    initializer: InitializerName = Field(
+        default="auto",
+        description="Weight initializer: glorot_uniform, glorot_normal, he_uniform, he_normal, "
+        "or auto (He for relu/leaky_relu, Glorot otherwise), with fan-in "
+        "C / groups * kh * kw. Biases start at zero.",
+    )
+    use_bias: bool = Field(default=True, description="Add a learned bias per filter.")
+
+    def geometry(self, x: Shape) -> window.Window:
+        """The resolved window over input ``x``; ShapeError when it does not fit."""
+        channels = window.image_input(x)[0]
+        for what, count in (("input channels", channels), ("filters", self.filters)):
+            if count % self.groups:
+                raise ShapeError(
+                    f"groups {self.groups} does not divide the {count} {what}; both the input "
+                    "channels and the filters must be multiples of groups"
+                )
+        return window.resolve(x, self.kernel_size, self.stride, self.padding, self.dilation)
+
+    def output_shape(self, x: Shape) -> Shape:
+        return (x[0], self.filters, *self.geometry(x).out)
+
+    def param_count(self, x: Shape) -> int:
+        kh, kw = window.pair(self.kernel_size)
+        weights = self.filters * (int(x[1]) // self.groups) * kh * kw
+        return weights + (self.filters if self.use_bias else 0)
+
+
+class Conv2d(Layer):
+    """Parameters: ``weight`` of shape (filters, C / groups, kh, kw), the layout of ONNX Conv's
+    W, and ``bias`` of shape (filters,). ``window`` and ``groups`` hold the resolved geometry
+    that the ONNX lowering writes as attributes."""
+
+    def __init__(self, spec: Conv2dSpec, name: str, in_shape: Shape, rng, dtype):
+        self.name = name
+        self.trainable = spec.trainable
+        self.activation = spec.activation
+        self.act = ACTIVATIONS[spec.activation]
+        self.window = spec.geometry(in_shape)
+        self.groups = spec.groups
+        kh, kw = self.window.kernel
+        per_group_in, per_group_out = int(in_shape[1]) // spec.groups, spec.filters // spec.groups
+        init = initializers.resolve(spec.initializer, spec.activation)
+        shape = (spec.filters, per_group_in, kh, kw)
+        weight = init(rng, per_group_in * kh * kw, per_group_out * kh * kw, shape)
+        self.params = {"weight": weight.astype(dtype)}
+        if spec.use_bias:
+            self.params["bias"] = np.zeros(spec.filters, dtype=dtype)
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    def _grouped_weight(self) -> np.ndarray:
+        """weight as (groups, filters per group, C per group * kh * kw): one matrix per group."""
+        w = self.params["weight"]
+        return w.reshape(self.groups, w.shape[0] // self.groups, -1)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """x: (batch, C, H, W) -> a: (batch, filters, H', W')."""
+        n, c = x.shape[:2]
+        g, (oh, ow), (kh, kw) = self.groups, self.window.out, self.window.kernel
+        view = window.windows(window.pad(x, self.window), self.window)
+        # im2col: rows are (batch, out_y, out_x), columns (channel, ky, kx) within a group,
+        # so each group is one (N*H'*W', C/g*kh*kw) @ (C/g*kh*kw, filters/g) product.
+        cols = view.reshape(n, g, c // g, oh, ow, kh, kw).transpose(1, 0, 3, 4, 2, 5, 6)
+        cols = cols.reshape(g, n * oh * ow, -1)
+        z = np.matmul(cols, self._grouped_weight().transpose(0, 2, 1))
+        z = z.reshape(g, n, oh, ow, -1).transpose(1, 0, 4, 2, 3).reshape(n, -1, oh, ow)
+        if "bias" in self.params:
+            z += self.params["bias"][:, None, None]
+        a = self.act.forward(z)
+        if training:
+            self._x_shape, self._cols, self._z, self._a = x.shape, cols, z, a
+        return a
+
+    def backward(self, da: np.ndarray, *, wrt_preactivation: bool = False) -> np.ndarray:
+        """da: dL/da (batch, filters, H', W') -> dL/dx (batch, C, H, W).
+
+        Reuses the im2col matrix, z and a cached by ``forward``. ``wrt_preactivation`` means
+        ``da`` already is dL/dz.
+        """
+        dz = da if wrt_preactivation else self.act.backward(self._z, self._a, da)
+        n, c, h, w = self._x_shape
+        g, (oh, ow), (kh, kw) = self.groups, self.window.out, self.window.kernel
+        # dz in the row layout of the im2col matrix: (groups, N*H'*W', filters per group).
+        dz_rows = dz.reshape(n, g, -1, oh, ow).transpose(1, 0, 3, 4, 2).reshape(g, n * oh * ow, -1)
+        # z = cols W^T + b  =>  dL/dW = dz^T cols, dL/db = sums of dz, dL/dcols = dz W.
+        if self.trainable:
+            dw = self.grads["weight"].reshape(g, -1, self._cols.shape[-1])  # a view: fills grads
+            np.matmul(dz_rows.transpose(0, 2, 1), self._cols, out=dw)
+            if "bias" in self.params:
+                dz.sum(axis=(0, 2, 3), out=self.grads["bias"])
+        dcols = np.matmul(dz_rows, self._grouped_weight())
+        # col2im: each kernel tap (ky, kx) read one strided slice of the padded input, so its
+        # column of dcols adds back onto that slice; overlapping windows accumulate.
+        dcols = dcols.reshape(g, n, oh, ow, c // g, kh, kw).transpose(1, 0, 4, 5, 6, 2, 3)
+        dcols = dcols.reshape(n, c, kh, kw, oh, ow)
+        top, left, bottom, right = self.window.pads
+        dxp = np.zeros((n, c, h + top + bottom, w + left + right), dtype=dz.dtype)
+        for ky in range(kh):
+            for kx in range(kw):
+                ys, xs = window.window_slice(self.window, ky, kx)
+                dxp[:, :, ys, xs] += dcols[:, :, ky, kx]
+        return window.unpad(dxp, self.window, (h, w))
+
+
+def lower_conv2d(layer: Conv2d, g, x: str) -> str:
+    """Conv with explicit pads (never auto_pad), then the activation's ops."""
+    inputs = [x, g.initializer(f"{layer.name}.weight", layer.params["weight"])]
+    if "bias" in layer.params:
+        inputs.append(g.initializer(f"{layer.name}.bias", layer.params["bias"]))
+    win = layer.window
+    z = g.node(
+        "Conv",
+        inputs,
+        name=f"{layer.name}/Conv",
+        kernel_shape=list(win.kernel),
+        strides=list(win.stride),
+        pads=list(win.pads),
+        dilations=list(win.dilation),
+        group=layer.groups,
+    )
+    return ACTIVATIONS[layer.activation].lower(g, z, f"{layer.name}/{layer.activation}")
+
+
+def examples() -> list[tuple[Conv2dSpec, Shape]]:
+    """Small convolutions covering each padding, stride, dilation and grouping mode."""
+
+    def conv(**fields) -> Conv2dSpec:
+        return Conv2dSpec(kind="conv2d", **fields)
+
+    image = (None, 2, 6, 5)
+    return [
+        (conv(filters=3, kernel_size=3), image),
+        (conv(filters=2, kernel_size=3, stride=2, padding="same", activation="tanh"), image),
+        (conv(filters=2, kernel_size=[2, 4], padding="same", use_bias=False), image),
+        (conv(filters=2, kernel_size=3, stride=[2, 1], padding=1), image),
+        (conv(filters=2, kernel_size=[3, 2], padding=[2, 0], activation="logistic"), image),
+        (conv(filters=2, kernel_size=2, dilation=[2, 1], padding="same"), image),
+        (conv(filters=2, kernel_size=2, dilation=2, stride=2), image),
+        (
+            conv(filters=4, kernel_size=3, groups=2, padding="same", activation="tanh"),
+            (None, 4, 5, 4),
+        ),
+    ]

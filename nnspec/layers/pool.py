@@ -1,0 +1,181 @@
+"""Max and average pooling over NCHW images: ``(batch, C, H, W) -> (batch, C, H', W')``.
+
+No parameters. Both read the windows through the strided view of ``window``; backward adds
+each kernel tap's share back onto the padded input, one strided slice per tap.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from . import window
+from .base import Layer, LayerSpecBase, Shape, ShapeError
+from .window import IntOrPair, Padding
+
+KERNEL_HELP = "Window height and width: n for n×n, or [kh, kw]."
+STRIDE_HELP = (
+    "Step between windows: n, or [stride_h, stride_w] (default: the kernel_size, so the "
+    "windows tile the input without overlapping)."
+)
+
+
+class _Pool2dSpec(LayerSpecBase):
+    """Geometry and shapes shared by the pooling specs. Subclasses declare the fields
+    ``kind``, ``kernel_size``, ``stride`` and ``padding`` themselves: fields declared here
+    would come before ``kind`` in the schema and the generated documentation."""
+
+    def geometry(self, x: Shape) -> window.Window:
+        """The resolved window over input ``x``; ShapeError when it does not fit."""
+        stride = self.kernel_size if self.stride is None else self.stride
+        win = window.resolve(x, self.kernel_size, stride, self.padding, what="window")
+        top, left = win.pads[:2]
+        if top >= win.kernel[0] or left >= win.kernel[1]:
+            # A window entirely in the padding has nothing to pool; ONNX refuses such pads.
+            raise ShapeError(
+                f"padding {top}×{left} must be smaller than the {window.dims(win.kernel)} "
+                "pooling window"
+            )
+        return win
+
+    def output_shape(self, x: Shape) -> Shape:
+        return (x[0], x[1], *self.geometry(x).out)
+
+
+class MaxPool2dSpec(_Pool2dSpec):
+    """Maximum over each window, per channel: ``(batch, C, H, W) -> (batch, C, H', W')``."""
+
+    kind: Literal["maxpool2d"] = Field(description="Layer kind: 2-D max pooling (ONNX MaxPool).")
+    kernel_size: IntOrPair = Field(description=KERNEL_HELP)
+    stride: IntOrPair | None = Field(default=None, description=STRIDE_HELP)
+    padding: Padding = Field(
+        default="valid",
+        description="Padding of the input, which never wins the maximum: " + window.PADDING_HELP,
+    )
+
+
+class AvgPool2dSpec(_Pool2dSpec):
+    """Mean over each window, per channel: ``(batch, C, H, W) -> (batch, C, H', W')``."""
+
+    kind: Literal["avgpool2d"] = Field(
+        description="Layer kind: 2-D average pooling (ONNX AveragePool)."
+    )
+    kernel_size: IntOrPair = Field(description=KERNEL_HELP)
+    stride: IntOrPair | None = Field(default=None, description=STRIDE_HELP)
+    padding: Padding = Field(
+        default="valid",
+        description="Padding of the input, left out of each mean's count: " + window.PADDING_HELP,
+    )
+
+
+class _Pool2d(Layer):
+    """Shared constructor: the resolved ``window`` (read by the ONNX lowering), no params."""
+
+    def __init__(self, spec: _Pool2dSpec, name: str, in_shape: Shape, rng, dtype):
+        self.name = name
+        self.window = spec.geometry(in_shape)
+        self.in_hw = (int(in_shape[2]), int(in_shape[3]))
+        self.params, self.grads = {}, {}
+
+    def _scatter(self, per_tap, shape, dtype) -> np.ndarray:
+        """dL/dx from ``per_tap(k)``, the gradient reaching kernel tap k of every window."""
+        n, c, h, w = shape
+        top, left, bottom, right = self.window.pads
+        kh, kw = self.window.kernel
+        dxp = np.zeros((n, c, h + top + bottom, w + left + right), dtype=dtype)
+        # Overlapping windows (stride < kernel) share pixels: += accumulates their shares.
+        for ky in range(kh):
+            for kx in range(kw):
+                ys, xs = window.window_slice(self.window, ky, kx)
+                dxp[:, :, ys, xs] += per_tap(ky * kw + kx)
+        return window.unpad(dxp, self.window, (h, w))
+
+
+class MaxPool2d(_Pool2d):
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """x: (batch, C, H, W) -> (batch, C, H', W'), the maximum of each window."""
+        # -inf padding can never be a window's maximum (every window holds an input pixel).
+        view = window.windows(window.pad(x, self.window, -np.inf), self.window)
+        flat = view.reshape(*view.shape[:4], -1)
+        arg = flat.argmax(axis=-1)  # the first maximum on ties, as backward routes it
+        y = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
+        if training:
+            self._arg, self._x_shape = arg, x.shape
+        return y
+
+    def backward(self, da: np.ndarray, *, wrt_preactivation: bool = False) -> np.ndarray:
+        """da: (batch, C, H', W') -> dL/dx (batch, C, H, W): all of each window's gradient
+        goes to the pixel that was its maximum."""
+        return self._scatter(lambda k: np.where(self._arg == k, da, 0), self._x_shape, da.dtype)
+
+
+class AvgPool2d(_Pool2d):
+    def __init__(self, spec: AvgPool2dSpec, name: str, in_shape: Shape, rng, dtype):
+        super().__init__(spec, name, in_shape, rng, dtype)
+        # 1 / (input pixels in each window): padding is not counted (count_include_pad=0).
+        ones = np.ones((1, 1, *self.in_hw), dtype=np.float64)
+        count = window.windows(window.pad(ones, self.window), self.window).sum(axis=(-2, -1))
+        self.inv_count = (1.0 / count[0, 0]).astype(dtype)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """x: (batch, C, H, W) -> (batch, C, H', W'), the mean of each window."""
+        view = window.windows(window.pad(x, self.window), self.window)
+        y = view.sum(axis=(-2, -1)) * self.inv_count.astype(x.dtype, copy=False)
+        if training:
+            self._x_shape = x.shape
+        return y
+
+    def backward(self, da: np.ndarray, *, wrt_preactivation: bool = False) -> np.ndarray:
+        """da: (batch, C, H', W') -> dL/dx (batch, C, H, W): each window's gradient is shared
+        equally by the input pixels it averaged."""
+        share = da * self.inv_count.astype(da.dtype, copy=False)
+        return self._scatter(lambda k: share, self._x_shape, share.dtype)
+
+
+def _lower(op_type: str, layer: _Pool2d, g, x: str, **attrs) -> str:
+    win = layer.window
+    return g.node(
+        op_type,
+        [x],
+        name=f"{layer.name}/{op_type}",
+        kernel_shape=list(win.kernel),
+        strides=list(win.stride),
+        pads=list(win.pads),
+        **attrs,
+    )
+
+
+def lower_maxpool2d(layer: MaxPool2d, g, x: str) -> str:
+    """MaxPool with explicit pads (never auto_pad)."""
+    return _lower("MaxPool", layer, g, x)
+
+
+def lower_avgpool2d(layer: AvgPool2d, g, x: str) -> str:
+    """AveragePool with explicit pads, padding excluded from the mean as in NumPy."""
+    return _lower("AveragePool", layer, g, x, count_include_pad=0)
+
+
+def _examples(spec_class, kind: str) -> list:
+    def pool(**fields):
+        return spec_class(kind=kind, **fields)
+
+    image = (None, 2, 6, 5)
+    return [
+        (pool(kernel_size=2), image),  # odd width: the last column is never pooled
+        (pool(kernel_size=3, stride=2), image),  # overlapping windows, as in AlexNet
+        (pool(kernel_size=2, padding="same"), (None, 2, 5, 5)),  # pads bottom and right
+        (pool(kernel_size=3, stride=1, padding=1), image),
+        (pool(kernel_size=[2, 3], stride=[1, 2], padding=[1, 0]), image),
+    ]
+
+
+def examples_max() -> list[tuple[MaxPool2dSpec, Shape]]:
+    """Small max poolings covering each padding and stride mode."""
+    return _examples(MaxPool2dSpec, "maxpool2d")
+
+
+def examples_avg() -> list[tuple[AvgPool2dSpec, Shape]]:
+    """Small average poolings covering each padding and stride mode."""
+    return _examples(AvgPool2dSpec, "avgpool2d")
