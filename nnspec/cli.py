@@ -19,6 +19,11 @@ from .spec import load_spec
 def _validate(args) -> int:
     spec = load_spec(args.spec)
     io, rows = pipeline.resolve(spec)
+    report = None
+    if spec.init is not None:  # the model's weights must fit: check now, not after training
+        from .network import build
+
+        report = pipeline.initialize(build(spec, io))
     if args.json:
         print(
             json.dumps(
@@ -36,6 +41,7 @@ def _validate(args) -> int:
                         for r in rows
                     ],
                     "total_params": sum(r.params for r in rows),
+                    "init": report.as_dict() if report else None,
                 },
                 indent=2,
             )
@@ -44,6 +50,8 @@ def _validate(args) -> int:
     from .shapes import summary_table
 
     print(summary_table(spec, io, rows))
+    if report:
+        print("\n".join(report.lines()))
     print(f"{args.spec}: valid")
     return 0
 
@@ -57,14 +65,18 @@ def _compile(args) -> int:
     dataset = pipeline.load_data(spec)
     io, _ = pipeline.resolve(spec, dataset.info if dataset else None)
     network = build(spec, io, seed=args.seed)
-    if dataset is not None:
+    report = pipeline.initialize(network)
+    if report:
+        print("\n".join(report.lines()))
+    if dataset is not None and not (report and report.preprocess_loaded):
         # Untrained weights, but the standardization of the training split, as train would.
         splits = pipeline.split(spec, dataset)
         network.fit_preprocess(splits.train.x, splits.train.y)
     pipeline.export(network, args.output)
     print(
         f"wrote {args.output}: {spec.name}, untrained (seed "
-        f"{spec.train.seed if args.seed is None else args.seed}), "
+        f"{spec.train.seed if args.seed is None else args.seed}"
+        f"{', init from ' + spec.init.from_ if report else ''}), "
         f"{network.param_count():,} parameters, opset {spec.export.opset}"
     )
     return 0
@@ -90,6 +102,7 @@ def _train(args) -> int:
         "spec_sha256": spec.source.sha256,
         "nnspec_version": __version__,
         "param_count": network.param_count(),
+        "init": result.init.as_dict() if result.init else None,
         "epochs_run": history.epochs_run,
         "stopped_early": history.stopped_early,
         "best_epoch": history.best_epoch,
@@ -103,6 +116,8 @@ def _train(args) -> int:
     if args.metrics:
         atomic.write_text(args.metrics, json.dumps(_json_safe(metrics), indent=2) + "\n")
     if not args.quiet:
+        if result.init:
+            print("\n".join(result.init.lines()))
         _print_train_summary(spec, metrics, args)
     return 0
 

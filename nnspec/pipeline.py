@@ -2,6 +2,7 @@
 
 spec = load_spec(path)                  # YAML -> Spec, located errors
 io, rows = resolve(spec)                # cross-field rules + shape inference
+network = build(spec)                   # seeded weights, init.from loaded where it matches
 network, history = train(spec)          # NumPy minibatch backprop
 model = export(network, "m.onnx")       # ONNX, checked, written atomically
 """
@@ -65,9 +66,12 @@ def resolve(spec: Spec, info: DataInfo | None = None) -> tuple[ModelIO, list[Lay
 
 
 def build(spec: Spec, seed: int | None = None, dtype=None) -> Network:
-    """A fresh, untrained network (seed defaults to ``spec.train.seed``)."""
+    """A fresh, untrained network (seed defaults to ``spec.train.seed``), with the weights of
+    ``init.from`` loaded where they match."""
     io, _ = resolve(spec)
-    return _build_network(spec, io, seed=seed, dtype=dtype)
+    network = _build_network(spec, io, seed=seed, dtype=dtype)
+    initialize(network)
+    return network
 
 
 @dataclass
@@ -98,6 +102,15 @@ def split(spec: Spec, dataset: Dataset) -> Splits:
     return Splits(rest, val, test if len(test.x) else None)
 
 
+def initialize(network: Network):
+    """Load ``init.from`` weights into a fresh network; the report, or None without init."""
+    if network.spec.init is None:
+        return None
+    from .exporter.weights import load_init
+
+    return load_init(network)
+
+
 @dataclass
 class TrainResult:
     network: Network
@@ -105,6 +118,7 @@ class TrainResult:
     splits: Splits
     test: dict = field(default_factory=dict)
     seconds: float = 0.0
+    init: object = None  # the InitReport of init.from, if any
 
 
 def train_full(spec: Spec, *, progress: bool | None = False) -> TrainResult:
@@ -119,10 +133,12 @@ def train_full(spec: Spec, *, progress: bool | None = False) -> TrainResult:
     start = time.perf_counter()
     splits = split(spec, dataset)
     network = _build_network(spec, io)
-    network.fit_preprocess(splits.train.x, splits.train.y)
+    report = initialize(network)
+    if report is None or not report.preprocess_loaded:
+        network.fit_preprocess(splits.train.x, splits.train.y)
     history = fit(network, splits.train, splits.val, progress=progress)
     test = evaluate(network, splits.test) if splits.test is not None else {}
-    return TrainResult(network, history, splits, test, time.perf_counter() - start)
+    return TrainResult(network, history, splits, test, time.perf_counter() - start, report)
 
 
 def train(spec: Spec, *, progress: bool | None = False) -> tuple[Network, History]:
