@@ -161,6 +161,65 @@ def _yaml_path(data: Any, loc: tuple) -> tuple[YamlPath, bool]:
     return tuple(path), False
 
 
+def _integer_field(err: dict, models: list[type[BaseModel]]) -> bool:
+    """Whether the bound that failed is on an integer, from the field's type, not the value's
+    (``epsilon: 0`` is an integer in YAML, but epsilon is a number)."""
+    loc = err["loc"]
+    label = loc[-1] if loc else None
+    if isinstance(label, str) and ("int" in label or "float" in label) and label.islower():
+        return "int" in label and "float" not in label  # a union member: constrained-int, ...
+    for model in models:
+        field = model.model_fields.get(label) if isinstance(label, str) else None
+        if field is not None:
+            return "float" not in repr(field.annotation)
+    return isinstance(err.get("input"), int)
+
+
+# Errors that only say the value has another type than one member of a union accepts.
+_TYPE_ERRORS = {
+    "int_type",
+    "int_from_float",
+    "int_parsing",
+    "float_type",
+    "float_parsing",
+    "bool_type",
+    "string_type",
+    "list_type",
+    "dict_type",
+    "literal_error",
+}
+
+
+def _merge_union_errors(issues: list[tuple[dict, Issue]]) -> list[Issue]:
+    """One line per YAML node. A value of a field with several forms (an int or a list, the
+    words valid/same) fails each form; the form whose type matched says what is wrong
+    (``kernel_size: 0``: the integer must be positive), else all the forms are listed."""
+    groups: dict[tuple, list[tuple[dict, Issue]]] = {}
+    for err, issue in issues:
+        groups.setdefault((issue.path, issue.line, issue.col), []).append((err, issue))
+    out = []
+    for group in groups.values():
+        specific = [i for e, i in group if e["type"] not in _TYPE_ERRORS]
+        if len(group) == 1 or len(specific) == 1:
+            out.append(specific[0] if specific else group[0][1])
+            continue
+        if specific:
+            out.extend(specific)
+            continue
+        forms = []
+        for _err, issue in group:
+            form = issue.message.split("expected ", 1)[-1].split(", got ")[0]
+            if form not in forms:
+                forms.append(form)
+        got = describe_value(group[0][0].get("input"))
+        first = group[0][1]
+        joined = ", ".join(forms[:-1]) + f" or {forms[-1]}" if len(forms) > 1 else forms[0]
+        out.append(
+            Issue(f"expected {joined}, got {got}", first.path, first.file, first.line, first.col)
+        )
+    return out
+
+
 def _first_sentence(text: str | None) -> str:
     return (text or "").split(". ")[0].rstrip(".")
 
@@ -220,7 +279,7 @@ def _message(
             "less_than_equal": "<=",
         }[kind]
         bound = next(iter(ctx.values()))
-        number = "an integer" if isinstance(err.get("input"), int) else "a number"
+        number = "an integer" if _integer_field(err, models) else "a number"
         if kind == "greater_than" and bound == 0:
             number = "a positive integer" if number == "an integer" else "a positive number"
             return f"expected {number}, got {got}"
@@ -247,6 +306,10 @@ def _message(
         return f"expected {simple[kind]}, got {got}"
     if kind == "too_short":
         return f"expected at least {ctx.get('min_length')} item(s), got {ctx.get('actual_length')}"
+    if kind == "too_long":
+        return f"expected at most {ctx.get('max_length')} item(s), got {ctx.get('actual_length')}"
+    if kind == "value_error" and "error" in ctx:
+        return str(ctx["error"])  # our own validators' messages already say what and why
     if kind == "string_too_short":
         return f"expected a non-empty string, got {got}"
     if kind == "string_pattern_mismatch":
@@ -265,13 +328,17 @@ def issues_from_validation_error(
     issues = []
     for err in error.errors():
         loc = err["loc"]
+        if err["type"] in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+            field_models = [m for m, _ in models_at(root, loc[:-1])]
+        else:
+            field_models = None
         path, absent = _yaml_path(data, loc)
         kind = err["type"]
         owner_loc = loc[:-1] if kind in ("missing", "extra_forbidden") else loc
         candidates = models_at(root, owner_loc)
         models = [m for m, _ in candidates]
         tags = sorted({t for m, tag in candidates if (t := _model_tag(m, tag))})
-        message = _message(err, models, tags, path[:-1])
+        message = _message(err, field_models or models, tags, path[:-1])
         if kind == "union_tag_invalid" and "kind" in (err.get("input") or {}):
             path = (*path, "kind")  # point at the misspelled tag, not the whole mapping
         if absent:
@@ -281,6 +348,7 @@ def issues_from_validation_error(
         else:
             mark = marks.value(path)
         line, col = mark if mark else (None, None)
-        issues.append(Issue(message, path, file, line, col))
-    issues.sort(key=lambda i: (i.line or 0, i.col or 0))
-    return issues
+        issues.append((err, Issue(message, path, file, line, col)))
+    merged = _merge_union_errors(issues)
+    merged.sort(key=lambda i: (i.line or 0, i.col or 0))
+    return merged

@@ -117,9 +117,16 @@ def to_onnx(network: Network, opset: int | None = None) -> onnx.ModelProto:
         ir_version=helper.find_min_ir_version_for(opsets),
     )
     helper.set_model_props(model, _metadata(network))
-    if model.ByteSize() <= MAX_PROTOBUF:
+    if fits_in_protobuf(model):
         check(model)  # larger models are checked from their files by ``save``
     return model
+
+
+def fits_in_protobuf(model: onnx.ModelProto) -> bool:
+    """Whether ``model`` serializes as one message. Counted from the tensors, plus a margin for
+    the graph and metadata, as ``ByteSize()`` costs about as much as serializing."""
+    tensors = sum(len(t.raw_data) for t in model.graph.initializer)
+    return tensors + 2**20 <= MAX_PROTOBUF
 
 
 def save(model: onnx.ModelProto, path: str | Path) -> list[Path]:
@@ -130,7 +137,7 @@ def save(model: onnx.ModelProto, path: str | Path) -> list[Path]:
     move together). Both are written under temporary names and renamed into place.
     """
     path = Path(path)
-    if model.ByteSize() <= MAX_PROTOBUF:
+    if fits_in_protobuf(model):
         atomic.write_bytes(path, model.SerializeToString())
         return [path]
     atomic.check_writable(path)
