@@ -85,7 +85,7 @@ def _compile(args) -> int:
 
 def _train(args) -> int:
     from . import atomic
-    from .exporter import add_metadata, save, to_onnx
+    from .exporter import add_metadata, to_onnx
     from .exporter.parity import check_parity
 
     spec = load_spec(args.spec)
@@ -113,7 +113,7 @@ def _train(args) -> int:
         "seconds": result.seconds,
     }
     add_metadata(model, {"parity": parity, "epochs_run": history.epochs_run})
-    save(model, args.output)
+    atomic.write_bytes(args.output, model.SerializeToString())
     if args.metrics:
         atomic.write_text(args.metrics, json.dumps(_json_safe(metrics), indent=2) + "\n")
     if not args.quiet:

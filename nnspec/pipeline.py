@@ -150,9 +150,6 @@ def train(spec: Spec, *, progress: bool | None = False) -> tuple[Network, Histor
 def export(network: Network, path: str | Path | None = None, opset: int | None = None):
     """ONNX ``ModelProto`` of ``network`` (checked); written atomically when ``path`` is given
     (with its tensors in ``<path>.data`` when the model is over protobuf's 2 GB)."""
-    from .exporter import save, to_onnx
+    from .exporter import to_onnx, write
 
-    model = to_onnx(network, opset)
-    if path is not None:
-        save(model, path)
-    return model
+    return to_onnx(network, opset) if path is None else write(network, path, opset)

@@ -83,6 +83,23 @@ def test_lenet_fine_tune_with_frozen_convolutions(lenet, tmp_path):
     assert result.test["accuracy"] >= 0.95, result.test
 
 
+def test_shipped_finetune_example(lenet, tmp_path, capsys):
+    """examples/lenet-finetune.yaml as its comment says to run it, next to a trained LeNet."""
+    shutil.copy(lenet[0], tmp_path / "lenet.onnx")
+    (tmp_path / "examples").mkdir()
+    shutil.copy(ROOT / "examples" / "lenet-finetune.yaml", tmp_path / "examples")
+    out = tmp_path / "ft.onnx"
+    assert (
+        cli.main(["train", str(tmp_path / "examples" / "lenet-finetune.yaml"), "-o", str(out)]) == 0
+    )
+    stdout = capsys.readouterr().out
+    assert "  loaded: conv1, conv2, fc1, fc2" in stdout
+    assert "  fresh:  head (not in the model)" in stdout
+    assert "  frozen: conv1, conv2" in stdout
+    accuracy = float(stdout.split("accuracy ")[1].split()[0].rstrip(","))
+    assert accuracy >= 0.95
+
+
 def test_alexnet_compiles_loads_and_runs(tmp_path, capsys):
     out = tmp_path / "alexnet.onnx"
     assert cli.main(["compile", str(SPECS / "alexnet.yaml"), "-o", str(out)]) == 0

@@ -175,7 +175,7 @@ def one_layer_model(kind, layer, in_shape, out_shape, opset) -> onnx.ModelProto:
         kind,
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", *in_shape[1:]])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", *out_shape[1:]])],
-        initializer=g.initializers,
+        initializer=g.initializers(),
     )
     opsets = [helper.make_opsetid("", opset)]
     model = helper.make_model(

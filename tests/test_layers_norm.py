@@ -229,7 +229,7 @@ def one_layer_model(layer, lower, in_shape, out_shape, opset) -> onnx.ModelProto
         "t",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", *in_shape[1:]])],
         [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["batch", *out_shape[1:]])],
-        g.initializers,
+        g.initializers(),
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
@@ -306,7 +306,7 @@ def test_dropout_adds_no_node():
     layer = make(Dropout, DropoutSpec(kind="dropout"), (None, 4), np.float32)
     g = GraphBuilder(np.float32)
     assert dropout_mod.lower_dropout(layer, g, "input") == "input"
-    assert g.nodes == [] and g.initializers == []
+    assert g.nodes == [] and g.tensors == []
 
 
 def randomize_batchnorm(layer):

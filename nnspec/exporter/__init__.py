@@ -3,6 +3,7 @@
 (Named ``exporter`` so that it never shadows the public function ``nnspec.export``.)
 """
 
-from .to_onnx import add_metadata, check, save, to_onnx
+from .external import write
+from .to_onnx import add_metadata, check, to_onnx
 
-__all__ = ["add_metadata", "check", "save", "to_onnx"]
+__all__ = ["add_metadata", "check", "to_onnx", "write"]

@@ -17,7 +17,8 @@ class GraphBuilder:
     def __init__(self, dtype=np.float32):
         self.dtype = np.dtype(dtype)
         self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
+        # Kept as arrays until the model is made: a model over 2 GB stores them in a file.
+        self.tensors: list[tuple[str, np.ndarray]] = []
         self._used: set[str] = set()
 
     def unique(self, name: str) -> str:
@@ -30,8 +31,15 @@ class GraphBuilder:
     def initializer(self, name: str, array: np.ndarray) -> str:
         """A float tensor in the export dtype (parameters and preprocessing statistics)."""
         name = self.unique(name)
-        self.initializers.append(numpy_helper.from_array(np.asarray(array, self.dtype), name))
+        self.tensors.append((name, np.ascontiguousarray(array, self.dtype)))
         return name
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for _, a in self.tensors)
+
+    def initializers(self) -> list[onnx.TensorProto]:
+        return [numpy_helper.from_array(a, name) for name, a in self.tensors]
 
     constant = initializer
 

@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from .. import atomic
 from .._version import __version__
 from ..errors import ModelError
 from ..layers import LAYERS
 from ..network import Network
+from . import external
 from .graph import GraphBuilder
 
 BATCH = "batch"
-# Protobuf's hard limit on one serialized message; beyond it tensors go to external data.
+# Protobuf's hard limit on one serialized message; beyond it tensors go to external data. The
+# margin leaves room for the graph and metadata around the weights.
 MAX_PROTOBUF = 2**31 - 1
+MARGIN = 2**20
 
 
 def _io(name: str, elem_type: int, dims: list) -> onnx.ValueInfoProto:
@@ -47,11 +48,16 @@ def _metadata(network: Network) -> dict[str, str]:
     return meta
 
 
-def to_onnx(network: Network, opset: int | None = None) -> onnx.ModelProto:
+def to_onnx(
+    network: Network, opset: int | None = None, data_file: Path | None = None
+) -> onnx.ModelProto:
     """Float32 ONNX graph of ``network``: input ``input`` (batch, features) or, for images,
     (batch, channels, height, width); outputs
     ``probabilities`` (batch, classes) float32 and ``label`` (batch,) int64 for classification,
     ``prediction`` (batch, outputs) float32 for regression.
+
+    With ``data_file``, the weights are written there and the model refers to them by the
+    file's name (ONNX external data), as a model over 2 GB needs; otherwise they are inside.
     """
     spec, io = network.spec, network.io
     opset = opset or spec.export.opset
@@ -103,7 +109,7 @@ def to_onnx(network: Network, opset: int | None = None) -> onnx.ModelProto:
         spec.name,
         [_io("input", TensorProto.FLOAT, [BATCH, *io.shape])],
         outputs,
-        initializer=g.initializers,
+        initializer=_initializers(g, data_file),
         doc_string=spec.description or "",
     )
     opsets = [helper.make_opsetid("", opset)]
@@ -117,50 +123,21 @@ def to_onnx(network: Network, opset: int | None = None) -> onnx.ModelProto:
         ir_version=helper.find_min_ir_version_for(opsets),
     )
     helper.set_model_props(model, _metadata(network))
-    if fits_in_protobuf(model):
-        check(model)  # larger models are checked from their files by ``save``
+    if data_file is None:
+        check(model)  # a model with external data is checked from its files by ``write``
     return model
 
 
-def fits_in_protobuf(model: onnx.ModelProto) -> bool:
-    """Whether ``model`` serializes as one message. Counted from the tensors, plus a margin for
-    the graph and metadata, as ``ByteSize()`` costs about as much as serializing."""
-    tensors = sum(len(t.raw_data) for t in model.graph.initializer)
-    return tensors + 2**20 <= MAX_PROTOBUF
-
-
-def save(model: onnx.ModelProto, path: str | Path) -> list[Path]:
-    """Write ``model`` atomically; returns the files written.
-
-    Protobuf cannot serialize a message over 2 GB, so a larger model keeps its tensors in
-    ``<name>.data`` beside it (ONNX external data, with a relative location, so the two files
-    move together). Both are written under temporary names and renamed into place.
-    """
-    path = Path(path)
-    if fits_in_protobuf(model):
-        atomic.write_bytes(path, model.SerializeToString())
-        return [path]
-    atomic.check_writable(path)
-    data_name = f"{path.name}.data"
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)  # saving moves the tensors' bytes out of the message it is given
-    try:
-        with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
-            staged = Path(tmp) / path.name
-            onnx.save_model(
-                copy,
-                str(staged),
-                save_as_external_data=True,
-                all_tensors_to_one_file=True,
-                location=data_name,
-                size_threshold=1024,
+def _initializers(g: GraphBuilder, data_file: Path | None) -> list[onnx.TensorProto]:
+    if data_file is None:
+        if g.nbytes + MARGIN > MAX_PROTOBUF:
+            raise ModelError(
+                f"the model's weights take {g.nbytes / 2**30:.2f} GiB, over the 2 GB that one "
+                "ONNX (protobuf) message can hold; write it to a file (nnspec.export(network, "
+                "path)), which keeps the weights in <path>.data beside it"
             )
-            check(str(staged))
-            os.replace(Path(tmp) / data_name, path.parent / data_name)
-            os.replace(staged, path)
-    except OSError as e:
-        raise atomic.OutputError(f"{path}: cannot write: {e.strerror}") from None
-    return [path, path.parent / data_name]
+        return g.initializers()
+    return external.write_tensors(g.tensors, data_file)
 
 
 def add_metadata(model: onnx.ModelProto, extra: dict[str, object]) -> None:
