@@ -39,41 +39,35 @@ class Network:
         self.metrics: dict = {}
 
     # -- parameters --------------------------------------------------------------------------
+    def _named(self, table: str, trainable_only: bool = False) -> OrderedDict[str, np.ndarray]:
+        """``"<layer name>.<key>"`` -> array, from each layer's ``params``, ``grads`` or
+        ``state``; ``trainable_only`` leaves out frozen layers."""
+        return OrderedDict(
+            (f"{layer.name}.{k}", v)
+            for layer in self.layers
+            if layer.trainable or not trainable_only
+            for k, v in getattr(layer, table).items()
+        )
+
     def parameters(self) -> OrderedDict[str, np.ndarray]:
         """``"<layer name>.<param>"`` -> the live array (updated in place by training)."""
-        return OrderedDict(
-            (f"{layer.name}.{k}", v) for layer in self.layers for k, v in layer.params.items()
-        )
+        return self._named("params")
 
     def gradients(self) -> OrderedDict[str, np.ndarray]:
         """Same keys as ``parameters()``; the buffers the last backward pass filled."""
-        return OrderedDict(
-            (f"{layer.name}.{k}", v) for layer in self.layers for k, v in layer.grads.items()
-        )
+        return self._named("grads")
 
     def trainable_parameters(self) -> OrderedDict[str, np.ndarray]:
         """The parameters of layers that are not frozen: what the optimizer updates."""
-        return OrderedDict(
-            (f"{layer.name}.{k}", v)
-            for layer in self.layers
-            if layer.trainable
-            for k, v in layer.params.items()
-        )
+        return self._named("params", trainable_only=True)
 
     def trainable_gradients(self) -> OrderedDict[str, np.ndarray]:
-        return OrderedDict(
-            (f"{layer.name}.{k}", v)
-            for layer in self.layers
-            if layer.trainable
-            for k, v in layer.grads.items()
-        )
+        return self._named("grads", trainable_only=True)
 
     def state(self) -> OrderedDict[str, np.ndarray]:
         """Arrays kept beside the parameters but not learned by gradients (batchnorm's running
         statistics), keyed like ``parameters()``."""
-        return OrderedDict(
-            (f"{layer.name}.{k}", v) for layer in self.layers for k, v in layer.state.items()
-        )
+        return self._named("state")
 
     def arrays(self) -> OrderedDict[str, np.ndarray]:
         """Everything the exported model stores per layer: parameters, then state."""

@@ -61,6 +61,9 @@ def data_info(spec: Spec) -> DataInfo | None:
 
 def resolve(spec: Spec, info: DataInfo | None = None) -> tuple[ModelIO, list[LayerSummary]]:
     """Cross-field rules and shape inference: sizes, names and the per-layer summary."""
+    if info is None and spec.input is not None and spec.data is not None:
+        # The spec gives its input: an impossible stack is reported before any data is read.
+        infer(spec, check(spec, None))
     io = check(spec, info if info is not None else data_info(spec))
     return io, infer(spec, io)
 

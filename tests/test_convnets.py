@@ -160,3 +160,24 @@ def test_a_model_over_two_gigabytes(tmp_path):
     x = np.random.default_rng(0).normal(size=(2, 16384))
     got = Model(tmp_path / "huge.onnx", device="cpu").run(x)["prediction"]
     np.testing.assert_allclose(got, network.predict(x)["prediction"], rtol=1e-3, atol=1e-4)
+
+
+def test_impossible_stack_is_reported_before_any_data_is_read(tmp_path, capsys):
+    """With input.shape given, shape inference runs first: the NPZ named is never opened."""
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(
+        "spec_version: 1\nname: bad\ntask: classification\n"
+        "input: {shape: [1, 8, 8]}\n"
+        "data: {npz: not-there.npz}\n"
+        "layers:\n"
+        "  - {kind: conv2d, filters: 16, kernel_size: 8}\n"
+        "  - {kind: maxpool2d, kernel_size: 2}\n"
+        "  - {kind: flatten}\n"
+        "  - {kind: dense, units: 10, activation: softmax}\n"
+        "loss: cross_entropy\n"
+    )
+    assert cli.main(["validate", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err == f"{spec}:8:5: layers[1] (maxpool2d): input 16×1×1 is smaller than the 2×2 window\n"
+    )
