@@ -140,3 +140,52 @@ def test_loss_and_gradients_returns_copies_keyed_like_parameters():
     grads["dense_0.weight"][...] = 0
     _, again = network.loss_and_gradients(x, y)
     assert np.abs(again["dense_0.weight"]).sum() > 0
+
+
+CONVNET = """\
+spec_version: 1
+name: small-convnet
+task: classification
+input: {shape: [2, 7, 6]}
+classes: [a, b, c]
+layers:
+  - {kind: conv2d, name: conv, filters: 3, kernel_size: 3, padding: same, activation: tanh,
+     trainable: CONV_TRAINABLE}
+  - {kind: lrn, size: 3, alpha: 0.5}
+  - {kind: maxpool2d, kernel_size: 2}
+  - {kind: batchnorm}
+  - {kind: conv2d, filters: 2, kernel_size: [2, 1], stride: [1, 2], groups: 1}
+  - {kind: avgpool2d, kernel_size: 2, stride: 1}
+  - {kind: flatten}
+  - {kind: dropout, rate: 0.3}
+  - {kind: dense, units: 3, activation: softmax}
+loss: cross_entropy
+train: {dtype: float64, seed: 4, weight_decay: 0.01}
+"""
+
+
+@pytest.mark.parametrize("conv_trainable", ["true", "false"])
+def test_convnet_gradients_through_every_kind(conv_trainable):
+    """The whole network, images standardized per channel, dropout with a fixed mask: the loss
+    gradient of every trainable parameter (a frozen first conv has none)."""
+    spec = nnspec.load_spec(CONVNET.replace("CONV_TRAINABLE", conv_trainable))
+    network = nnspec.build(spec)
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(9, 2 * 7 * 6)) * 3 + 1  # flat rows, reshaped to (9, 2, 7, 6)
+    y = rng.integers(0, 3, size=9)
+    network.fit_preprocess(x)
+    assert network.x_mean.shape == (2, 1, 1)
+    dropout = next(layer for layer in network.layers if hasattr(layer, "rng"))
+
+    def loss_and_gradients():
+        dropout.rng = np.random.default_rng(0)
+        return network.loss_and_gradients(x, y)
+
+    _, analytic = loss_and_gradients()
+    params = network.trainable_parameters()
+    assert analytic.keys() == params.keys()
+    assert ("conv.weight" in params) == (conv_trainable == "true")
+    for name, p in params.items():
+        numeric = central_differences(lambda: loss_and_gradients()[0], p)
+        err = rel_error(analytic[name], numeric)
+        assert err < 1e-6, f"{name}: relative error {err:.2e}"
