@@ -38,6 +38,7 @@ def _validate(args) -> int:
                             "kind": r.kind,
                             "output_shape": list(r.output_shape),
                             "params": r.params,
+                            "trainable": r.trainable,
                         }
                         for r in rows
                     ],

@@ -16,6 +16,7 @@ class LayerSummary:
     kind: str
     output_shape: Shape
     params: int
+    trainable: bool = True  # false: a frozen layer with weights
 
 
 def infer(spec: Spec, io: ModelIO) -> list[LayerSummary]:
@@ -27,7 +28,8 @@ def infer(spec: Spec, io: ModelIO) -> list[LayerSummary]:
             out = layer.output_shape(shape)
         except ShapeError as e:
             raise SpecError([spec.source.issue(("layers", i), f"({layer.kind}): {e}")]) from None
-        rows.append(LayerSummary(name, layer.kind, out, layer.param_count(shape)))
+        frozen = getattr(layer, "trainable", True) is False
+        rows.append(LayerSummary(name, layer.kind, out, layer.param_count(shape), not frozen))
         shape = out
     return rows
 
@@ -40,7 +42,15 @@ def summary_table(spec: Spec, io: ModelIO, rows: list[LayerSummary]) -> str:
     """A plain-text table: layer, kind, output shape, parameters, with the total."""
     header = ("layer", "kind", "output shape", "params")
     body = [("input", "", format_shape((None, *io.shape)), "0")]
-    body += [(r.name, r.kind, format_shape(r.output_shape), f"{r.params:,}") for r in rows]
+    body += [
+        (
+            r.name,
+            r.kind + ("" if r.trainable else " (frozen)"),
+            format_shape(r.output_shape),
+            f"{r.params:,}",
+        )
+        for r in rows
+    ]
     widths = [max(len(row[c]) for row in [header, *body]) for c in range(4)]
 
     def line(row):
@@ -50,6 +60,7 @@ def summary_table(spec: Spec, io: ModelIO, rows: list[LayerSummary]) -> str:
         ).rstrip()
 
     total = sum(r.params for r in rows)
+    frozen = sum(r.params for r in rows if not r.trainable)
     rule = "-" * len(line(header))
     return "\n".join(
         [
@@ -58,6 +69,7 @@ def summary_table(spec: Spec, io: ModelIO, rows: list[LayerSummary]) -> str:
             rule,
             *map(line, body),
             rule,
-            f"total parameters: {total:,}",
+            f"total parameters: {total:,}"
+            + (f" ({frozen:,} frozen, {total - frozen:,} trainable)" if frozen else ""),
         ]
     )

@@ -107,10 +107,14 @@ def test_alexnet_compiles_loads_and_runs(tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["alexnet.onnx"]  # under 2 GB: one file
     model = Model(out, device="cpu")
     assert model.input_shape == (3, 227, 227)
-    x = np.random.default_rng(0).normal(size=(2, 3, 227, 227))
+    # Chunks hold at most 256 MiB of images by default, not 16384 rows of 600 kB each.
+    assert model.chunk_size == 2**28 // (4 * 3 * 227 * 227) == 434
+    x = np.random.default_rng(0).normal(size=(3, 3, 227, 227))
     pred = model.predict(x)
-    assert pred.probabilities.shape == (2, 1000)
+    assert pred.probabilities.shape == (3, 1000)
     np.testing.assert_allclose(pred.probabilities.sum(axis=1), 1, rtol=1e-5)
+    chunked = Model(out, device="cpu", chunk_size=2).run(x)["probabilities"]
+    np.testing.assert_allclose(chunked, pred.probabilities, rtol=1e-5, atol=1e-7)
     ops = [n.op_type for n in onnx.load(str(out), load_external_data=False).graph.node]
     assert ops.count("Conv") == 5 and ops.count("LRN") == 2 and ops.count("MaxPool") == 3
     assert "Dropout" not in ops and ops.count("Gemm") == 3

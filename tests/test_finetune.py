@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import pytest
@@ -240,3 +242,16 @@ def test_frozen_batchnorm_keeps_its_statistics(tmp_path):
     assert not np.array_equal(after["dense_0.weight"], before["dense_0.weight"])
     trained = nnspec.train(nnspec.load_spec(text.replace("FROZEN", "true")))[0].arrays()
     assert not np.array_equal(trained["bn.running_mean"], before["bn.running_mean"])
+
+
+def test_validate_marks_frozen_layers_and_counts_them(tmp_path, digits_model, capsys):
+    subset_npz(tmp_path)
+    finetune_spec(tmp_path, digits_model)
+    assert cli.main(["validate", str(tmp_path / "finetune.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "dense_0  dense (frozen)  (batch, 64)" in out
+    assert "total parameters: 4,485 (4,160 frozen, 325 trainable)" in out
+    assert "  loaded: dense_0" in out
+    assert cli.main(["validate", str(tmp_path / "finetune.yaml"), "--json"]) == 0
+    layers = json.loads(capsys.readouterr().out)["layers"]
+    assert [layer["trainable"] for layer in layers] == [False, True]

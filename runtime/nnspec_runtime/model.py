@@ -15,6 +15,9 @@ CPU = "CPUExecutionProvider"
 # Bounded chunks bound the memory one run takes, and keep GPU kernels inside the batch sizes
 # they support (cuDNN's MaxPool failed with CUDNN_STATUS_NOT_SUPPORTED at batch 65536 on an H200).
 DEFAULT_CHUNK = 16384
+# Images are large rows: a chunk also holds at most this many input bytes (434 AlexNet images of
+# 3x227x227 float32), so that intermediate activations stay in memory too.
+CHUNK_BYTES = 2**28
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,8 @@ class Model:
     device : ``"cpu"``, ``"cuda"`` (an error if CUDA cannot be used; never a silent CPU
         fallback) or ``"auto"`` (CUDA when it works, else CPU; ``.device`` says which).
     device_id : CUDA device ordinal.
-    chunk_size : the most rows sent to onnxruntime in one run.
+    chunk_size : the most rows sent to onnxruntime in one run (default: 16384, fewer for
+        large samples such as images, so that one chunk holds at most 256 MiB of input).
     """
 
     def __init__(
@@ -69,20 +73,21 @@ class Model:
         device: str = "auto",
         *,
         device_id: int = 0,
-        chunk_size: int = DEFAULT_CHUNK,
+        chunk_size: int | None = None,
     ):
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-        if chunk_size < 1:
+        if chunk_size is not None and chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
         self.path = None if isinstance(model, bytes) else Path(model)
         # onnxruntime opens a file itself, so that a model over 2 GB finds its external data
         # file (stored beside it under a relative name).
         data = model if isinstance(model, bytes) else self._check_readable(self.path)
         ort = _ort()
-        self.chunk_size = chunk_size
         self.session, self.device = self._open(ort, data, device, device_id)
         self._describe()
+        row_bytes = 4 * (self.n_features or 1)
+        self.chunk_size = chunk_size or max(1, min(DEFAULT_CHUNK, CHUNK_BYTES // row_bytes))
 
     @staticmethod
     def _check_readable(path: Path) -> str:
@@ -220,7 +225,8 @@ class Model:
         return np.ascontiguousarray(arr, dtype=np.float32)
 
     def run(self, x) -> dict[str, np.ndarray]:
-        """Raw outputs by name, for (batch, features) inputs; large batches run in chunks."""
+        """Raw outputs by name, for inputs as ``check_input`` takes them; large batches run in
+        chunks of ``chunk_size`` rows."""
         arr = self.check_input(x)
         parts = [
             self.session.run(None, {self.input_name: arr[lo : lo + self.chunk_size]})
