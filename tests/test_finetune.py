@@ -217,7 +217,6 @@ def test_cli_train_reports_what_was_loaded(tmp_path, digits_model, capsys):
     assert "  loaded: dense_0" in stdout
     assert "  fresh:  dense_1 (dense_1.weight is 64×10 in the model, 64×5 here" in stdout
     assert "  frozen: dense_0" in stdout
-    import json
 
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["init"]["loaded"] == ["dense_0"] and metrics["init"]["frozen"] == ["dense_0"]
