@@ -234,7 +234,8 @@ def test_runtime_takes_images_or_flat_rows(digits_cnn):
     [
         ((3, 1, 8, 9), r"expected images of shape \(batch, 1, 8, 8\), got \(3, 1, 8, 9\)"),
         ((3, 63), r"expected 64 features per row, got 63"),
-        ((3, 8, 8), r"expected a 2-D array \(batch, 64\) or \(batch, 1, 8, 8\), got shape"),
+        ((3, 8, 9), r"expected images of shape \(batch, 1, 8, 8\), got \(3, 8, 9\)"),
+        ((3, 2, 1, 8, 8), r"expected a 2-D array \(batch, 64\) or \(batch, 1, 8, 8\), got shape"),
     ],
 )
 def test_runtime_refuses_other_shapes(digits_cnn, shape, message):
@@ -246,13 +247,25 @@ def test_runtime_refuses_other_shapes(digits_cnn, shape, message):
 def test_runtime_names_the_row_and_column_of_a_nan(digits_cnn):
     model = Model(digits_cnn[1], device="cpu")
     images = DIGITS.x[:5].reshape(5, 1, 8, 8).copy()
-    images[3, 0, 2, 5] = np.nan  # pixel (2, 5) is column 2 * 8 + 5 of the flat row
-    with pytest.raises(RuntimeModelError, match=r"NaN or inf at row 3, column 21$"):
+    images[3, 0, 2, 5] = np.nan
+    nan_at = r"NaN or inf \(in float32\) at sample 3, channel 0, row 2, column 5$"
+    with pytest.raises(RuntimeModelError, match=nan_at):
         model.run(images)
     rows = DIGITS.x[:5].copy()
-    rows[1, 40] = np.inf
-    with pytest.raises(RuntimeModelError, match=r"NaN or inf at row 1, column 40$"):
+    rows[1, 40] = np.inf  # flat rows are images too: column 40 is pixel (5, 0)
+    inf_at = r"NaN or inf \(in float32\) at sample 1, channel 0, row 5, column 0$"
+    with pytest.raises(RuntimeModelError, match=inf_at):
         model.run(rows)
+    # 1e39 is finite in float64 but not in the model's float32.
+    big = DIGITS.x[:2].copy()
+    big[0, 9] = 1e39
+    with pytest.raises(RuntimeModelError, match=r"at sample 0, channel 0, row 1, column 1$"):
+        model.run(big)
+    # One-channel images may also come without their channel axis.
+    np.testing.assert_array_equal(
+        model.run(DIGITS.x[:5].reshape(5, 8, 8))["probabilities"],
+        model.run(DIGITS.x[:5])["probabilities"],
+    )
 
 
 def _predict_csv(model_path, csv_path, capsys) -> list[list[str]]:

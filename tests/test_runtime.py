@@ -117,7 +117,8 @@ def test_cuda_refused_when_session_falls_back(monkeypatch, iris_model):
         (np.zeros(4), r"expected a 2-D array \(batch, 4\)"),
         (np.zeros((2, 2, 4)), "expected a 2-D array"),
         (np.array([["a", "b", "c", "d"]]), "expected numbers"),
-        (np.array([[1.0, np.nan, 1.0, 1.0]]), "NaN or inf at row 0, column 1"),
+        (np.array([[1.0, np.nan, 1.0, 1.0]]), r"NaN or inf \(in float32\) at row 0, column 1"),
+        (np.array([[1.0, 2.0, 1e39, 1.0]]), r"NaN or inf \(in float32\) at row 0, column 2"),
     ],
 )
 def test_bad_inputs_are_clear_errors(iris_model, bad, match):

@@ -201,11 +201,13 @@ class Model:
             or arr.dtype == np.bool_
         ):
             raise RuntimeModelError(f"expected numbers, got an array of dtype {arr.dtype}")
-        image = len(self.input_shape) > 1
+        image, given = len(self.input_shape) > 1, arr.shape
+        if image and arr.ndim == len(self.input_shape) and self.input_shape[0] == 1:
+            arr = arr[:, None]  # one-channel images given as (batch, height, width)
         if image and arr.ndim == len(self.input_shape) + 1:
             if arr.shape[1:] != self.input_shape:
                 raise RuntimeModelError(
-                    f"expected images of shape (batch, {_dims(self.input_shape)}), got {arr.shape}"
+                    f"expected images of shape (batch, {_dims(self.input_shape)}), got {given}"
                 )
         elif arr.ndim != 2:
             also = f" or (batch, {_dims(self.input_shape)})" if image else ""
@@ -216,13 +218,20 @@ class Model:
             raise RuntimeModelError(
                 f"expected {self.n_features} features per row, got {arr.shape[1]}"
             )
-        if not np.isfinite(arr).all():
-            flat = arr.reshape(len(arr), -1)
-            row, col = (int(i) for i in np.argwhere(~np.isfinite(flat))[0])
-            raise RuntimeModelError(f"input has a NaN or inf at row {row}, column {col}")
         if image:
             arr = arr.reshape(len(arr), *self.input_shape)
-        return np.ascontiguousarray(arr, dtype=np.float32)
+        # Checked after the conversion: 1e39 is finite in float64 but inf in float32.
+        with np.errstate(over="ignore"):
+            arr = np.ascontiguousarray(arr, dtype=np.float32)
+        if not np.isfinite(arr).all():
+            where = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+            if image:
+                c, y, x_ = where[1:]
+                at = f"sample {where[0]}, channel {c}, row {y}, column {x_}"
+            else:
+                at = f"row {where[0]}, column {where[1]}"
+            raise RuntimeModelError(f"input has a NaN or inf (in float32) at {at}")
+        return arr
 
     def run(self, x) -> dict[str, np.ndarray]:
         """Raw outputs by name, for inputs as ``check_input`` takes them; large batches run in
