@@ -86,7 +86,7 @@ def _compile(args) -> int:
 
 def _train(args) -> int:
     from . import atomic
-    from .exporter import add_metadata, to_onnx
+    from .exporter import add_metadata, write
     from .exporter.parity import check_parity
 
     spec = load_spec(args.spec)
@@ -97,8 +97,6 @@ def _train(args) -> int:
     network, history = result.network, result.history
     held_out = result.splits.test or result.splits.val or result.splits.train
     network.metrics = {"test_metrics": result.test}
-    model = to_onnx(network)
-    parity = check_parity(network, model, held_out.x)
     metrics = {
         "spec": spec.name,
         "spec_sha256": spec.source.sha256,
@@ -110,11 +108,17 @@ def _train(args) -> int:
         "best_epoch": history.best_epoch,
         "history": history.epochs,
         "test": result.test,
-        "parity": parity,
+        "parity": None,
         "seconds": result.seconds,
     }
-    add_metadata(model, {"parity": parity, "epochs_run": history.epochs_run})
-    atomic.write_bytes(args.output, model.SerializeToString())
+
+    def check_and_record(model, staged):
+        # Parity runs on the exported graph (from its staged files when it has external
+        # data) before anything is written; a mismatch raises and leaves nothing behind.
+        metrics["parity"] = check_parity(network, staged or model, held_out.x)
+        add_metadata(model, {"parity": metrics["parity"], "epochs_run": history.epochs_run})
+
+    write(network, args.output, finalize=check_and_record)
     if args.metrics:
         atomic.write_text(args.metrics, json.dumps(_json_safe(metrics), indent=2) + "\n")
     if not args.quiet:

@@ -185,3 +185,29 @@ def test_impossible_stack_is_reported_before_any_data_is_read(tmp_path, capsys):
     assert (
         err == f"{spec}:8:5: layers[1] (maxpool2d): input 16×1×1 is smaller than the 2×2 window\n"
     )
+
+
+def test_train_writes_large_models_with_external_data(tmp_path, monkeypatch, capsys):
+    """nnspec train too: parity is checked on the staged files before they are put in place."""
+    module = importlib.import_module("nnspec.exporter.to_onnx")
+    monkeypatch.setattr(module, "MAX_PROTOBUF", 10_000)
+    out = tmp_path / "iris.onnx"
+    args = ["train", str(SPECS / "iris.yaml"), "-o", str(out), "-q", "--metrics"]
+    assert cli.main([*args, str(tmp_path / "m.json")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["iris.onnx", "iris.onnx.data", "m.json"]
+    parity = json.loads((tmp_path / "m.json").read_text())["parity"]
+    assert parity["worst_ratio"] <= 1 and parity["samples"] == 30
+    meta = Model(out, device="cpu").metadata
+    assert json.loads(meta["nnspec_parity"]) == parity
+
+    from nnspec.exporter import parity as parity_module
+
+    def mismatch(network, model, x):
+        raise nnspec.errors.ParityError("the exported model does not match (forced)")
+
+    monkeypatch.setattr(parity_module, "check_parity", mismatch)
+    elsewhere = tmp_path / "fresh"
+    elsewhere.mkdir()
+    assert cli.main(["train", str(SPECS / "iris.yaml"), "-o", str(elsewhere / "m.onnx"), "-q"]) == 3
+    assert "forced" in capsys.readouterr().err
+    assert list(elsewhere.iterdir()) == []

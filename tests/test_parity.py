@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import numpy as np
@@ -176,15 +177,16 @@ def test_parity_check_fails_loudly_and_writes_nothing(tmp_path, monkeypatch, cap
     with pytest.raises(ParityError, match="does not match the NumPy network"):
         parity.check_parity(network, model, x)
 
-    def broken_to_onnx(net, opset=None):
-        m = to_onnx(net, opset)
+    def broken_to_onnx(net, opset=None, data_file=None):
+        m = to_onnx(net, opset, data_file)
         w = next(t for t in m.graph.initializer if t.name == "dense_0.weight")
         w.CopyFrom(
             onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(w) + np.float32(1e-2), w.name)
         )
         return m
 
-    monkeypatch.setattr("nnspec.exporter.to_onnx", broken_to_onnx)
+    module = importlib.import_module("nnspec.exporter.to_onnx")  # the function shadows it
+    monkeypatch.setattr(module, "to_onnx", broken_to_onnx)
     out = tmp_path / "iris.onnx"
     code = cli.main(["train", str(SPECS[0].parent / "iris.yaml"), "-o", str(out), "-q"])
     assert code == 3

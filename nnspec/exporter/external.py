@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -50,10 +51,18 @@ def write_tensors(tensors: list[tuple[str, np.ndarray]], data_file: Path) -> lis
     return protos
 
 
-def write(network, path: str | Path, opset: int | None = None) -> onnx.ModelProto:
+def write(
+    network,
+    path: str | Path,
+    opset: int | None = None,
+    finalize: Callable[[onnx.ModelProto, Path | None], None] | None = None,
+) -> onnx.ModelProto:
     """Export ``network`` to ``path`` atomically; over 2 GB of weights, with ``<path>.data``.
 
-    Returns the model (for a large one, the message whose tensors point into the data file).
+    ``finalize(model, staged)`` runs before anything is in place: ``staged`` is the written
+    model's temporary path when it has external data (None otherwise), so a check can run the
+    real files; it may add metadata, and an exception from it leaves nothing written. Returns
+    the model (for a large one, the message whose tensors point into the data file).
     """
     from .to_onnx import MARGIN, MAX_PROTOBUF, check, to_onnx
 
@@ -62,6 +71,8 @@ def write(network, path: str | Path, opset: int | None = None) -> onnx.ModelProt
     float32_bytes = 4 * sum(a.size for a in network.arrays().values())
     if float32_bytes + MARGIN <= MAX_PROTOBUF:
         model = to_onnx(network, opset)
+        if finalize:
+            finalize(model, None)
         atomic.write_bytes(path, model.SerializeToString())
         return model
     data_name = f"{path.name}.data"
@@ -71,6 +82,9 @@ def write(network, path: str | Path, opset: int | None = None) -> onnx.ModelProt
             model = to_onnx(network, opset, data_file=Path(tmp) / data_name)
             atomic.write_bytes(staged, model.SerializeToString())
             check(str(staged))
+            if finalize:
+                finalize(model, staged)
+                atomic.write_bytes(staged, model.SerializeToString())
             os.replace(Path(tmp) / data_name, path.parent / data_name)
             os.replace(staged, path)
     except OSError as e:

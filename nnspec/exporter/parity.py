@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 
@@ -24,11 +26,13 @@ def compare(got: np.ndarray, want: np.ndarray) -> dict[str, float]:
     }
 
 
-def check_parity(network: Network, model: onnx.ModelProto, x: np.ndarray) -> dict:
-    """Run ``model`` on the CPU provider for raw inputs ``x``; raise if outside rtol/atol."""
+def check_parity(network: Network, model: onnx.ModelProto | Path, x: np.ndarray) -> dict:
+    """Run ``model`` (a message, or the path of a model with external data) on the CPU
+    provider for raw inputs ``x``; raise if outside rtol/atol."""
     from nnspec_runtime import Model
 
-    runtime = Model(model.SerializeToString(), device="cpu")
+    source = str(model) if isinstance(model, Path) else model.SerializeToString()
+    runtime = Model(source, device="cpu")
     got = runtime.run(x)
     want = network.predict(np.asarray(x, np.float32))
     key = "prediction" if network.task == "regression" else "probabilities"
