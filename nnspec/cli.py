@@ -70,10 +70,15 @@ def _compile(args) -> int:
     report = pipeline.initialize(network)
     if report:
         print("\n".join(report.lines()))
-    if dataset is not None and not (report and report.preprocess_loaded):
+    if dataset is not None:
         # Untrained weights, but the standardization of the training split, as train would.
         splits = pipeline.split(spec, dataset)
-        network.fit_preprocess(splits.train.x, splits.train.y)
+        network.fit_preprocess(
+            splits.train.x,
+            splits.train.y,
+            inputs=not (report and report.preprocess_loaded),
+            targets=not (report and report.targets_loaded),
+        )
     pipeline.export(network, args.output)
     print(
         f"wrote {args.output}: {spec.name}, untrained (seed "

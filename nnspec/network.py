@@ -77,13 +77,16 @@ class Network:
         return int(sum(v.size for v in self.arrays().values()))
 
     # -- preprocessing -----------------------------------------------------------------------
-    def fit_preprocess(self, x: np.ndarray, y: np.ndarray | None = None) -> None:
+    def fit_preprocess(
+        self, x: np.ndarray, y: np.ndarray | None = None, *, inputs=True, targets=True
+    ) -> None:
         """Fit standardization on the training split (never on validation or test data).
 
         ``y`` is used for regression targets when ``standardize_target`` is on, else ignored.
+        ``inputs`` / ``targets`` False keep those statistics (taken from a pretrained model).
         """
         pre = self.spec.preprocess
-        if pre.standardize:
+        if pre.standardize and inputs:
             x = self.as_samples(np.asarray(x, dtype=np.float64))
             if x.ndim == 4:  # images: one mean and deviation per channel
                 mean = x.mean(axis=(0, 2, 3)).reshape(-1, 1, 1)
@@ -93,7 +96,7 @@ class Network:
             # A constant feature carries no information; dividing by 1 keeps it finite.
             self.x_mean = mean.astype(self.dtype)
             self.x_scale = np.where(std > 0, std, 1.0).astype(self.dtype)
-        if pre.standardize_target and self.task == "regression" and y is not None:
+        if pre.standardize_target and self.task == "regression" and y is not None and targets:
             std = y.std(axis=0)
             self.y_mean = y.mean(axis=0).astype(self.dtype)
             self.y_scale = np.where(std > 0, std, 1.0).astype(self.dtype)

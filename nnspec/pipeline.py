@@ -137,8 +137,12 @@ def train_full(spec: Spec, *, progress: bool | None = False) -> TrainResult:
     splits = split(spec, dataset)
     network = _build_network(spec, io)
     report = initialize(network)
-    if report is None or not report.preprocess_loaded:
-        network.fit_preprocess(splits.train.x, splits.train.y)
+    network.fit_preprocess(
+        splits.train.x,
+        splits.train.y,
+        inputs=not (report and report.preprocess_loaded),
+        targets=not (report and report.targets_loaded),
+    )
     history = fit(network, splits.train, splits.val, progress=progress)
     test = evaluate(network, splits.test) if splits.test is not None else {}
     return TrainResult(network, history, splits, test, time.perf_counter() - start, report)

@@ -100,6 +100,17 @@ def _layer_issues(spec: Spec) -> list[Issue]:
                 "standardize_target applies to regression only",
             )
         )
+    if spec.init is None:
+        issues += [
+            src.issue(
+                ("layers", i, "trainable"),
+                "is false, but there is no init.from to load this layer's weights from: "
+                "frozen, it would keep its random initial weights; add init: {from: "
+                "model.onnx}, or leave trainable out",
+            )
+            for i, layer in enumerate(spec.layers)
+            if getattr(layer, "trainable", True) is False
+        ]
     frozen = [getattr(layer, "trainable", None) for layer in spec.layers]
     if spec.data is not None and False in frozen and True not in frozen:
         issues.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import numpy as np
@@ -228,19 +229,36 @@ def test_frozen_batchnorm_keeps_its_statistics(tmp_path):
         "spec_version: 1\nname: bn\ntask: classification\n"
         "data: {builtin: digits}\n"
         "layers:\n"
-        "  - {kind: dense, units: 16, activation: relu}\n"
+        "  - {kind: dense, name: hidden, units: 16, activation: relu}\n"
         "  - {kind: batchnorm, name: bn, trainable: FROZEN}\n"
-        "  - {kind: dense, units: 10, activation: softmax}\n"
+        "  - {kind: dense, name: out, units: 10, activation: softmax}\n"
         "loss: cross_entropy\ntrain: {epochs: 2, seed: 0}\n"
     )
-    frozen = nnspec.load_spec(text.replace("FROZEN", "false"))
+    (tmp_path / "bn.yaml").write_text(text.replace("FROZEN", "true"))
+    network, _ = nnspec.train(nnspec.load_spec(tmp_path / "bn.yaml"))
+    assert not np.array_equal(network.state()["bn.running_mean"], 0)
+    nnspec.export(network, tmp_path / "bn.onnx")
+    frozen_text = text.replace("FROZEN", "false") + "init: {from: bn.onnx}\n"
+    (tmp_path / "frozen.yaml").write_text(frozen_text.replace("seed: 0", "seed: 1"))
+    frozen = nnspec.load_spec(tmp_path / "frozen.yaml")
     before = {k: v.copy() for k, v in nnspec.build(frozen).arrays().items()}
+    for key in ("bn.scale", "bn.bias", "bn.running_mean", "bn.running_var"):
+        np.testing.assert_array_equal(before[key], network.arrays()[key])
     after = nnspec.train(frozen)[0].arrays()
     for key in ("bn.scale", "bn.bias", "bn.running_mean", "bn.running_var"):
         np.testing.assert_array_equal(after[key], before[key])
-    assert not np.array_equal(after["dense_0.weight"], before["dense_0.weight"])
-    trained = nnspec.train(nnspec.load_spec(text.replace("FROZEN", "true")))[0].arrays()
-    assert not np.array_equal(trained["bn.running_mean"], before["bn.running_mean"])
+    assert not np.array_equal(after["hidden.weight"], before["hidden.weight"])
+
+
+def test_frozen_without_init_is_an_error(tmp_path):
+    text = (ROOT / "specs" / "digits.yaml").read_text()
+    text = text.replace(
+        "units: 64, activation: relu}", "units: 64, activation: relu, trainable: false}"
+    )
+    (tmp_path / "d.yaml").write_text(text)
+    with pytest.raises(SpecError) as e:
+        nnspec.resolve(nnspec.load_spec(tmp_path / "d.yaml"))
+    assert "d.yaml:8:59: layers[0].trainable: is false, but there is no init.from" in str(e.value)
 
 
 def test_validate_marks_frozen_layers_and_counts_them(tmp_path, digits_model, capsys):
@@ -254,3 +272,92 @@ def test_validate_marks_frozen_layers_and_counts_them(tmp_path, digits_model, ca
     assert cli.main(["validate", str(tmp_path / "finetune.yaml"), "--json"]) == 0
     layers = json.loads(capsys.readouterr().out)["layers"]
     assert [layer["trainable"] for layer in layers] == [False, True]
+
+
+def _small_model(tmp_path, name="base", extra_text="", layers=None):
+    """A small digits MLP with named layers, exported to <name>.onnx."""
+    layers = layers or (
+        "  - {kind: dense, name: hidden, units: 8, activation: relu}\n"
+        "  - {kind: dense, name: out, units: 10, activation: softmax}\n"
+    )
+    text = (
+        f"spec_version: 1\nname: {name}\ntask: classification\ndata: {{builtin: digits}}\n"
+        f"layers:\n{layers}loss: cross_entropy\ntrain: {{epochs: 1}}\n{extra_text}"
+    )
+    (tmp_path / f"{name}.yaml").write_text(text)
+    network, _ = nnspec.train(nnspec.load_spec(tmp_path / f"{name}.yaml"))
+    nnspec.export(network, tmp_path / f"{name}.onnx")
+    return text
+
+
+def test_a_bias_the_layer_would_drop_is_not_a_load(tmp_path):
+    text = _small_model(tmp_path)
+    ft = text.replace("activation: relu}", "activation: relu, use_bias: false}")
+    (tmp_path / "ft.yaml").write_text(ft + "init: {from: base.onnx}\n")
+    report = pipeline.initialize(nnspec.build(nnspec.load_spec(tmp_path / "ft.yaml")))
+    assert report.loaded == ["out"]
+    assert report.fresh == {"hidden": "the model also has hidden.bias, this layer not"}
+    frozen = ft.replace("use_bias: false}", "use_bias: false, trainable: false}")
+    (tmp_path / "ft.yaml").write_text(frozen + "init: {from: base.onnx}\n")
+    with pytest.raises(SpecError, match="layers\\[0\\].trainable: is false, but hidden was not"):
+        nnspec.build(nnspec.load_spec(tmp_path / "ft.yaml"))
+
+
+def test_a_model_without_standardization_keeps_inputs_as_they_were(tmp_path):
+    text = _small_model(tmp_path, extra_text="preprocess: {standardize: false}\n")
+    ft = text.replace("preprocess: {standardize: false}\n", "")  # standardize: true here
+    (tmp_path / "ft.yaml").write_text(ft + "init: {from: base.onnx}\n")
+    result = pipeline.train_full(nnspec.load_spec(tmp_path / "ft.yaml"))
+    assert result.init.preprocess == "none: the model was trained without standardization"
+    np.testing.assert_array_equal(result.network.x_mean, 0)
+    np.testing.assert_array_equal(result.network.x_scale, 1)
+
+
+def test_regression_target_scaling_must_agree_with_a_loaded_output_layer(tmp_path):
+    base = (
+        "spec_version: 1\nname: mc\ntask: regression\ndata: {builtin: mcycle}\n"
+        "layers:\n  - {kind: dense, name: h, units: 10, activation: tanh}\n"
+        "  - {kind: dense, name: out, units: 1}\n"
+        "preprocess: {standardize_target: true}\nloss: mse\ntrain: {epochs: 2}\n"
+    )
+    (tmp_path / "mc.yaml").write_text(base)
+    network, _ = nnspec.train(nnspec.load_spec(tmp_path / "mc.yaml"))
+    nnspec.export(network, tmp_path / "mc.onnx")
+    same = base + "init: {from: mc.onnx}\n"
+    (tmp_path / "ft.yaml").write_text(same)
+    again = nnspec.build(nnspec.load_spec(tmp_path / "ft.yaml"))
+    np.testing.assert_array_equal(again.y_scale, network.y_scale)
+    (tmp_path / "ft.yaml").write_text(
+        same.replace("standardize_target: true", "standardize_target: false")
+    )
+    with pytest.raises(SpecError) as e:
+        nnspec.build(nnspec.load_spec(tmp_path / "ft.yaml"))
+    assert "preprocess.standardize_target: is false, but the output layer out" in str(e.value)
+    assert "trained with standardized targets" in str(e.value)
+
+
+def test_missing_external_data_is_located(tmp_path, monkeypatch):
+    module = importlib.import_module("nnspec.exporter.to_onnx")
+    monkeypatch.setattr(module, "MAX_PROTOBUF", 10_000)
+    text = _small_model(tmp_path)
+    assert (tmp_path / "base.onnx.data").exists()
+    (tmp_path / "base.onnx.data").unlink()
+    (tmp_path / "ft.yaml").write_text(text + "init: {from: base.onnx}\n")
+    assert cli.main(["validate", str(tmp_path / "ft.yaml")]) == 2
+    with pytest.raises(SpecError, match="init.from: .*base.onnx: cannot read the model's weights"):
+        nnspec.build(nnspec.load_spec(tmp_path / "ft.yaml"))
+
+
+def test_default_names_get_a_note(tmp_path):
+    layers = (
+        "  - {kind: dense, units: 8, activation: relu}\n"
+        "  - {kind: dense, units: 10, activation: softmax}\n"
+    )
+    text = _small_model(tmp_path, layers=layers)
+    (tmp_path / "ft.yaml").write_text(text + "init: {from: base.onnx}\n")
+    report = pipeline.initialize(nnspec.build(nnspec.load_spec(tmp_path / "ft.yaml")))
+    assert report.loaded == ["dense_0", "dense_1"]
+    assert report.notes == [
+        "dense_0, dense_1 matched by default name (<kind>_<index>), which changes when a layer "
+        "is inserted before it; name the layers in both specs to be sure"
+    ]

@@ -24,6 +24,8 @@ from .inspect import load
 # A weight (in_features, units) for dense, (filters, in_channels / groups, kh, kw) for conv2d;
 # batchnorm's per-channel arrays follow its input channels; biases follow the outputs.
 _OUTPUT_ONLY = {"bias"}
+# Every array name a layer kind with weights keeps (params and state).
+_LAYER_ARRAYS = {"weight", "bias", "scale", "running_mean", "running_var"}
 
 
 def _input_axes(key: str, ndim: int) -> tuple[int, ...]:
@@ -42,8 +44,10 @@ class InitReport:
     loaded: list[str] = field(default_factory=list)
     fresh: dict[str, str] = field(default_factory=dict)
     preprocess: str = ""
-    preprocess_loaded: bool = False
+    preprocess_loaded: bool = False  # input standardization taken from the model
+    targets_loaded: bool = False  # regression target scaling taken from the model
     frozen: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = [f"init from {self.source}:"]
@@ -53,6 +57,7 @@ class InitReport:
         if self.frozen:
             out.append(f"  frozen: {', '.join(self.frozen)}")
         out.append(f"  preprocessing: {self.preprocess}")
+        out += [f"  note: {n}" for n in self.notes]
         return out
 
     def as_dict(self) -> dict:
@@ -62,6 +67,7 @@ class InitReport:
             "fresh": self.fresh,
             "preprocess": self.preprocess,
             "frozen": self.frozen,
+            "notes": self.notes,
         }
 
 
@@ -73,7 +79,8 @@ def _read(path: Path, spec) -> dict[str, np.ndarray]:
         raise SpecError([spec.source.issue(where, str(e))]) from None
     try:
         return {t.name: numpy_helper.to_array(t, str(path.parent)) for t in model.graph.initializer}
-    except (OSError, ValueError) as e:  # a missing or short external data file
+    except Exception as e:  # noqa: BLE001  a missing or short external data file, and onnx's
+        # checker errors for it, come as several exception types
         raise SpecError(
             [spec.source.issue(where, f"{path}: cannot read the model's weights: {e}")]
         ) from None
@@ -96,10 +103,15 @@ def load_init(network: Network) -> InitReport:
             continue
         keys = {k: f"{layer.name}.{k}" for k in arrays}
         missing = [name for name in keys.values() if name not in saved]
+        # The model's layer may hold more than this one: a bias that use_bias: false drops.
+        extra = [f"{layer.name}.{k}" for k in _LAYER_ARRAYS - arrays.keys()]
+        extra = [name for name in extra if name in saved]
         if len(missing) == len(keys):
             report.fresh[layer.name] = "not in the model"
         elif missing:
             report.fresh[layer.name] = f"the model has no {', '.join(missing)}"
+        elif extra:
+            report.fresh[layer.name] = f"the model also has {', '.join(extra)}, this layer not"
         else:
             bad = [k for k, a in arrays.items() if saved[keys[k]].shape != a.shape]
             for k in bad:
@@ -143,6 +155,16 @@ def load_init(network: Network) -> InitReport:
     if frozen_fresh:
         raise SpecError(frozen_fresh)
     report.frozen = [la.name for la in network.layers if la.params and not la.trainable]
+    defaults = [
+        name
+        for layer_spec, name in zip(spec.layers, spec.layer_names(), strict=True)
+        if layer_spec.name is None and name in report.loaded
+    ]
+    if defaults:
+        report.notes.append(
+            f"{', '.join(defaults)} matched by default name (<kind>_<index>), which changes "
+            "when a layer is inserted before it; name the layers in both specs to be sure"
+        )
     _preprocess(network, saved, report)
     return report
 
@@ -165,24 +187,57 @@ def _input_error(spec, i: int, layer, key: str, got: tuple, want: tuple):
 
 
 def _preprocess(network: Network, saved: dict[str, np.ndarray], report: InitReport) -> None:
-    """Standardization statistics from the model (``init.preprocess: model``), when it has
-    them in this network's shapes; otherwise they are fitted on the training data."""
+    """Standardization from the model (``init.preprocess: model``): its statistics, or none
+    when it was trained without, so that pretrained layers see inputs as they did; otherwise
+    fitted on the training data."""
     spec = network.spec
-    pairs = [("preprocess.mean", "x_mean"), ("preprocess.scale", "x_scale")]
-    if spec.task == "regression" and spec.preprocess.standardize_target:
-        pairs += [("postprocess.mean", "y_mean"), ("postprocess.scale", "y_scale")]
     if spec.init.preprocess == "refit" or not spec.preprocess.standardize:
         report.preprocess = "fitted on the training data" if spec.preprocess.standardize else "off"
+    else:
+        mean, scale = saved.get("preprocess.mean"), saved.get("preprocess.scale")
+        if mean is None and scale is None:
+            # Standardizing now would change what the pretrained first layer sees.
+            network.x_mean = np.zeros_like(network.x_mean)
+            network.x_scale = np.ones_like(network.x_scale)
+            report.preprocess = "none: the model was trained without standardization"
+            report.preprocess_loaded = True
+        elif mean.shape == network.x_mean.shape and scale.shape == network.x_scale.shape:
+            network.x_mean = mean.astype(network.dtype)
+            network.x_scale = scale.astype(network.dtype)
+            report.preprocess = "the model's standardization statistics"
+            report.preprocess_loaded = True
+        else:
+            report.preprocess = (
+                "fitted on the training data (the model's statistics are for another input)"
+            )
+    _target_scaling(network, saved, report)
+
+
+def _target_scaling(network: Network, saved: dict[str, np.ndarray], report: InitReport) -> None:
+    """Regression: a loaded output layer predicts in the units it was trained in, standardized
+    targets or not, and the spec must say the same."""
+    spec = network.spec
+    last = network.layers[-1].name
+    if spec.task != "regression" or last not in report.loaded:
         return
-    usable = all(
-        key in saved and saved[key].shape == getattr(network, attr).shape for key, attr in pairs
-    )
-    if not usable:
-        report.preprocess = (
-            "fitted on the training data (the model has no standardization of this shape)"
+    in_model = "postprocess.scale" in saved
+    if in_model != spec.preprocess.standardize_target:
+        was = "with" if in_model else "without"
+        raise SpecError(
+            [
+                spec.source.issue(
+                    ("preprocess", "standardize_target"),
+                    f"is {str(spec.preprocess.standardize_target).lower()}, but the output layer "
+                    f"{last} loaded from {spec.init.from_} was trained {was} standardized "
+                    f"targets; set standardize_target: {str(in_model).lower()}, or rename the "
+                    "output layer to train it fresh",
+                )
+            ]
         )
-        return
-    for key, attr in pairs:
-        setattr(network, attr, saved[key].astype(network.dtype))
-    report.preprocess = "the model's standardization statistics"
-    report.preprocess_loaded = True
+    if in_model:
+        y_mean, y_scale = saved["postprocess.mean"], saved["postprocess.scale"]
+        if y_scale.shape == network.y_scale.shape and spec.init.preprocess == "model":
+            network.y_mean = y_mean.astype(network.dtype)
+            network.y_scale = y_scale.astype(network.dtype)
+            report.preprocess += "; targets scaled as in the model"
+            report.targets_loaded = True
