@@ -34,6 +34,11 @@ class ModelIO:
             object.__setattr__(self, "shape", (self.features,))
 
 
+def _channels_last(shape: tuple[int, ...]) -> bool:
+    """(height, width, 1|3|4) read as (channels, height, width): many channels of thin images."""
+    return len(shape) == 3 and shape[2] in (1, 3, 4) and shape[0] > 4 and shape[1] > 4
+
+
 def dims(shape) -> str:
     """(1, 28, 28) -> '1×28×28', as shapes are written in messages."""
     return "×".join(str(d) for d in shape)
@@ -219,6 +224,35 @@ def check(spec: Spec, data: DataInfo | None) -> ModelIO:
                 ("input", field),
                 f"the data has {data.features} features per sample{images}, but "
                 f"input.{field} is {given}" + (f" ({features} values)" if field == "shape" else ""),
+            )
+        )
+    if (
+        data is not None
+        and data.shape
+        and shape is not None
+        and len(shape) == 3
+        and tuple(shape) != data.shape
+        and features == data.features
+    ):
+        # The same values arranged otherwise: reshaping would scramble the images.
+        issues.append(
+            src.issue(
+                ("input", "shape"),
+                f"the data holds {dims(data.shape)} images, but input.shape is {list(shape)}; "
+                "nnspec reads images as (channels, height, width): give input.shape "
+                f"{list(data.shape)}, or store the array in that layout (np.transpose(x, "
+                "(0, 3, 1, 2)) turns channels-last images around)",
+            )
+        )
+    if shape is None and data is not None and data.shape and _channels_last(data.shape):
+        c, h, w = data.shape
+        issues.append(
+            src.issue(
+                ("data",),
+                f"the images are {dims(data.shape)}, which looks channels-last ({w} channels "
+                f"of {c}×{h}?); nnspec reads (channels, height, width): store them as "
+                f"(samples, {w}, {c}, {h}) with np.transpose(x, (0, 3, 1, 2)), or give input: "
+                f"{{shape: {list(data.shape)}}} if {c} channels is right",
             )
         )
     if shape is None:

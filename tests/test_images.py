@@ -391,3 +391,28 @@ def test_alexnet_validate_json(capsys):
         "fc8": 4097000,
     }
     assert sum(params.values()) == report["total_params"]
+
+
+def test_channels_last_images_are_not_silently_scrambled(tmp_path):
+    """(samples, 8, 8, 3) data is one reshape away from nonsense as (3, 8, 8): refuse it."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "rgb.npz", x=rng.normal(size=(40, 8, 8, 3)), y=rng.integers(0, 10, 40))
+    data = "data: {npz: rgb.npz}\n"
+    with pytest.raises(nnspec.errors.SpecError) as e:
+        nnspec.resolve(write_spec(tmp_path, data + "input: {shape: [3, 8, 8]}\n"))
+    assert (
+        "spec.yaml:5:16: input.shape: the data holds 8×8×3 images, but input.shape is [3, 8, 8]"
+        in str(e.value)
+    )
+    with pytest.raises(nnspec.errors.SpecError) as e:
+        nnspec.resolve(write_spec(tmp_path, data))
+    assert "spec.yaml:4:7: data: the images are 8×8×3, which looks channels-last" in str(e.value)
+    assert "np.transpose(x, (0, 3, 1, 2))" in str(e.value)
+    # Saying so is enough: 8 channels of 8×3 images, as given.
+    io, rows = nnspec.resolve(write_spec(tmp_path, data + "input: {shape: [8, 8, 3]}\n"))
+    assert io.shape == (8, 8, 3) and rows[0].output_shape == (None, 4, 8, 3)
+    # The NCHW layout of the same images works without an input.
+    x = rng.normal(size=(40, 3, 8, 8))
+    np.savez(tmp_path / "rgb.npz", x=x, y=rng.integers(0, 10, 40))
+    io, _ = nnspec.resolve(write_spec(tmp_path, data))
+    assert io.shape == (3, 8, 8)

@@ -592,12 +592,13 @@ CASES: dict[str, Case] = {
         anchored=True,
     ),
     "conv_stride_larger_than_input": Case(
-        # A stride past the input is one window (4×1×1, as in ONNX); the pool after it fails.
+        # One 3×3 window, and the rest of the 8×8 image never read.
         conv({6: "  - {kind: conv2d, filters: 4, kernel_size: 3, stride: 10}"}),
-        7,
+        6,
         5,
-        "layers[1] (maxpool2d)",
-        "input 4×1×1 is smaller than the 2×2 window",
+        "layers[0] (conv2d)",
+        "stride 10×10 is larger than the input 1×8×8: the kernel would be applied once and the "
+        "rest of the input skipped",
         anchored=True,
     ),
     "maxpool_padding_as_large_as_window": Case(

@@ -36,7 +36,7 @@ class BatchNormSpec(ParamLayerSpecBase):
         if len(x) not in (2, 4):
             raise ShapeError(
                 "expected (batch, features) or (batch, channels, height, width), got a "
-                f"{len(x) - 1}-D sample shape {x[1:]}"
+                f"{len(x) - 1}-D sample shape {'×'.join(map(str, x[1:]))}"
             )
         return x
 

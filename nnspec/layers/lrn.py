@@ -38,7 +38,7 @@ class LRNSpec(LayerSpecBase):
         if len(x) != 4:
             raise ShapeError(
                 "expected (batch, channels, height, width) input, got a "
-                f"{len(x) - 1}-D sample shape {x[1:]}"
+                f"{len(x) - 1}-D sample shape {'×'.join(map(str, x[1:]))}"
             )
         return x
 

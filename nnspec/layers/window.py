@@ -115,6 +115,15 @@ def resolve(
         raise ShapeError(
             f"input {dims(x[1:])}{padded_note} is smaller than the {dims(kernel)} {what}{dilated}"
         )
+    # One window that leaves part of the input unread: the stride can only be a mistake
+    # (with "same", ceil(input / stride) outputs is what was asked for).
+    skips = any(st > p and s < p for st, p, s in zip(strides, padded, span, strict=True))
+    if skips and padding != "same":
+        padded_note = f" (padded to {dims(padded)})" if padded != (h, w) else ""
+        raise ShapeError(
+            f"stride {dims(strides)} is larger than the input {dims(x[1:])}{padded_note}: the "
+            f"{what} would be applied once and the rest of the input skipped"
+        )
     out = tuple((p - s) // st + 1 for p, s, st in zip(padded, span, strides, strict=True))
     return Window(kernel, strides, dilations, (top, left, bottom, right), out)
 
