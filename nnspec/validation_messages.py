@@ -194,6 +194,17 @@ def _merge_union_errors(issues: list[tuple[dict, Issue]]) -> list[Issue]:
     """One line per YAML node. A value of a field with several forms (an int or a list, the
     words valid/same) fails each form; the form whose type matched says what is wrong
     (``kernel_size: 0``: the integer must be positive), else all the forms are listed."""
+    # kernel_size: [3, 0] is a list whose item is wrong: the integer form's "expected an
+    # integer, got a list" is beside the point when the list form has errors inside.
+    paths = [issue.path for _, issue in issues]
+    issues = [
+        (err, issue)
+        for err, issue in issues
+        if not (
+            err["type"] in _TYPE_ERRORS
+            and any(len(q) > len(issue.path) and q[: len(issue.path)] == issue.path for q in paths)
+        )
+    ]
     groups: dict[tuple, list[tuple[dict, Issue]]] = {}
     for err, issue in issues:
         groups.setdefault((issue.path, issue.line, issue.col), []).append((err, issue))

@@ -211,3 +211,16 @@ def test_train_writes_large_models_with_external_data(tmp_path, monkeypatch, cap
     assert cli.main(["train", str(SPECS / "iris.yaml"), "-o", str(elsewhere / "m.onnx"), "-q"]) == 3
     assert "forced" in capsys.readouterr().err
     assert list(elsewhere.iterdir()) == []
+
+
+def test_inspect_tells_where_the_weights_are(tmp_path, monkeypatch, capsys):
+    module = importlib.import_module("nnspec.exporter.to_onnx")
+    monkeypatch.setattr(module, "MAX_PROTOBUF", 10_000)
+    out = tmp_path / "d.onnx"
+    assert cli.main(["compile", str(SPECS / "digits.yaml"), "-o", str(out)]) == 0
+    capsys.readouterr()
+    assert cli.main(["inspect", str(out)]) == 0
+    assert "  weights:   in d.onnx.data (32.0 KiB)" in capsys.readouterr().out
+    (tmp_path / "d.onnx.data").unlink()
+    assert cli.main(["inspect", str(out)]) == 0
+    assert "d.onnx.data, which is MISSING" in capsys.readouterr().out

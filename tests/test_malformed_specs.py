@@ -591,6 +591,22 @@ CASES: dict[str, Case] = {
         "input 16×1×1 is smaller than the 2×2 window",
         anchored=True,
     ),
+    "conv_kernel_pair_item_zero": Case(
+        conv({6: "  - {kind: conv2d, filters: 4, kernel_size: [3, 0]}"}),
+        6,
+        49,
+        "layers[0].kernel_size[1]",
+        "expected a positive integer, got 0",
+        anchored=True,
+    ),
+    "conv_padding_pair_item_negative": Case(
+        conv({6: "  - {kind: conv2d, filters: 4, kernel_size: 3, padding: [1, -1]}"}),
+        6,
+        61,
+        "layers[0].padding[1]",
+        "expected an integer >= 0, got -1",
+        anchored=True,
+    ),
     "conv_stride_larger_than_input": Case(
         # One 3×3 window, and the rest of the 8×8 image never read.
         conv({6: "  - {kind: conv2d, filters: 4, kernel_size: 3, stride: 10}"}),
@@ -820,6 +836,8 @@ def test_python_m_nnspec_validate(name, tmp_path):
         "conv_stride_zero",
         "conv_negative_padding",
         "conv_unknown_padding_string",
+        "conv_kernel_pair_item_zero",
+        "conv_padding_pair_item_negative",
     ],
 )
 def test_one_wrong_window_value_is_one_line(name, tmp_path, capsys):

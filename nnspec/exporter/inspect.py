@@ -36,6 +36,28 @@ def load(path: Path) -> onnx.ModelProto:
     return model
 
 
+def _external_data(model: onnx.ModelProto, path: Path) -> list[str]:
+    """One line per external data file the weights are in, and whether it is there."""
+    locations = []
+    for t in model.graph.initializer:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            loc = {e.key: e.value for e in t.external_data}.get("location", "?")
+            if loc not in locations:
+                locations.append(loc)
+    lines = []
+    for loc in locations:
+        file = path.parent / loc
+        if file.is_file():
+            size = file.stat().st_size
+            shown = f"{size / 2**20:,.1f} MiB" if size >= 2**20 else f"{size / 2**10:,.1f} KiB"
+            lines.append(f"  weights:   in {loc} ({shown})")
+        else:
+            lines.append(
+                f"  weights:   in {loc}, which is MISSING: the model cannot run without it"
+            )
+    return lines
+
+
 def describe(path: Path) -> str:
     model = load(path)
     g = model.graph
@@ -49,6 +71,7 @@ def describe(path: Path) -> str:
         f"  producer:  {model.producer_name} {model.producer_version}",
         f"  IR:        {model.ir_version}; opset: {opsets}",
         f"  params:    {params:,}",
+        *_external_data(model, path),
         "  inputs:",
         *(f"    {i.name}: {_type(i)}" for i in g.input),
         "  outputs:",
