@@ -56,7 +56,8 @@ class ParamLayerSpecBase(LayerSpecBase):
     trainable: bool = Field(
         default=True,
         description="false freezes the layer: its weights (and batchnorm statistics) stay "
-        "bit-identical through training, as for pretrained layers loaded by init.from.",
+        "bit-identical through training. Only for layers loaded by init.from: a frozen layer "
+        "that is not loaded is an error.",
     )
 
 
