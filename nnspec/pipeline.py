@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import data as datamod
+from . import memory
 from .data import DataInfo, Dataset
 from .errors import DataError, SpecError
 from .network import Network
@@ -62,10 +63,14 @@ def data_info(spec: Spec) -> DataInfo | None:
 def resolve(spec: Spec, info: DataInfo | None = None) -> tuple[ModelIO, list[LayerSummary]]:
     """Cross-field rules and shape inference: sizes, names and the per-layer summary."""
     if info is None and spec.input is not None and spec.data is not None:
-        # The spec gives its input: an impossible stack is reported before any data is read.
-        infer(spec, check(spec, None))
+        # The spec gives its input: an impossible stack (or one too big for this machine) is
+        # reported before any data is read.
+        io = check(spec, None)
+        memory.check(spec, io, infer(spec, io))
     io = check(spec, info if info is not None else data_info(spec))
-    return io, infer(spec, io)
+    rows = infer(spec, io)
+    memory.check(spec, io, rows)
+    return io, rows
 
 
 def build(spec: Spec, seed: int | None = None, dtype=None) -> Network:
