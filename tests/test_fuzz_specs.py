@@ -1,7 +1,13 @@
 """Property test: any document, or any mutation of a shipped spec, either validates or gives
-located SpecErrors; never another exception. (The hardening work extends this.)"""
+located SpecErrors; never another exception.
+
+CI runs NNSPEC_FUZZ_EXAMPLES cases per test (default 1500, so 3000 in all); a longer run:
+``NNSPEC_FUZZ_EXAMPLES=50000 pytest tests/test_fuzz_specs.py``.
+"""
 
 from __future__ import annotations
+
+import os
 
 import yaml
 from conftest import SPECS
@@ -11,6 +17,7 @@ from hypothesis import strategies as st
 import nnspec
 from nnspec.spec import parse_spec
 
+EXAMPLES = int(os.environ.get("NNSPEC_FUZZ_EXAMPLES", "1500"))
 KEYS = [
     "spec_version",
     "name",
@@ -29,6 +36,17 @@ KEYS = [
     "epochs",
     "dense",
     "builtin",
+    "shape",
+    "filters",
+    "kernel_size",
+    "stride",
+    "padding",
+    "groups",
+    "trainable",
+    "init",
+    "from",
+    "rate",
+    "size",
 ]
 SCALARS = st.one_of(
     st.none(),
@@ -36,7 +54,7 @@ SCALARS = st.one_of(
     st.integers(-5, 5),
     st.floats(allow_nan=True),
     st.text(max_size=8),
-    st.sampled_from(["dense", "softmax", "iris", "mse"]),
+    st.sampled_from(["dense", "softmax", "iris", "mse", "conv2d", "maxpool2d", "same", "digits28"]),
 )
 DOCS = st.recursive(
     SCALARS,
@@ -60,7 +78,7 @@ def _check(doc) -> None:
         pass  # a data file named by the document does not exist here
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(DOCS)
 def test_random_documents(doc):
     _check(doc)
@@ -80,7 +98,7 @@ def _slots(node, parent=None, key=None) -> list[tuple[object, object]]:
     return out
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.sampled_from(range(len(BASES))),
     st.lists(st.tuples(st.integers(0, 50), SCALARS), max_size=3),
