@@ -29,6 +29,7 @@ from .validation_messages import describe_value, issues_from_validation_error
 from .yamlload import Marks, load_yaml
 
 BUILTIN_DATASETS = ("iris", "mcycle", "digits", "digits28")
+MAX_SPEC_BYTES = 1_000_000
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
@@ -375,6 +376,22 @@ class Spec(SpecModel):
 def read_spec_text(path: str | Path) -> str:
     """Read a spec file as UTF-8, turning every way that can fail into a clear error."""
     p = Path(path)
+    try:
+        size = p.stat().st_size if p.is_file() else 0
+    except OSError:
+        size = 0
+    if size > MAX_SPEC_BYTES:
+        # Refused before reading: a spec is a few KB, and parsing megabytes takes seconds.
+        raise SpecError(
+            [
+                Issue(
+                    f"the file is {size / 1e6:.1f} MB; a spec is expected to be a few KB (at "
+                    f"most {MAX_SPEC_BYTES // 10**6} MB)",
+                    (),
+                    str(path),
+                )
+            ]
+        )
     try:
         raw = p.read_bytes()
     except FileNotFoundError:

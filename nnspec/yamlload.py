@@ -18,6 +18,7 @@ from .errors import Issue, SpecError, YamlPath
 # A document that expands to more nodes than this is not a spec but an alias bomb or a mistake;
 # stop before walking it (the biggest real spec has a few hundred nodes).
 MAX_NODES = 100_000
+MAX_DEPTH = 64
 _PLAIN_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 
 
@@ -176,8 +177,34 @@ class SpecLoader(yaml.SafeLoader):
     """PyYAML's safe loader, reading ``1e-3`` as a number as YAML 1.2 does.
 
     YAML 1.1 (PyYAML's) wants a dot in a float (``1.0e-3``) and reads ``1e-3`` as text, which no
-    one writing a learning rate expects.
+    one writing a learning rate expects. Nesting is bounded: PyYAML composes nodes recursively,
+    and ``[[[[...]]]]`` thousands deep would end in a RecursionError.
     """
+
+    depth = 0
+    file: str | None = None  # for messages
+
+    def compose_node(self, parent, index):
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                line, col = _pos(mark)
+                raise SpecError(
+                    [
+                        Issue(
+                            f"the document nests more than {MAX_DEPTH} levels deep; a spec is "
+                            "expected to nest a few",
+                            (),
+                            self.file,
+                            line,
+                            col,
+                        )
+                    ]
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 SpecLoader.add_implicit_resolver(
@@ -196,7 +223,24 @@ def load_yaml(text: str, file: str | None = None) -> tuple[object, Marks]:
         On a syntax error, an unsafe or unknown tag, a duplicate key, or more than one document;
         located at the offending mark.
     """
-    loader = SpecLoader(text)
+    try:
+        loader = SpecLoader(text)
+    except yaml.reader.ReaderError as e:  # a control character, before any parsing
+        line = text.count("\n", 0, e.position) + 1
+        col = e.position - (text.rfind("\n", 0, e.position) + 1) + 1
+        raise SpecError(
+            [
+                Issue(
+                    f"invalid YAML: unacceptable character #x{e.character:04x}: control "
+                    "characters are not allowed in a spec",
+                    (),
+                    file,
+                    line,
+                    col,
+                )
+            ]
+        ) from None
+    loader.file = file
     try:
         node = loader.get_single_node()
         if node is None:
