@@ -90,15 +90,53 @@ def _compile(args) -> int:
 
 
 def _train(args) -> int:
+    import contextlib
+    import shlex
+
     from . import atomic
+    from .errors import SpecError
     from .exporter import add_metadata, write
     from .exporter.parity import check_parity
+    from .train import checkpoint
 
     spec = load_spec(args.spec)
     for path in filter(None, (args.output, args.metrics)):
         atomic.check_writable(path)
+    resume = None
+    if args.resume:
+        # Checked before any data is read: a wrong or damaged checkpoint fails at once.
+        resume = checkpoint.load(args.resume)
+        resume.check_spec(spec)
+    # Resuming keeps checkpointing into the checkpoint's own directory unless told otherwise.
+    ckpt_dir = args.checkpoint or (resume.path.parent if resume else None)
+    if spec.train.checkpoint_every and ckpt_dir is None:
+        raise SpecError(
+            [
+                spec.source.issue(
+                    ("train", "checkpoint_every"),
+                    "needs a directory to write checkpoints to; expected nnspec train "
+                    "--checkpoint DIR (or --resume DIR), got neither",
+                )
+            ]
+        )
+    if ckpt_dir is not None:
+        checkpoint.prepare_directory(ckpt_dir)
     progress = False if args.quiet else None
-    result = pipeline.train_full(spec, progress=progress)
+    try:
+        # With a checkpoint directory, SIGINT/SIGTERM stop training after the current batch
+        # and write a checkpoint; without one, Ctrl-C interrupts at once as before.
+        signals = checkpoint.stop_on_signals() if ckpt_dir else contextlib.nullcontext()
+        with signals as stop:
+            result = pipeline.train_full(
+                spec, progress=progress, checkpoint_dir=ckpt_dir, resume=resume, stop=stop
+            )
+    except checkpoint.TrainingInterrupted as e:
+        command = ["nnspec", "train", args.spec, "-o", args.output]
+        command += ["--metrics", args.metrics] if args.metrics else []
+        command += ["--quiet"] if args.quiet else []
+        command += ["--resume", str(e.directory)]
+        print(f"{e}; resume with: {shlex.join(map(str, command))}", file=sys.stderr)
+        return e.exit_code
     network, history = result.network, result.history
     held_out = result.splits.test or result.splits.val or result.splits.train
     network.metrics = {"test_metrics": result.test}
@@ -115,6 +153,7 @@ def _train(args) -> int:
         "test": result.test,
         "parity": None,
         "seconds": result.seconds,
+        "resumed_from": resume.where if resume else None,
     }
 
     def check_and_record(model, staged):
@@ -156,7 +195,8 @@ def _seed(text: str) -> int:
 
 def _print_train_summary(spec, m: dict, args) -> None:
     stop = f", stopped early (best epoch {m['best_epoch']})" if m["stopped_early"] else ""
-    print(f"{spec.name}: {m['epochs_run']} epochs in {m['seconds']:.2f} s{stop}")
+    resumed = f", resumed from {m['resumed_from']}" if m.get("resumed_from") else ""
+    print(f"{spec.name}: {m['epochs_run']} epochs in {m['seconds']:.2f} s{resumed}{stop}")
     if m["test"]:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in m["test"].items())
         print(f"test: {shown}")
@@ -229,6 +269,20 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True, help="path of the .onnx file to write")
     s.add_argument("--metrics", help="also write the metrics as JSON to this path")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
+    s.add_argument(
+        "--checkpoint",
+        metavar="DIR",
+        help="write checkpoints into DIR (created if missing): every train.checkpoint_every "
+        "epochs, on SIGINT/SIGTERM (which then stop training after the current batch), and "
+        "when training diverges",
+    )
+    s.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue from the checkpoint in DIR (or its checkpoint.json), written for this "
+        "same spec; the result is bit-identical to an uninterrupted run. Checkpoints go on "
+        "being written to DIR unless --checkpoint names another",
+    )
     s.set_defaults(func=_train)
 
     s = sub.add_parser("predict", help="run an exported model on a CSV or NPY file")

@@ -129,8 +129,20 @@ class TrainResult:
     init: object = None  # the InitReport of init.from, if any
 
 
-def train_full(spec: Spec, *, progress: bool | None = False) -> TrainResult:
-    """Load and split the data, fit the preprocessing, train, and score the test split."""
+def train_full(
+    spec: Spec,
+    *,
+    progress: bool | None = False,
+    checkpoint_dir: str | Path | None = None,
+    resume=None,
+    stop=None,
+    on_batch=None,
+) -> TrainResult:
+    """Load and split the data, fit the preprocessing, train, and score the test split.
+
+    ``checkpoint_dir``, ``resume`` (a loaded ``nnspec.train.checkpoint.Checkpoint``), ``stop``
+    and ``on_batch`` go to ``fit``. When resuming, the preprocessing statistics come from the
+    checkpoint rather than being fitted again."""
     dataset = load_data(spec)
     if dataset is None:
         raise DataError(
@@ -142,13 +154,23 @@ def train_full(spec: Spec, *, progress: bool | None = False) -> TrainResult:
     splits = split(spec, dataset)
     network = _build_network(spec, io)
     report = initialize(network)
-    network.fit_preprocess(
-        splits.train.x,
-        splits.train.y,
-        inputs=not (report and report.preprocess_loaded),
-        targets=not (report and report.targets_loaded),
+    if resume is None:
+        network.fit_preprocess(
+            splits.train.x,
+            splits.train.y,
+            inputs=not (report and report.preprocess_loaded),
+            targets=not (report and report.targets_loaded),
+        )
+    history = fit(
+        network,
+        splits.train,
+        splits.val,
+        progress=progress,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        stop=stop,
+        on_batch=on_batch,
     )
-    history = fit(network, splits.train, splits.val, progress=progress)
     test = evaluate(network, splits.test) if splits.test is not None else {}
     return TrainResult(network, history, splits, test, time.perf_counter() - start, report)
 

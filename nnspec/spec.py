@@ -295,6 +295,20 @@ class TrainSpec(SpecModel):
         description="Floating-point type of training (float64 for numerical checks). The "
         "exported model is float32 either way.",
     )
+    clip_grad_norm: PositiveFloat | None = Field(
+        default=None,
+        description="Largest global L2 norm of the gradients (of all trainable parameters "
+        "together): a larger one is scaled down to it before each step, as "
+        "torch.nn.utils.clip_grad_norm_ does. Guards against exploding gradients; none when "
+        "left out.",
+    )
+    checkpoint_every: PositiveInt | None = Field(
+        default=None,
+        description="Write a checkpoint every this many epochs (needs nnspec train --checkpoint "
+        "DIR); `--resume DIR` continues from it with bit-identical results. Without it, "
+        "--checkpoint DIR writes one only when training is interrupted (SIGINT, SIGTERM) or "
+        "diverges.",
+    )
 
 
 class ExportSpec(SpecModel):

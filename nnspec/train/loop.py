@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from ..data import Dataset
 from ..errors import NnspecError
 from ..network import Network
+from . import checkpoint as ckpt
 from .optimizers import OPTIMIZERS
 from .schedules import learning_rate
 
 
 class TrainingError(NnspecError):
-    """Training cannot go on (the loss diverged)."""
+    """Training cannot go on (a loss or gradient is no longer finite)."""
 
 
 @dataclass
@@ -77,93 +81,315 @@ def fit(
     val: Dataset | None,
     *,
     progress: bool | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: ckpt.Checkpoint | None = None,
+    stop: ckpt.StopRequest | None = None,
+    on_batch: Callable[[int, int], object] | None = None,
 ) -> History:
-    """Train ``network`` in place on ``train``; validate on ``val`` after every epoch."""
-    cfg = network.spec.train
-    # Frozen layers (trainable: false) are left out: the optimizer never touches them.
-    params, grads = network.trainable_parameters(), network.trainable_gradients()
-    # Early stopping restores everything the model stores, batchnorm statistics included.
-    saved = network.arrays()
-    optimizer = OPTIMIZERS[cfg.optimizer.kind](cfg.optimizer, params)
-    shuffle_rng = np.random.default_rng([cfg.seed, 2])
-    xs, t = network.scale_x(train.x), network.targets(train.y)
-    if network.task == "regression":
-        y = train.y.reshape(len(train.y), -1)
-        ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
-    n, bs = len(xs), min(cfg.batch_size, len(xs))
-    es = cfg.early_stopping
-    history = History()
-    best_value, best_params, waited = None, None, 0
+    """Train ``network`` in place on ``train``; validate on ``val`` after every epoch.
 
-    show = sys.stderr.isatty() if progress is None else progress
-    epochs = range(cfg.epochs)
+    checkpoint_dir: where checkpoints go: every ``train.checkpoint_every`` epochs, when
+        ``stop`` is set, and (the last good state) when training diverges. None: none.
+    resume: a loaded checkpoint to go on from; the result is bit-identical to a run that was
+        never interrupted.
+    stop: once set (by a signal handler or a test), training ends after the current batch:
+        a checkpoint is written to ``checkpoint_dir`` and ``TrainingInterrupted`` raised.
+    on_batch: called as ``on_batch(epoch, batch)`` (both counted from 0) after each step.
+
+    Raises ``TrainingError`` when a loss or gradient is not finite; the weights are then those
+    after the last good step.
+    """
+    run = _Run(network, train, val, checkpoint_dir, stop, on_batch)
+    if resume is not None:
+        run.restore(resume)
+    epochs = network.spec.train.epochs
     bar = None
-    if show:
+    if sys.stderr.isatty() if progress is None else progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(epochs, desc=network.spec.name, unit="epoch", file=sys.stderr, leave=True)
-        epochs = bar
-    for epoch in epochs:
-        start = time.perf_counter()
-        lr = learning_rate(cfg.lr_schedule, cfg.optimizer.lr, epoch, cfg.epochs)
-        optimizer.lr = lr
-        order = shuffle_rng.permutation(n) if cfg.shuffle else np.arange(n)
-        total_loss, correct = 0.0, 0
-        sq_err = np.zeros(t.shape[1]) if network.task == "regression" else None
-        for b, lo in enumerate(range(0, n, bs)):
-            idx = order[lo : lo + bs]
-            xb, tb = xs[idx], t[idx]
-            # Overflow shows up as a non-finite loss, reported below with its position.
-            with np.errstate(over="ignore", invalid="ignore"):
-                loss, out = network.backprop(xb, tb)
-            if not np.isfinite(loss):
-                raise TrainingError(
-                    f"the loss became {loss} at epoch {epoch + 1}, batch {b + 1}: training "
-                    f"diverged. Try a smaller train.optimizer.lr (now {lr:g}), standardized "
-                    "inputs (preprocess.standardize: true), or another initializer"
-                )
-            optimizer.step(params, grads)
-            total_loss += loss * len(idx)
-            if network.task == "classification":
-                correct += _count_correct(out, tb)
-            else:
-                sq_err += np.sum((out - tb) ** 2, axis=0)
-        row = {"epoch": epoch + 1, "lr": lr, "loss": total_loss / n}
-        if network.task == "classification":
-            row["accuracy"] = correct / n
+        bar = tqdm(
+            total=epochs,
+            initial=run.state.epoch,
+            desc=network.spec.name,
+            unit="epoch",
+            file=sys.stderr,
+            leave=True,
+        )
+    try:
+        for epoch in range(run.state.epoch, epochs):
+            run.run_epoch(epoch)
+            row = run.end_epoch(epoch)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({k: f"{row[k]:.4g}" for k in _SHOWN if k in row})
+            if run.history.stopped_early:
+                break
+            if epoch + 1 < epochs:
+                run.between_epochs(epoch)
+    finally:
+        if bar is not None:
+            bar.close()
+    run.restore_best()
+    return run.history
+
+
+_SHOWN = ("loss", "accuracy", "r2", "val_loss", "val_accuracy", "val_r2")
+
+
+class _Run:
+    """One training run's moving parts; ``fit`` drives it epoch by epoch.
+
+    Everything that changes while training lives in the network's arrays, the optimizer,
+    ``shuffle_rng``, the layers' RNGs and ``state`` (a ``LoopState``): exactly what a
+    checkpoint stores.
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        train: Dataset,
+        val: Dataset | None,
+        checkpoint_dir: str | Path | None,
+        stop: ckpt.StopRequest | None,
+        on_batch: Callable[[int, int], object] | None,
+    ):
+        cfg = network.spec.train
+        self.network, self.val, self.cfg = network, val, cfg
+        if checkpoint_dir is not None:
+            checkpoint_dir = ckpt.prepare_directory(checkpoint_dir)
+        self.checkpoint_dir, self.stop, self.on_batch = checkpoint_dir, stop, on_batch
+        self.train = train
+        # Frozen layers (trainable: false) are left out: the optimizer never touches them.
+        self.params = network.trainable_parameters()
+        self.grads = network.trainable_gradients()
+        # Early stopping restores everything the model stores, batchnorm statistics included.
+        self.saved = network.arrays()
+        # Arrays and RNGs that a forward pass changes (batchnorm's running statistics,
+        # dropout's masks): put back when a batch diverges, so its step is never taken.
+        self.forward_state = list(network.state().values())
+        self.layer_rngs = list(ckpt.layer_rngs(network).values())
+        self.optimizer = OPTIMIZERS[cfg.optimizer.kind](cfg.optimizer, self.params)
+        self.shuffle_rng = np.random.default_rng([cfg.seed, 2])
+        self.n = len(train.x)
+        self.bs = min(cfg.batch_size, self.n)
+        self.batches = -(-self.n // self.bs)
+        self.state = ckpt.LoopState(History())
+        self._scale()
+
+    @property
+    def history(self) -> History:
+        return self.state.history
+
+    def _scale(self) -> None:
+        """Scaled inputs and targets of the training split; redone after a restore, which
+        brings the checkpoint's preprocessing statistics."""
+        net, train = self.network, self.train
+        self.xs, self.t = net.scale_x(train.x), net.targets(train.y)
+        if net.task == "regression":
+            y = train.y.reshape(len(train.y), -1)
+            self.ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
+
+    def restore(self, resume: ckpt.Checkpoint) -> None:
+        ckpt.restore(
+            resume,
+            self.network,
+            self.optimizer,
+            self.shuffle_rng,
+            self.state,
+            batches_per_epoch=self.batches,
+            samples=self.n,
+        )
+        self._scale()
+
+    # -- one epoch -------------------------------------------------------------------------
+    def run_epoch(self, epoch: int) -> None:
+        """The epoch's remaining batches (all of them unless resuming in its middle)."""
+        st = self.state
+        self.started = time.perf_counter()
+        self.optimizer.lr = self.lr = learning_rate(
+            self.cfg.lr_schedule, self.cfg.optimizer.lr, epoch, self.cfg.epochs
+        )
+        if st.order is None:  # a fresh epoch, not one resumed in its middle
+            shuffle = self.cfg.shuffle
+            st.order = self.shuffle_rng.permutation(self.n) if shuffle else np.arange(self.n)
+            st.batch, st.total_loss, st.correct, st.seconds = 0, 0.0, 0, 0.0
+            if self.network.task == "regression":
+                st.sq_err = np.zeros(self.t.shape[1])
+        for b in range(st.batch, self.batches):
+            self._step(epoch, b)
+            st.batch = b + 1
+            if self.on_batch is not None:
+                self.on_batch(epoch, b)
+            if self.stop:
+                self._interrupt()
+
+    def _step(self, epoch: int, b: int) -> None:
+        """Forward, backward, checks, clipping and the optimizer step on batch ``b``."""
+        st, net = self.state, self.network
+        idx = st.order[b * self.bs : (b + 1) * self.bs]
+        xb, tb = self.xs[idx], self.t[idx]
+        undo = self._undo_point()
+        # Overflow shows up as a non-finite loss or gradient, reported below with its position.
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss, out = net.backprop(xb, tb)
+            norm = grad_norm(self.grads.values()) if math.isfinite(loss) else math.nan
+        if not math.isfinite(norm):
+            self._undo(undo)
+            raise self._diverged(epoch, b, loss)
+        if self.cfg.clip_grad_norm is not None:
+            clip_grad_norm(self.grads.values(), self.cfg.clip_grad_norm, norm)
+        self.optimizer.step(self.params, self.grads)
+        st.total_loss += loss * len(idx)
+        if net.task == "classification":
+            st.correct += _count_correct(out, tb)
+        else:
+            st.sq_err += np.sum((out - tb) ** 2, axis=0)
+
+    def end_epoch(self, epoch: int) -> dict:
+        """The epoch's history row (train metrics from the running sums, then validation),
+        and early stopping's bookkeeping. Returns the row."""
+        st, net, n = self.state, self.network, self.n
+        row = {"epoch": epoch + 1, "lr": self.lr, "loss": st.total_loss / n}
+        if net.task == "classification":
+            row["accuracy"] = st.correct / n
         else:
             # Accumulated during the epoch (the weights move meanwhile, as for the loss), then
             # brought back to the target's own units: a squared error scales by y_scale^2.
-            row.update(
-                _running_regression(sq_err * network.y_scale.astype(np.float64) ** 2, ss_tot, n)
-            )
-        if val is not None:
-            row.update({f"val_{k}": v for k, v in evaluate(network, val).items()})
-        row["seconds"] = time.perf_counter() - start
-        history.epochs.append(row)
-        if bar is not None:
-            shown = {
-                k: f"{row[k]:.4g}"
-                for k in ("loss", "accuracy", "r2", "val_loss", "val_accuracy", "val_r2")
-                if k in row
-            }
-            bar.set_postfix(shown)
-        if es is not None and val is not None:
-            if _better(es.monitor, row[es.monitor], best_value, es.min_delta):
-                best_value, waited = row[es.monitor], 0
-                best_params = {k: v.copy() for k, v in saved.items()}
-                history.best_epoch = epoch + 1
-            else:
-                waited += 1
-                if waited >= es.patience:
-                    history.stopped_early = True
-                    break
-    if bar is not None:
-        bar.close()
-    if best_params is not None:
-        for k, v in saved.items():
-            v[...] = best_params[k]
-    return history
+            sq = st.sq_err * net.y_scale.astype(np.float64) ** 2
+            row.update(_running_regression(sq, self.ss_tot, n))
+        if self.val is not None:
+            row.update({f"val_{k}": v for k, v in evaluate(net, self.val).items()})
+        row["seconds"] = st.seconds + time.perf_counter() - self.started
+        self.history.epochs.append(row)
+        self._early_stopping(epoch, row)
+        st.epoch, st.batch, st.order, st.sq_err = epoch + 1, 0, None, None
+        return row
+
+    def _early_stopping(self, epoch: int, row: dict) -> None:
+        es, st = self.cfg.early_stopping, self.state
+        if es is None or self.val is None:
+            return
+        if _better(es.monitor, row[es.monitor], st.best_value, es.min_delta):
+            st.best_value, st.waited = row[es.monitor], 0
+            st.best_arrays = {k: v.copy() for k, v in self.saved.items()}
+            self.history.best_epoch = epoch + 1
+        else:
+            st.waited += 1
+            if st.waited >= es.patience:
+                self.history.stopped_early = True
+
+    def between_epochs(self, epoch: int) -> None:
+        """After a finished epoch that is not the last: the periodic checkpoint, and a stop
+        requested while the epoch's validation ran."""
+        every = self.cfg.checkpoint_every
+        if self.stop:
+            self._interrupt()
+        if every and self.checkpoint_dir is not None and (epoch + 1) % every == 0:
+            self._save("periodic")
+
+    def restore_best(self) -> None:
+        if self.state.best_arrays is not None:
+            for k, v in self.saved.items():
+                v[...] = self.state.best_arrays[k]
+
+    # -- faults ----------------------------------------------------------------------------
+    def _save(self, reason: str) -> Path | None:
+        if self.checkpoint_dir is None:
+            return None
+        if self.state.order is not None:  # time spent so far on an unfinished epoch
+            self.state.seconds += time.perf_counter() - self.started
+            self.started = time.perf_counter()
+        return ckpt.save(
+            self.checkpoint_dir,
+            self.network,
+            self.optimizer,
+            self.shuffle_rng,
+            self.state,
+            batches_per_epoch=self.batches,
+            samples=self.n,
+            reason=reason,
+        )
+
+    def _interrupt(self) -> None:
+        """Checkpoint the state after the batch just done, then stop."""
+        self._save("interrupted")
+        st = self.state
+        # At an epoch boundary the position reads "epoch e, batch <all>" of the epoch done.
+        epoch, batch = (st.epoch, self.batches) if st.order is None else (st.epoch + 1, st.batch)
+        raise ckpt.TrainingInterrupted(
+            epoch, batch, self.batches, self.checkpoint_dir, self.stop.signum
+        )
+
+    def _undo_point(self) -> tuple[list, list] | None:
+        if not self.forward_state and not self.layer_rngs:
+            return None
+        return (
+            [a.copy() for a in self.forward_state],
+            [g.bit_generator.state for g in self.layer_rngs],
+        )
+
+    def _undo(self, point: tuple[list, list] | None) -> None:
+        if point is not None:
+            for a, saved in zip(self.forward_state, point[0], strict=True):
+                a[...] = saved
+            for g, saved in zip(self.layer_rngs, point[1], strict=True):
+                g.bit_generator.state = saved
+
+    def _diverged(self, epoch: int, b: int, loss: float) -> TrainingError:
+        """The error for a non-finite loss or gradient at batch ``b``, after the last good
+        state was put back (and checkpointed when there is a checkpoint directory)."""
+        if not math.isfinite(loss):
+            what = f"the loss became {loss}"
+        else:
+            bad = next((k for k, g in self.grads.items() if not np.isfinite(g).all()), None)
+            # All finite yet a non-finite norm: squares past float64's range (|g| > 1e154).
+            what = f"the gradient of {bad} became non-finite" if bad else "the gradients overflowed"
+        saved = self._save("diverged")
+        kept = "the weights are those after the last good step (this one was not applied)"
+        if saved is not None:
+            kept += f"; a checkpoint of that state was written to {self.checkpoint_dir}"
+        clip = self.cfg.clip_grad_norm
+        advice = [
+            f"a smaller train.optimizer.lr (now {self.lr:g})",
+            f"a train.clip_grad_norm below {clip:g}" if clip else "train.clip_grad_norm: 1.0",
+        ]
+        if not self.network.spec.preprocess.standardize:
+            advice.append("standardized inputs (preprocess.standardize: true)")
+        advice.append("another initializer (layers[i].initializer)")
+        return TrainingError(
+            f"{what} at epoch {epoch + 1}, batch {b + 1} (of {self.batches}): training "
+            f"diverged; {kept}. Try {', '.join(advice[:-1])} or {advice[-1]}"
+        )
+
+
+def grad_norm(grads: Iterable[np.ndarray]) -> float:
+    """Global L2 norm of all the gradient arrays together.
+
+    ``np.vdot`` sums in the arrays' dtype (BLAS, fast); only when that overflows (a float32
+    norm past about 1.8e19, which clipping must survive) is it summed again in float64.
+    NaN or inf in a gradient gives a non-finite norm either way.
+    """
+    grads = list(grads)
+    squares = sum(float(np.vdot(g, g)) for g in grads)
+    if not math.isfinite(squares):
+        squares = sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads)
+    return math.sqrt(squares)
+
+
+def clip_grad_norm(
+    grads: Iterable[np.ndarray], max_norm: float, norm: float | None = None
+) -> float:
+    """Scale the gradients in place so their global L2 norm is at most ``max_norm``, as
+    ``torch.nn.utils.clip_grad_norm_`` does (factor max_norm / (norm + 1e-6)); gradients whose
+    norm is within the bound are left untouched. Arrays keep their dtype. ``norm``: the
+    global norm when already known. Returns the norm before clipping."""
+    grads = list(grads)
+    norm = grad_norm(grads) if norm is None else norm
+    coef = max_norm / (norm + 1e-6)
+    if coef < 1:
+        for g in grads:
+            g *= g.dtype.type(coef)
+    return norm
 
 
 def _running_regression(ss_res: np.ndarray, ss_tot: np.ndarray, n: int) -> dict[str, float]:
