@@ -10,6 +10,8 @@ import csv
 import gzip
 import io
 import math
+import zipfile
+import zlib
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -158,6 +160,33 @@ def _class_encode(labels: list[str], where: str) -> tuple[np.ndarray, list[str]]
     return np.array([index[v] for v in labels], dtype=np.int64), unique
 
 
+def _bad_label(label: str) -> str | None:
+    """What a cell that cannot be a class label holds (a missing value in disguise), or None."""
+    if not label:
+        return "an empty cell (a missing value?)"
+    try:
+        value = float(label)
+    except ValueError:
+        return None
+    if not math.isfinite(value):
+        return f"{label!r}, a NaN or inf (a missing value?)"
+    return None
+
+
+def _csv_rows(path: Path, text: str) -> list[tuple[int, list[str]]]:
+    """(line number where the row starts, cells) for each row, blank rows included; a quoted
+    cell over several lines keeps the numbers of the lines after it right."""
+    reader = csv.reader(io.StringIO(text))
+    rows, start = [], 1
+    try:
+        for row in reader:
+            rows.append((start, row))
+            start = reader.line_num + 1
+    except csv.Error as e:
+        raise DataError(f"{path}:{start}: cannot parse as CSV: {e}") from None
+    return rows
+
+
 def load_csv(path: Path, target: str | list[str], features: list[str] | None, task: str) -> Dataset:
     """Read a CSV with a header row. Errors name the file, row and column."""
     try:
@@ -166,35 +195,58 @@ def load_csv(path: Path, target: str | list[str], features: list[str] | None, ta
         raise DataError(f"{path}: data file not found") from None
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot read as UTF-8 CSV text: {e}") from None
-    rows = list(csv.reader(io.StringIO(text)))
+    rows = [(n, r) for n, r in _csv_rows(path, text) if any(c.strip() for c in r)]
     if not rows:
         raise DataError(f"{path}: the file is empty; expected a header row and data rows")
-    header = [h.strip() for h in rows[0]]
+    hline, header = rows[0][0], [h.strip() for h in rows[0][1]]
     targets = [target] if isinstance(target, str) else list(target)
     missing = [c for c in targets + (features or []) if c not in header]
     if missing:
         raise DataError(
-            f"{path}:1: column(s) {', '.join(missing)} not in the header; "
+            f"{path}:{hline}: column(s) {', '.join(missing)} not in the header; "
             f"the columns are: {', '.join(header)}"
         )
     feats = features or [h for h in header if h not in targets]
     if not feats:
-        raise DataError(f"{path}:1: no feature columns left besides the target {targets}")
+        raise DataError(f"{path}:{hline}: no feature columns left besides the target {targets}")
+    for name in dict.fromkeys(targets + feats):
+        where = [j + 1 for j, h in enumerate(header) if h == name]
+        if not name:
+            raise DataError(
+                f"{path}:{hline}: column {where[0]} has no name in the header; expected a name "
+                "for every column (or list the features to use in data.features)"
+            )
+        if len(where) > 1:
+            raise DataError(
+                f"{path}:{hline}: column name '{name}' appears {len(where)} times in the header "
+                f"(columns {', '.join(map(str, where))}); expected unique column names"
+            )
     fcols = [header.index(f) for f in feats]
     tcols = [header.index(t) for t in targets]
-    body = [(i + 1, r) for i, r in enumerate(rows[1:], start=1) if any(c.strip() for c in r)]
+    body = rows[1:]
     if not body:
-        raise DataError(f"{path}: no data rows after the header")
+        raise DataError(f"{path}: no data rows after the header (line {hline})")
     x = np.empty((len(body), len(fcols)))
     for k, (lineno, row) in enumerate(body):
         if len(row) != len(header):
+            if len(row) < len(header):
+                detail = f"no cell for column(s) {', '.join(header[len(row) :])}"
+            else:
+                detail = f"{len(row) - len(header)} more than the header has columns"
             raise DataError(
-                f"{path}:{lineno}: expected {len(header)} cells like the header, got {len(row)}"
+                f"{path}:{lineno}: expected {len(header)} cells like the header, "
+                f"got {len(row)} ({detail})"
             )
         for j, c in enumerate(fcols):
             x[k, j] = _number(row[c], path, lineno, header[c])
     if task == "classification":
         labels = [row[tcols[0]].strip() for _, row in body]
+        for (lineno, _), label in zip(body, labels, strict=True):
+            why = _bad_label(label)
+            if why:
+                raise DataError(
+                    f"{path}:{lineno}: column '{targets[0]}': expected a class label, got {why}"
+                )
         y, classes = _class_encode(labels, str(path))
         info = DataInfo(len(feats), len(classes), feats, targets[:1], classes)
     else:
@@ -204,6 +256,11 @@ def load_csv(path: Path, target: str | list[str], features: list[str] | None, ta
 
 
 def _number(cell: str, path: Path, lineno: int, column: str) -> float:
+    if not cell.strip():
+        raise DataError(
+            f"{path}:{lineno}: column '{column}': expected a number, got an empty cell "
+            "(a missing value?)"
+        )
     try:
         value = float(cell)
     except ValueError:
@@ -211,8 +268,43 @@ def _number(cell: str, path: Path, lineno: int, column: str) -> float:
             f"{path}:{lineno}: column '{column}': expected a number, got {cell!r}"
         ) from None
     if not math.isfinite(value):
-        raise DataError(f"{path}:{lineno}: column '{column}': expected a finite number, got {cell}")
+        raise DataError(
+            f"{path}:{lineno}: column '{column}': expected a finite number, got {cell.strip()}"
+        )
     return value
+
+
+# Array kinds that hold real numbers: bool, signed and unsigned integers, floats. Not complex
+# (c), timedelta (m, which NumPy counts as an integer), datetime (M), strings, objects, records.
+_REAL = "biuf"
+_KINDS = {
+    "c": "complex numbers; expected real ones",
+    "m": "time spans; expected plain numbers",
+    "M": "dates; expected plain numbers",
+    "U": "strings; expected numbers",
+    "S": "byte strings; expected numbers",
+    "V": "records (a structured array); expected plain numbers",
+    "O": "Python objects; expected numbers",
+}
+
+
+def _kind(a: np.ndarray) -> str:
+    return f"{a.dtype} ({_KINDS.get(a.dtype.kind, 'expected numbers')})"
+
+
+def _npz_array(archive, path: Path, key: str) -> np.ndarray:
+    try:
+        return archive[key]
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise DataError(
+                f"{path}: array '{key}': cannot load without pickle: it is an object array "
+                "(dtype object), and unpickling a data file could run code, so nnspec never "
+                "does; save it as numbers (e.g. np.asarray(a, dtype=np.float64)) or strings"
+            ) from None
+        raise DataError(f"{path}: array '{key}': not a readable .npy array: {e}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise DataError(f"{path}: array '{key}': damaged in the archive: {e}") from None
 
 
 def load_npz(path: Path, xkey: str, ykey: str, task: str) -> Dataset:
@@ -221,25 +313,30 @@ def load_npz(path: Path, xkey: str, ykey: str, task: str) -> Dataset:
         loaded = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise DataError(f"{path}: data file not found") from None
-    except (ValueError, OSError, EOFError) as e:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise DataError(f"{path}: not a readable .npz archive: {e}") from None
     if not isinstance(loaded, np.lib.npyio.NpzFile):
         raise DataError(f"{path}: a single .npy array, not an .npz archive of named arrays")
     with loaded as archive:
         names = archive.files
-        try:
-            arrays = {k: archive[k] for k in (xkey, ykey) if k in names}
-        except ValueError as e:
-            raise DataError(f"{path}: cannot load without pickle (object arrays?): {e}") from None
-    for key in (xkey, ykey):
-        if key not in arrays:
-            raise DataError(f"{path}: no array '{key}'; the archive holds: {', '.join(names)}")
-    x, y = arrays[xkey], arrays[ykey]
-    if x.ndim not in (2, 3, 4) or not np.issubdtype(x.dtype, np.number):
+        for key in (xkey, ykey):
+            if key not in names:
+                raise DataError(
+                    f"{path}: no array '{key}'; the archive holds: {', '.join(names) or 'none'}"
+                )
+        x, y = _npz_array(archive, path, xkey), _npz_array(archive, path, ykey)
+    if x.ndim not in (2, 3, 4):
         raise DataError(
             f"{path}: array '{xkey}': expected numbers of shape (samples, features), "
             f"(samples, height, width) or (samples, channels, height, width), "
             f"got {x.dtype} of shape {x.shape}"
+        )
+    if x.dtype.kind not in _REAL:
+        raise DataError(f"{path}: array '{xkey}': expected real numbers, got {_kind(x)}")
+    if x.size == 0:
+        what = "sample" if len(x) == 0 else "feature"
+        raise DataError(
+            f"{path}: array '{xkey}' of shape {x.shape} is empty; expected at least one {what}"
         )
     # Images: one channel when none is given (NCHW, as ONNX Conv takes them); rows are kept
     # flat like every other source, and the network reshapes them to `shape`.
@@ -258,14 +355,28 @@ def load_npz(path: Path, xkey: str, ykey: str, task: str) -> Dataset:
                 f"{path}: array '{ykey}': expected class labels of shape (samples,), "
                 f"got shape {y.shape}"
             )
-        yi, classes = _class_encode([str(v) for v in y.tolist()], f"{path}: array '{ykey}'")
+        if y.dtype.kind not in _REAL + "US":
+            raise DataError(
+                f"{path}: array '{ykey}': expected class labels (integers or strings), "
+                f"got {_kind(y)}"
+            )
+        labels = [str(v) for v in y.tolist()]
+        for i, label in enumerate(labels):
+            why = _bad_label(label.strip())
+            if why:
+                raise DataError(
+                    f"{path}: array '{ykey}' at index {i}: expected a class label, got {why}"
+                )
+        yi, classes = _class_encode(labels, f"{path}: array '{ykey}'")
         info = DataInfo(x.shape[1], len(classes), feats, [ykey], classes, shape)
         return Dataset(x, yi, info, str(path))
-    if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_):
+    if y.dtype.kind not in _REAL:
         raise DataError(
-            f"{path}: array '{ykey}': expected numeric regression targets, got {y.dtype}"
+            f"{path}: array '{ykey}': expected numeric regression targets, got {_kind(y)}"
         )
     y = y.reshape(len(y), -1).astype(np.float64)
+    if y.shape[1] == 0:
+        raise DataError(f"{path}: array '{ykey}': no target values (shape {y.shape})")
     _check_finite(y, path, ykey)
     targets = [ykey] if y.shape[1] == 1 else [f"{ykey}{i}" for i in range(y.shape[1])]
     return Dataset(x, y, DataInfo(x.shape[1], y.shape[1], feats, targets, None, shape), str(path))
@@ -274,7 +385,9 @@ def load_npz(path: Path, xkey: str, ykey: str, task: str) -> Dataset:
 def _check_finite(a: np.ndarray, path: Path, key: str) -> None:
     if not np.isfinite(a).all():
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
-        raise DataError(f"{path}: array '{key}' has a NaN or inf at index {bad}")
+        raise DataError(
+            f"{path}: array '{key}' has a NaN or inf at index {bad}; expected finite numbers"
+        )
 
 
 def split(

@@ -90,23 +90,55 @@ class Splits:
 
 
 def split(spec: Spec, dataset: Dataset) -> Splits:
-    """Deterministic test and validation splits from ``train.seed``, stratified by class."""
-    seed = spec.train.seed
+    """Deterministic test and validation splits from ``train.seed``, stratified by class.
 
-    def cut(part: Dataset, fraction: float, stream: int, path: tuple) -> tuple[Dataset, Dataset]:
-        strat = part.y if spec.task == "classification" else None
+    A class that lands only in a held-out part (a class of one sample, with a fraction of over
+    a half) is an error: the network could never learn it, and its score would be meaningless.
+    """
+    seed = spec.train.seed
+    classification = spec.task == "classification"
+
+    def unseen(classes: np.ndarray, part: str, path: tuple, fraction: float) -> str:
+        names = dataset.info.class_names or [str(c) for c in range(int(classes.max()) + 1)]
+        counts = np.bincount(dataset.y, minlength=len(names))
+        many = len(classes) > 1
+        shown = ", ".join(
+            f"'{names[c]}' ({counts[c]} sample{'s' if counts[c] != 1 else ''})" for c in classes
+        )
+        return (
+            f"class{'es' if many else ''} {shown} of {dataset.source} would be only in the "
+            f"{part} split, never in training, so the network could not learn "
+            f"{'them' if many else 'it'}; expected every class in the training split: add "
+            f"samples of {'these classes' if many else 'that class'} (2 at least), remove "
+            f"{'them' if many else 'it'} from the data, or lower {'.'.join(path)} "
+            f"(now {fraction})"
+        )
+
+    def cut(part: Dataset, fraction: float, stream: int, path: tuple, name: str):
+        strat = part.y if classification else None
         try:
             keep, held = datamod.split(
                 len(part.x), strat, fraction, np.random.default_rng([seed, stream])
             )
         except DataError as e:
             raise SpecError([spec.source.issue(path, str(e))]) from None
+        if classification:
+            only_held = np.setdiff1d(part.y[held], part.y[keep])
+            if len(only_held):
+                issue = spec.source.issue(path, unseen(only_held, name, path, fraction))
+                raise SpecError([issue])
         return part.take(keep), part.take(held)
 
-    rest, test = cut(dataset, spec.data.test_fraction, 1, ("data", "test_fraction"))
+    rest, test = cut(dataset, spec.data.test_fraction, 1, ("data", "test_fraction"), "test")
     val = None
     if spec.train.validation_fraction > 0:
-        rest, val = cut(rest, spec.train.validation_fraction, 3, ("train", "validation_fraction"))
+        rest, val = cut(
+            rest,
+            spec.train.validation_fraction,
+            3,
+            ("train", "validation_fraction"),
+            "validation",
+        )
     return Splits(rest, val, test if len(test.x) else None)
 
 

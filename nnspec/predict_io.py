@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 
 import numpy as np
@@ -19,36 +20,58 @@ def _is_number(cell: str) -> bool:
     return True
 
 
+def _read_npy(path: Path, n_features: int | None) -> np.ndarray:
+    try:
+        x = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except (ValueError, OSError, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npy array (no pickle allowed): {e}") from None
+    if not isinstance(x, np.ndarray):
+        raise DataError(f"{path}: an .npz archive; expected a single .npy array")
+    # Real numbers only: complex, timedelta (an integer to NumPy), dates and strings are not.
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"{path}: expected an array of real numbers, got dtype {x.dtype}")
+    if x.ndim == 1 and n_features == 1:
+        x = x.reshape(-1, 1)
+    with np.errstate(over="ignore"):
+        finite = np.isfinite(x.astype(np.float64, copy=False))
+    if not finite.all():
+        bad = tuple(int(i) for i in np.argwhere(~finite)[0])
+        raise DataError(f"{path}: expected finite numbers, got a NaN or inf at index {bad}")
+    return x
+
+
 def read_inputs(path: Path, feature_names: list[str] | None, n_features: int | None) -> np.ndarray:
     """(rows, features) float64 from a .npy, or a CSV with or without a header row.
 
     With a header, the model's feature columns are picked by name (other columns, such as the
-    target, are ignored); without one, every column is a feature, in the model's order.
+    target, are ignored); without one, every column is a feature, in the model's order. The
+    first row is a header when none of its cells is a number.
     """
     if path.suffix == ".npy":
-        try:
-            x = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise DataError(f"{path}: no such file") from None
-        except (ValueError, OSError, EOFError) as e:
-            raise DataError(f"{path}: not a readable .npy array (no pickle allowed): {e}") from None
-        if x.ndim == 1 and n_features == 1:
-            x = x.reshape(-1, 1)
-        return x
+        return _read_npy(path, n_features)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot read as UTF-8 CSV text: {e}") from None
-    # Keep each row's line number in the file for messages; blank lines are skipped.
-    rows = [
-        (n, r) for n, r in enumerate(csv.reader(io.StringIO(text)), 1) if any(map(str.strip, r))
-    ]
+    # Keep each row's line number in the file for messages (a quoted cell may span lines);
+    # blank lines are skipped.
+    reader = csv.reader(io.StringIO(text))
+    rows, start = [], 1
+    try:
+        for row in reader:
+            if any(map(str.strip, row)):
+                rows.append((start, row))
+            start = reader.line_num + 1
+    except csv.Error as e:
+        raise DataError(f"{path}:{start}: cannot parse as CSV: {e}") from None
     if not rows:
         raise DataError(f"{path}: the file is empty")
     header = None
-    if not all(_is_number(c) for c in rows[0][1]):
+    if not any(_is_number(c) for c in rows[0][1]):
         header, rows = [h.strip() for h in rows[0][1]], rows[1:]
     width = len(header) if header else len(rows[0][1]) if rows else 0
     cols = list(range(width))
@@ -63,15 +86,24 @@ def read_inputs(path: Path, feature_names: list[str] | None, n_features: int | N
     x = np.empty((len(rows), len(cols)))
     for i, (lineno, row) in enumerate(rows):
         if len(row) != width:
-            raise DataError(f"{path}:{lineno}: expected {width} cells, got {len(row)}")
+            like = "like the header" if header else "like the first row"
+            raise DataError(f"{path}:{lineno}: expected {width} cells {like}, got {len(row)}")
         for j, c in enumerate(cols):
+            name = f"column '{header[c]}'" if header else f"column {c + 1}"
+            cell = row[c].strip()
+            if not cell:
+                raise DataError(
+                    f"{path}:{lineno}: {name}: expected a number, got an empty cell "
+                    "(a missing value?)"
+                )
             try:
-                x[i, j] = float(row[c])
+                x[i, j] = float(cell)
             except ValueError:
-                name = header[c] if header else f"column {c + 1}"
                 raise DataError(
                     f"{path}:{lineno}: {name}: expected a number, got {row[c]!r}"
                 ) from None
+            if not math.isfinite(x[i, j]):
+                raise DataError(f"{path}:{lineno}: {name}: expected a finite number, got {cell}")
     return x
 
 

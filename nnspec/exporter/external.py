@@ -3,7 +3,9 @@
 Protobuf cannot hold a message over 2 GB, and cannot even hold one tensor that large, so such
 a model never exists as one message: its tensors are streamed to ``<name>.data`` and the model
 refers to them by that relative name, so the two files move together. Both are written under
-temporary names in the target directory and renamed into place, data first.
+temporary names in the target directory; then any old model is removed and the data and the
+model are renamed into place, in that order, so a crash leaves no model or the new pair, never
+an old model with new weights.
 """
 
 from __future__ import annotations
@@ -85,8 +87,12 @@ def write(
             if finalize:
                 finalize(model, staged)
                 atomic.write_bytes(staged, model.SerializeToString())
+            # The old model goes first: a kill between these steps leaves no model (and a data
+            # file the next write replaces), never the old model reading the new weights.
+            path.unlink(missing_ok=True)
             os.replace(Path(tmp) / data_name, path.parent / data_name)
             os.replace(staged, path)
+            atomic.sync_directory(path.parent)
     except OSError as e:
         raise atomic.OutputError(f"{path}: cannot write: {e.strerror}") from None
     return model
