@@ -173,3 +173,19 @@ def test_regression_targets_of_the_wrong_shape_are_refused():
     network = nnspec.build(nnspec.load_spec(text))
     with pytest.raises(ValueError, match=r"expected regression targets of shape \(batch, 2\)"):
         network.loss_and_gradients(np.zeros((3, 1)), np.zeros(3))
+
+
+def test_adam_stays_in_float32():
+    """No silent float64: the moments, the step and the parameters keep the training dtype,
+    and the float32 result follows the float64 formula to float32 precision."""
+    rng = np.random.default_rng(1)
+    p64 = {"w": rng.normal(size=(4, 3))}
+    p32 = {"w": p64["w"].astype(np.float32)}
+    opt64 = Adam(AdamSpec(kind="adam", lr=0.01), p64)
+    opt32 = Adam(AdamSpec(kind="adam", lr=0.01), p32)
+    for _ in range(20):
+        g = rng.normal(size=(4, 3))
+        opt64.step(p64, {"w": g})
+        opt32.step(p32, {"w": g.astype(np.float32)})
+    assert p32["w"].dtype == opt32.m["w"].dtype == opt32.v["w"].dtype == np.float32
+    np.testing.assert_allclose(p32["w"], p64["w"], rtol=1e-5, atol=1e-6)
