@@ -72,13 +72,7 @@ def _compile(args) -> int:
         print("\n".join(report.lines()))
     if dataset is not None:
         # Untrained weights, but the standardization of the training split, as train would.
-        splits = pipeline.split(spec, dataset)
-        network.fit_preprocess(
-            splits.train.x,
-            splits.train.y,
-            inputs=not (report and report.preprocess_loaded),
-            targets=not (report and report.targets_loaded),
-        )
+        pipeline.fit_preprocess(network, pipeline.split(spec, dataset), report)
     pipeline.export(network, args.output)
     print(
         f"wrote {args.output}: {spec.name}, untrained (seed "

@@ -10,6 +10,7 @@ serialized bytes of an export.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 from .errors import SpecError
@@ -42,8 +43,6 @@ def machine_memory() -> int | None:
     except OSError:
         pass
     try:
-        import os
-
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return None

@@ -151,6 +151,17 @@ def initialize(network: Network):
     return load_init(network)
 
 
+def fit_preprocess(network: Network, splits: Splits, report=None) -> None:
+    """Standardization fitted on the training split, except the statistics that ``init.from``
+    took from the pretrained model (``report``, the InitReport)."""
+    network.fit_preprocess(
+        splits.train.x,
+        splits.train.y,
+        inputs=not (report and report.preprocess_loaded),
+        targets=not (report and report.targets_loaded),
+    )
+
+
 @dataclass
 class TrainResult:
     network: Network
@@ -187,12 +198,7 @@ def train_full(
     network = _build_network(spec, io)
     report = initialize(network)
     if resume is None:
-        network.fit_preprocess(
-            splits.train.x,
-            splits.train.y,
-            inputs=not (report and report.preprocess_loaded),
-            targets=not (report and report.targets_loaded),
-        )
+        fit_preprocess(network, splits, report)
     history = fit(
         network,
         splits.train,

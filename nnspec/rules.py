@@ -14,6 +14,7 @@ from .activations import ACTIVATIONS
 from .data import DataInfo
 from .errors import Issue, SpecError
 from .layers import IMAGE_KINDS
+from .layers.base import dims
 from .losses import LOSSES
 from .spec import Spec
 
@@ -37,11 +38,6 @@ class ModelIO:
 def _channels_last(shape: tuple[int, ...]) -> bool:
     """(height, width, 1|3|4) read as (channels, height, width): many channels of thin images."""
     return len(shape) == 3 and shape[2] in (1, 3, 4) and shape[0] > 4 and shape[1] > 4
-
-
-def dims(shape) -> str:
-    """(1, 28, 28) -> '1×28×28', as shapes are written in messages."""
-    return "×".join(str(d) for d in shape)
 
 
 def _layer_issues(spec: Spec) -> list[Issue]:

@@ -17,6 +17,7 @@ import numpy as np
 from onnx import numpy_helper
 
 from ..errors import ModelError, SpecError
+from ..layers.base import dims
 from ..network import Network
 from .inspect import load
 
@@ -87,7 +88,7 @@ def _read(path: Path, spec) -> dict[str, np.ndarray]:
 
 
 def _mismatch_text(key: str, got: tuple, want: tuple) -> str:
-    return f"{key} is {'×'.join(map(str, got))} in the model, {'×'.join(map(str, want))} here"
+    return f"{key} is {dims(got)} in the model, {dims(want)} here"
 
 
 def load_init(network: Network) -> InitReport:

@@ -61,6 +61,11 @@ class ParamLayerSpecBase(LayerSpecBase):
     )
 
 
+def dims(shape) -> str:
+    """(16, 1, 1) -> '16×1×1', the way shapes are written in messages."""
+    return "×".join(str(d) for d in shape)
+
+
 class ShapeError(ValueError):
     """Raised by ``output_shape``; shape inference prefixes it with the layer and location."""
 

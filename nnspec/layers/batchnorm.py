@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from .base import Layer, ParamLayerSpecBase, Shape, ShapeError
+from .base import Layer, ParamLayerSpecBase, Shape, ShapeError, dims
 
 
 class BatchNormSpec(ParamLayerSpecBase):
@@ -36,7 +36,7 @@ class BatchNormSpec(ParamLayerSpecBase):
         if len(x) not in (2, 4):
             raise ShapeError(
                 "expected (batch, features) or (batch, channels, height, width), got a "
-                f"{len(x) - 1}-D sample shape {'×'.join(map(str, x[1:]))}"
+                f"{len(x) - 1}-D sample shape {dims(x[1:])}"
             )
         return x
 

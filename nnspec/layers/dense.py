@@ -16,6 +16,7 @@ from .base import (
     ParamLayerSpecBase,
     Shape,
     ShapeError,
+    dims,
 )
 
 
@@ -41,7 +42,7 @@ class DenseSpec(ParamLayerSpecBase):
         if len(x) != 2:
             raise ShapeError(
                 f"expected a flat input (batch, features), got a {len(x) - 1}-D sample shape "
-                f"{'×'.join(map(str, x[1:]))}; put a flatten layer before it"
+                f"{dims(x[1:])}; put a flatten layer before it"
             )
         return (x[0], self.units)
 

@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, PositiveInt
 
-from .base import Layer, LayerSpecBase, Shape, ShapeError
+from .base import Layer, LayerSpecBase, Shape, ShapeError, dims
 
 
 class LRNSpec(LayerSpecBase):
@@ -38,7 +38,7 @@ class LRNSpec(LayerSpecBase):
         if len(x) != 4:
             raise ShapeError(
                 "expected (batch, channels, height, width) input, got a "
-                f"{len(x) - 1}-D sample shape {'×'.join(map(str, x[1:]))}"
+                f"{len(x) - 1}-D sample shape {dims(x[1:])}"
             )
         return x
 

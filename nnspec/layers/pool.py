@@ -12,7 +12,7 @@ import numpy as np
 from pydantic import Field
 
 from . import window
-from .base import Layer, LayerSpecBase, Shape, ShapeError
+from .base import Layer, LayerSpecBase, Shape, ShapeError, dims
 from .window import IntOrPair, Padding
 
 KERNEL_HELP = "Window height and width: n for n×n, or [kh, kw]."
@@ -35,8 +35,7 @@ class _Pool2dSpec(LayerSpecBase):
         if top >= win.kernel[0] or left >= win.kernel[1]:
             # A window entirely in the padding has nothing to pool; ONNX refuses such pads.
             raise ShapeError(
-                f"padding {top}×{left} must be smaller than the {window.dims(win.kernel)} "
-                "pooling window"
+                f"padding {top}×{left} must be smaller than the {dims(win.kernel)} pooling window"
             )
         return win
 

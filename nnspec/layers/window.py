@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field, NonNegativeInt, PositiveInt
 
-from .base import Shape, ShapeError
+from .base import Shape, ShapeError, dims
 
 # YAML gives pairs as lists, and strict validation refuses a list for a tuple field.
 PositivePair = Annotated[list[PositiveInt], Field(min_length=2, max_length=2)]
@@ -34,11 +34,6 @@ def pair(value: int | list[int] | tuple[int, ...]) -> tuple[int, int]:
         return (value, value)
     h, w = value
     return (int(h), int(w))
-
-
-def dims(sizes) -> str:
-    """(16, 1, 1) -> '16×1×1', the way shapes read in messages."""
-    return "×".join(str(s) for s in sizes)
 
 
 def image_input(x: Shape) -> tuple[int, int, int]:
