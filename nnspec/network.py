@@ -11,6 +11,7 @@ from .layers import LAYERS, Layer
 from .losses import LOSSES
 from .rules import ModelIO
 from .spec import Spec
+from .train.packing import Packed, pack
 
 
 class Network:
@@ -28,6 +29,8 @@ class Network:
         self.dtype = np.dtype(dtype)
         self.task = spec.task
         self.loss = LOSSES[spec.loss]
+        if self.loss.wrt_preactivation:  # the loss applies the output activation itself
+            layers[-1].defer_activation = True
         self.shape = tuple(io.shape)
         # Per feature for flat inputs; per channel (channels, 1, 1) for images, broadcasting
         # over height and width as the exported Sub/Div nodes do.
@@ -63,6 +66,31 @@ class Network:
 
     def trainable_gradients(self) -> OrderedDict[str, np.ndarray]:
         return self._named("grads", trainable_only=True)
+
+    def pack_trainable(self) -> tuple[Packed, Packed]:
+        """The trainable parameters and their gradients as ``Packed`` tables: every array
+        becomes a view into one flat buffer (values kept), so that the optimizer updates the
+        whole network in a few NumPy calls. Layers keep working on their (now view) arrays.
+        Packing again is free while the layers still hold the views."""
+        params, grads = self.trainable_parameters(), self.trainable_gradients()
+        packed = getattr(self, "_packed", None)
+        if packed is not None and packed[0].owns(params) and packed[1].owns(grads):
+            return packed
+        packed = (pack(params), pack(grads))
+        for layer in self.layers:
+            if layer.trainable:
+                for table, flat in zip((layer.params, layer.grads), packed, strict=True):
+                    for k in table:
+                        table[k] = flat[f"{layer.name}.{k}"]
+        self._packed = packed
+        return packed
+
+    def lowest_trainable(self) -> int:
+        """Index of the lowest layer with parameters that learn: backprop stops there."""
+        return next(
+            (i for i, la in enumerate(self.layers) if la.trainable and la.params),
+            len(self.layers) - 1,
+        )
 
     def state(self) -> OrderedDict[str, np.ndarray]:
         """Arrays kept beside the parameters but not learned by gradients (batchnorm's running
@@ -163,27 +191,31 @@ class Network:
         The gradient is dL/dz when the loss is fused with the output activation (the output
         layer's pre-activation z, cached by its forward pass), else dL/d(output).
         """
-        out = self.forward_scaled(xs, training=True)
-        z = self.layers[-1]._z if self.loss.wrt_preactivation else None
-        loss, grad = self.loss.value_and_grad(z, out, t)
+        # With a fused loss the output layer returns z, and the loss returns the activation.
+        loss, grad, out = self.loss.value_and_grad(self.forward_scaled(xs, training=True), t)
         return out, loss, grad
 
-    def backprop(self, xs: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
+    def backprop(
+        self, xs: np.ndarray, t: np.ndarray, lowest: int | None = None
+    ) -> tuple[float, np.ndarray]:
         """Forward and backward on scaled inputs and targets; fills every layer's ``grads``.
 
+        ``lowest``: ``lowest_trainable()``, when the caller already knows it.
         Returns the loss (with the L2 term) and the output layer's activations, from which the
         trainer takes its running metrics at no extra cost.
         """
         out, loss, grad = self.forward_loss(xs, t)
-        grad = self.layers[-1].backward(grad, wrt_preactivation=self.loss.wrt_preactivation)
-        # Below the lowest layer that learns, no gradient is needed: fine-tuning a new head on
-        # frozen convolutions costs a forward pass plus the head's backward.
-        lowest = next(
-            (i for i, la in enumerate(self.layers) if la.trainable and la.params),
-            len(self.layers) - 1,
+        # Below the lowest layer that learns, no gradient is needed, not even with respect to
+        # that layer's input: for a first dense layer that is one matrix product of three,
+        # and fine-tuning a new head on frozen convolutions costs a forward pass plus the
+        # head's backward.
+        lowest = self.lowest_trainable() if lowest is None else lowest
+        last = len(self.layers) - 1
+        grad = self.layers[last].backward(
+            grad, wrt_preactivation=self.loss.wrt_preactivation, input_grad=lowest < last
         )
-        for layer in reversed(self.layers[lowest:-1]):
-            grad = layer.backward(grad)
+        for i in range(last - 1, lowest - 1, -1):
+            grad = self.layers[i].backward(grad, input_grad=i > lowest)
         wd = self.spec.train.weight_decay
         if wd:
             # L2 penalty (wd/2) sum W^2 on weights only: its gradient is wd W.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,13 +20,17 @@ from . import data as datamod
 from . import memory
 from .data import DataInfo, Dataset
 from .errors import DataError, SpecError
-from .network import Network
-from .network import build as _build_network
 from .rules import ModelIO, check
 from .shapes import LayerSummary, infer
 from .spec import Spec
-from .train.loop import History, evaluate, fit
 from .validation_messages import unknown_name
+
+if TYPE_CHECKING:
+    from .network import Network
+    from .train.loop import History
+
+# The trainer (network, train.loop) is imported by the functions that use it: `validate`
+# goes through resolve() only, and should not pay for loading the rest.
 
 
 def load_data(spec: Spec) -> Dataset | None:
@@ -76,8 +81,10 @@ def resolve(spec: Spec, info: DataInfo | None = None) -> tuple[ModelIO, list[Lay
 def build(spec: Spec, seed: int | None = None, dtype=None) -> Network:
     """A fresh, untrained network (seed defaults to ``spec.train.seed``), with the weights of
     ``init.from`` loaded where they match."""
+    from .network import build as build_network
+
     io, _ = resolve(spec)
-    network = _build_network(spec, io, seed=seed, dtype=dtype)
+    network = build_network(spec, io, seed=seed, dtype=dtype)
     initialize(network)
     return network
 
@@ -194,12 +201,15 @@ def train_full(
         )
     io, _ = resolve(spec, dataset.info)
     start = time.perf_counter()
+    from .network import build as build_network
+    from .train import loop
+
     splits = split(spec, dataset)
-    network = _build_network(spec, io)
+    network = build_network(spec, io)
     report = initialize(network)
     if resume is None:
         fit_preprocess(network, splits, report)
-    history = fit(
+    history = loop.fit(
         network,
         splits.train,
         splits.val,
@@ -209,7 +219,7 @@ def train_full(
         stop=stop,
         on_batch=on_batch,
     )
-    test = evaluate(network, splits.test) if splits.test is not None else {}
+    test = loop.evaluate(network, splits.test) if splits.test is not None else {}
     return TrainResult(network, history, splits, test, time.perf_counter() - start, report)
 
 

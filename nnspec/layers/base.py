@@ -85,13 +85,35 @@ class Layer:
     grads: dict[str, np.ndarray]
     state: dict[str, np.ndarray] = {}  # read-only default; layers with state set their own
     trainable: bool = True
+    # Set by the network on an output layer whose loss is fused with its activation
+    # (softmax + cross-entropy): a training forward pass then returns the pre-activation z,
+    # and the loss applies the activation (backward is then asked for wrt_preactivation).
+    defer_activation: bool = False
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         raise NotImplementedError
 
-    def backward(self, dy: np.ndarray, *, wrt_preactivation: bool = False) -> np.ndarray:
+    def activate(self, z: np.ndarray, training: bool) -> np.ndarray:
+        """The layer's activation ``self.act`` applied to its fresh pre-activation ``z``
+        (which it may overwrite); in training, caches ``_z`` and ``_a`` for backward."""
+        if not training:
+            return self.act.forward_(z)
+        if self.defer_activation:  # the fused loss applies it
+            self._z, self._a = z, None
+            return z
+        if self.act.uses_z:
+            self._z, self._a = z, self.act.forward(z)
+        else:  # the derivative needs only a: overwrite z, one buffer less
+            self._z, self._a = None, self.act.forward_(z)
+        return self._a
+
+    def backward(
+        self, dy: np.ndarray, *, wrt_preactivation: bool = False, input_grad: bool = True
+    ) -> np.ndarray | None:
         """dL/d(output) -> dL/d(input); fills ``grads``. ``wrt_preactivation``: the loss
         already differentiated through this layer's activation (only asked of output layers).
+        ``input_grad`` False: nothing below needs dL/d(input) (the lowest layer that learns);
+        a layer may then skip computing it and return None.
         """
         raise NotImplementedError
 

@@ -97,13 +97,17 @@ class BatchNorm(Layer):
             self._xhat, self._inv_std = xhat, inv_std
         return xhat * self._b(self.params["scale"]) + self._b(self.params["bias"])
 
-    def backward(self, dy: np.ndarray, *, wrt_preactivation: bool = False) -> np.ndarray:
+    def backward(
+        self, dy: np.ndarray, *, wrt_preactivation: bool = False, input_grad: bool = True
+    ) -> np.ndarray | None:
         """dy -> dL/dx, same shape; fills ``grads`` unless the layer is frozen."""
         xhat, inv_std = self._xhat, self._b(self._inv_std)
         if self.trainable:
             # y = scale * xhat + bias, per channel.
             np.sum(dy * xhat, axis=self.axes, out=self.grads["scale"])
             np.sum(dy, axis=self.axes, out=self.grads["bias"])
+        if not input_grad:
+            return None
         dxhat = dy * self._b(self.params["scale"])
         if not self._batch_stats:
             # Running statistics are constants here: the layer is an affine map of x.

@@ -107,50 +107,60 @@ class Conv2d(Layer):
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """x: (batch, C, H, W) -> a: (batch, filters, H', W')."""
         n, c = x.shape[:2]
-        g, (oh, ow), (kh, kw) = self.groups, self.window.out, self.window.kernel
+        g, (oh, ow) = self.groups, self.window.out
         view = window.windows(window.pad(x, self.window), self.window)
-        # im2col: rows are (batch, out_y, out_x), columns (channel, ky, kx) within a group,
-        # so each group is one (N*H'*W', C/g*kh*kw) @ (C/g*kh*kw, filters/g) product.
-        cols = view.reshape(n, g, c // g, oh, ow, kh, kw).transpose(1, 0, 3, 4, 2, 5, 6)
-        cols = cols.reshape(g, n * oh * ow, -1)
-        z = np.matmul(cols, self._grouped_weight().transpose(0, 2, 1))
-        z = z.reshape(g, n, oh, ow, -1).transpose(1, 0, 4, 2, 3).reshape(n, -1, oh, ow)
+        # im2col with the batch inside the columns: per group one (C/g kh kw, N H' W') matrix,
+        # rows (channel, ky, kx), so that each group is ONE large matrix product rather than a
+        # small one per sample. The copy reads runs of a whole output row.
+        cols = view.transpose(1, 4, 5, 0, 2, 3).reshape(g, -1, n * oh * ow)
+        # (groups, filters/g, K) @ (groups, K, N H'W') -> (filters, N, H', W'), then NCHW.
+        z = np.matmul(self._grouped_weight(), cols).reshape(-1, n, oh, ow)
+        z = np.ascontiguousarray(z.transpose(1, 0, 2, 3))
         if "bias" in self.params:
             z += self.params["bias"][:, None, None]
-        a = self.act.forward(z)
         if training:
-            self._x_shape, self._cols, self._z, self._a = x.shape, cols, z, a
-        return a
+            self._x_shape, self._cols = x.shape, cols
+        return self.activate(z, training)
 
-    def backward(self, da: np.ndarray, *, wrt_preactivation: bool = False) -> np.ndarray:
+    def backward(
+        self, da: np.ndarray, *, wrt_preactivation: bool = False, input_grad: bool = True
+    ) -> np.ndarray | None:
         """da: dL/da (batch, filters, H', W') -> dL/dx (batch, C, H, W).
 
-        Reuses the im2col matrix, z and a cached by ``forward``. ``wrt_preactivation`` means
-        ``da`` already is dL/dz.
+        Reuses the im2col matrices and a (z where the activation needs it) cached by
+        ``forward``. ``wrt_preactivation`` means ``da`` already is dL/dz.
         """
         dz = da if wrt_preactivation else self.act.backward(self._z, self._a, da)
         n, c, h, w = self._x_shape
         g, (oh, ow), (kh, kw) = self.groups, self.window.out, self.window.kernel
-        # dz in the row layout of the im2col matrix: (groups, N*H'*W', filters per group).
-        dz_rows = dz.reshape(n, g, -1, oh, ow).transpose(1, 0, 3, 4, 2).reshape(g, n * oh * ow, -1)
-        # z = cols W^T + b  =>  dL/dW = dz^T cols, dL/db = sums of dz, dL/dcols = dz W.
+        # z = W cols + b  =>  dL/dW = dz cols^T, dL/db = sums of dz, dL/dcols = W^T dz.
         if self.trainable:
-            dw = self.grads["weight"].reshape(g, -1, self._cols.shape[-1])  # a view: fills grads
-            np.matmul(dz_rows.transpose(0, 2, 1), self._cols, out=dw)
+            # dz as (groups, filters/g, N H'W'), the column order of cols: one product.
+            dz_cols = np.ascontiguousarray(dz.transpose(1, 0, 2, 3)).reshape(g, -1, n * oh * ow)
+            dw = self.grads["weight"].reshape(g, -1, self._cols.shape[1])  # a view: fills grads
+            np.matmul(dz_cols, self._cols.transpose(0, 2, 1), out=dw)
             if "bias" in self.params:
                 dz.sum(axis=(0, 2, 3), out=self.grads["bias"])
-        dcols = np.matmul(dz_rows, self._grouped_weight())
-        # col2im: each kernel tap (ky, kx) read one strided slice of the padded input, so its
-        # column of dcols adds back onto that slice; overlapping windows accumulate.
-        dcols = dcols.reshape(g, n, oh, ow, c // g, kh, kw).transpose(1, 0, 4, 5, 6, 2, 3)
-        dcols = dcols.reshape(n, c, kh, kw, oh, ow)
+        if not input_grad:
+            return None
+        # dL/dcols with rows (ky, kx, channel) and columns (H', W', batch): each kernel tap is
+        # then one block (C, H', W', N) whose scatter below adds runs of W' N contiguous
+        # numbers, rather than runs of W' (a few) in NCHW order.
+        cg = c // g
+        w_t = self.params["weight"].reshape(g, -1, cg, kh, kw).transpose(0, 3, 4, 2, 1)
+        dz_t = np.ascontiguousarray(dz.transpose(1, 2, 3, 0)).reshape(g, -1, oh * ow * n)
+        dcols = np.matmul(w_t.reshape(g, kh * kw * cg, -1), dz_t)
+        dcols = dcols.reshape(g, kh, kw, cg, oh, ow, n)
         top, left, bottom, right = self.window.pads
-        dxp = np.zeros((n, c, h + top + bottom, w + left + right), dtype=dz.dtype)
+        dxp = np.zeros((g, cg, h + top + bottom, w + left + right, n), dtype=dz.dtype)
+        # col2im: each tap read one strided slice of the padded input, so its block adds back
+        # onto that slice; overlapping windows accumulate.
         for ky in range(kh):
             for kx in range(kw):
                 ys, xs = window.window_slice(self.window, ky, kx)
-                dxp[:, :, ys, xs] += dcols[:, :, ky, kx]
-        return window.unpad(dxp, self.window, (h, w))
+                dxp[:, :, ys, xs] += dcols[:, ky, kx]
+        dxp = dxp.reshape(c, *dxp.shape[2:])[:, top : top + h, left : left + w]
+        return np.ascontiguousarray(dxp.transpose(3, 0, 1, 2))
 
 
 def lower_conv2d(layer: Conv2d, g, x: str) -> str:

@@ -9,6 +9,7 @@ from pydantic import Field, PositiveInt
 
 from .. import initializers
 from ..activations import ACTIVATIONS
+from ..losses import ones
 from .base import (
     ActivationName,
     InitializerName,
@@ -69,23 +70,28 @@ class Dense(Layer):
         z = x @ self.params["weight"]
         if "bias" in self.params:
             z += self.params["bias"]
-        a = self.act.forward(z)
         if training:
-            self._x, self._z, self._a = x, z, a
-        return a
+            self._x = x
+        return self.activate(z, training)
 
-    def backward(self, da: np.ndarray, *, wrt_preactivation: bool = False) -> np.ndarray:
+    def backward(
+        self, da: np.ndarray, *, wrt_preactivation: bool = False, input_grad: bool = True
+    ) -> np.ndarray | None:
         """da: dL/da (batch, units) -> dL/dx (batch, in_features).
 
-        Reuses x, z and a cached by ``forward``. ``wrt_preactivation`` means ``da`` already is
-        dL/dz, as a loss fused with the output activation returns it (softmax + cross-entropy).
+        Reuses x, a (and z for activations that need it) cached by ``forward``.
+        ``wrt_preactivation`` means ``da`` already is dL/dz, as a loss fused with the output
+        activation returns it (softmax + cross-entropy).
         """
         dz = da if wrt_preactivation else self.act.backward(self._z, self._a, da)
         # z = x W + b  =>  dL/dW = x^T dz, dL/db = column sums of dz, dL/dx = dz W^T.
         if self.trainable:
             np.matmul(self._x.T, dz, out=self.grads["weight"])
             if "bias" in self.params:
-                dz.sum(axis=0, out=self.grads["bias"])
+                # Column sums as a matrix-vector product: faster than dz.sum(axis=0).
+                np.matmul(ones(len(dz), dz.dtype), dz, out=self.grads["bias"])
+        if not input_grad:
+            return None
         return dz @ self.params["weight"].T
 
 

@@ -51,7 +51,9 @@ class Dropout(Layer):
         self._mask = keep.astype(x.dtype) / x.dtype.type(1 - self.rate)
         return x * self._mask
 
-    def backward(self, dy: np.ndarray, *, wrt_preactivation: bool = False) -> np.ndarray:
+    def backward(
+        self, dy: np.ndarray, *, wrt_preactivation: bool = False, input_grad: bool = True
+    ) -> np.ndarray | None:
         """dy -> dy * mask / (1 - rate): the same linear map as the forward pass."""
         return dy if self._mask is None else dy * self._mask
 

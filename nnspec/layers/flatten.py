@@ -38,7 +38,9 @@ class Flatten(Layer):
         self._in_shape = x.shape
         return x.reshape(x.shape[0], -1)
 
-    def backward(self, dy: np.ndarray, *, wrt_preactivation: bool = False) -> np.ndarray:
+    def backward(
+        self, dy: np.ndarray, *, wrt_preactivation: bool = False, input_grad: bool = True
+    ) -> np.ndarray | None:
         """dy: (batch, d1*d2*...) -> dL/dx: (batch, d1, d2, ...); a reshape moves no values."""
         return dy.reshape(self._in_shape)
 

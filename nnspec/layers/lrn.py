@@ -79,7 +79,9 @@ class LRN(Layer):
             self._x, self._d = x, d
         return y
 
-    def backward(self, dy: np.ndarray, *, wrt_preactivation: bool = False) -> np.ndarray:
+    def backward(
+        self, dy: np.ndarray, *, wrt_preactivation: bool = False, input_grad: bool = True
+    ) -> np.ndarray | None:
         """dy -> dL/dx, both (batch, C, h, w).
 
         With d_c = bias + alpha/size * S_c and y_c = x_c * d_c^-beta (per pixel):

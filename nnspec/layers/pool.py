@@ -79,16 +79,25 @@ class _Pool2d(Layer):
         self.params, self.grads = {}, {}
 
     def _scatter(self, per_tap, shape, dtype) -> np.ndarray:
-        """dL/dx from ``per_tap(k)``, the gradient reaching kernel tap k of every window."""
+        """dL/dx from ``per_tap(k, out)``, which writes the gradient reaching kernel tap k of
+        every window into ``out`` (batch, C, H', W')."""
         n, c, h, w = shape
         top, left, bottom, right = self.window.pads
         kh, kw = self.window.kernel
         dxp = np.zeros((n, c, h + top + bottom, w + left + right), dtype=dtype)
-        # Overlapping windows (stride < kernel) share pixels: += accumulates their shares.
+        # Windows that do not overlap (stride >= kernel) give each pixel to at most one tap:
+        # the gradient is written straight into place. Overlapping windows (stride < kernel)
+        # share pixels, and += accumulates their shares.
+        disjoint = all(s >= k for s, k in zip(self.window.stride, self.window.kernel, strict=True))
+        tmp = None if disjoint else np.empty((n, c, *self.window.out), dtype=dtype)
         for ky in range(kh):
             for kx in range(kw):
                 ys, xs = window.window_slice(self.window, ky, kx)
-                dxp[:, :, ys, xs] += per_tap(ky * kw + kx)
+                if disjoint:
+                    per_tap(ky * kw + kx, dxp[:, :, ys, xs])
+                else:
+                    per_tap(ky * kw + kx, tmp)
+                    dxp[:, :, ys, xs] += tmp
         return window.unpad(dxp, self.window, (h, w))
 
 
@@ -96,18 +105,40 @@ class MaxPool2d(_Pool2d):
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """x: (batch, C, H, W) -> (batch, C, H', W'), the maximum of each window."""
         # -inf padding can never be a window's maximum (every window holds an input pixel).
-        view = window.windows(window.pad(x, self.window, -np.inf), self.window)
-        flat = view.reshape(*view.shape[:4], -1)
-        arg = flat.argmax(axis=-1)  # the first maximum on ties, as backward routes it
-        y = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
+        xp = window.pad(x, self.window, -np.inf)
+        kh, kw = self.window.kernel
+        # A running maximum over the kernel taps, each tap one strided slice of the input: a
+        # few passes over the output instead of an argmax over a copied window view. Only a
+        # strictly greater value moves the maximum, so ties keep the first tap, and backward
+        # routes the gradient there (as PyTorch does).
+        taps = (
+            xp[(slice(None), slice(None), *window.window_slice(self.window, ky, kx))]
+            for ky in range(kh)
+            for kx in range(kw)
+        )
+        y = next(taps).copy()
+        arg = np.zeros(y.shape, dtype=np.uint8 if kh * kw < 256 else np.int32) if training else None
+        for k, tap in enumerate(taps, start=1):
+            if training:
+                greater = tap > y
+                # arg = k where greater, else arg: in integer arithmetic, which is much faster
+                # than a masked copy (k - arg >= 0 since arg < k).
+                step = np.subtract(k, arg, dtype=arg.dtype)
+                step *= greater
+                arg += step
+            np.maximum(y, tap, out=y)
         if training:
             self._arg, self._x_shape = arg, x.shape
         return y
 
-    def backward(self, da: np.ndarray, *, wrt_preactivation: bool = False) -> np.ndarray:
+    def backward(
+        self, da: np.ndarray, *, wrt_preactivation: bool = False, input_grad: bool = True
+    ) -> np.ndarray | None:
         """da: (batch, C, H', W') -> dL/dx (batch, C, H, W): all of each window's gradient
         goes to the pixel that was its maximum."""
-        return self._scatter(lambda k: np.where(self._arg == k, da, 0), self._x_shape, da.dtype)
+        return self._scatter(
+            lambda k, out: np.multiply(da, self._arg == k, out=out), self._x_shape, da.dtype
+        )
 
 
 class AvgPool2d(_Pool2d):
@@ -126,11 +157,13 @@ class AvgPool2d(_Pool2d):
             self._x_shape = x.shape
         return y
 
-    def backward(self, da: np.ndarray, *, wrt_preactivation: bool = False) -> np.ndarray:
+    def backward(
+        self, da: np.ndarray, *, wrt_preactivation: bool = False, input_grad: bool = True
+    ) -> np.ndarray | None:
         """da: (batch, C, H', W') -> dL/dx (batch, C, H, W): each window's gradient is shared
         equally by the input pixels it averaged."""
         share = da * self.inv_count.astype(da.dtype, copy=False)
-        return self._scatter(lambda k: share, self._x_shape, share.dtype)
+        return self._scatter(lambda k, out: np.copyto(out, share), self._x_shape, share.dtype)
 
 
 def _lower(op_type: str, layer: _Pool2d, g, x: str, **attrs) -> str:

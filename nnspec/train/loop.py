@@ -15,8 +15,12 @@ from ..data import Dataset
 from ..errors import NnspecError
 from ..network import Network
 from . import checkpoint as ckpt
-from .optimizers import OPTIMIZERS
+from .optimizers import FLUSH_EVERY, OPTIMIZERS
 from .schedules import learning_rate
+
+# Training splits up to this size are gathered in shuffled order once per epoch (a copy);
+# larger ones are gathered batch by batch.
+PRESHUFFLE_BYTES = 2**28
 
 
 class TrainingError(NnspecError):
@@ -160,8 +164,10 @@ class _Run:
         self.checkpoint_dir, self.stop, self.on_batch = checkpoint_dir, stop, on_batch
         self.train = train
         # Frozen layers (trainable: false) are left out: the optimizer never touches them.
-        self.params = network.trainable_parameters()
-        self.grads = network.trainable_gradients()
+        # Packed: one flat buffer each, so that a step is a few NumPy calls (packing.py).
+        self.params, self.grads = network.pack_trainable()
+        self.grad_arrays = [self.grads.flat]
+        self.lowest = network.lowest_trainable()
         # Early stopping restores everything the model stores, batchnorm statistics included.
         self.saved = network.arrays()
         # Arrays and RNGs that a forward pass changes (batchnorm's running statistics,
@@ -185,6 +191,7 @@ class _Run:
         brings the checkpoint's preprocessing statistics."""
         net, train = self.network, self.train
         self.xs, self.t = net.scale_x(train.x), net.targets(train.y)
+        self.epoch_xs = self.epoch_t = None
         if net.task == "regression":
             y = train.y.reshape(len(train.y), -1)
             self.ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
@@ -215,31 +222,42 @@ class _Run:
             st.batch, st.total_loss, st.correct, st.seconds = 0, 0.0, 0, 0.0
             if self.network.task == "regression":
                 st.sq_err = np.zeros(self.t.shape[1])
-        for b in range(st.batch, self.batches):
-            self._step(epoch, b)
-            st.batch = b + 1
-            if self.on_batch is not None:
-                self.on_batch(epoch, b)
-            if self.stop:
-                self._interrupt()
+        if self.xs.nbytes <= PRESHUFFLE_BYTES:
+            # One gather of the whole split per epoch, then every batch is a slice (a view):
+            # cheaper than a gather per batch, with the very same batches.
+            self.epoch_xs, self.epoch_t = self.xs[st.order], self.t[st.order]
+        # Overflow shows up as a non-finite loss or gradient, reported with its position.
+        with np.errstate(over="ignore", invalid="ignore"):
+            for b in range(st.batch, self.batches):
+                self._step(epoch, b)
+                st.batch = b + 1
+                if self.on_batch is not None:
+                    self.on_batch(epoch, b)
+                if self.stop:
+                    self._interrupt()
+        self.epoch_xs = self.epoch_t = None
 
     def _step(self, epoch: int, b: int) -> None:
         """Forward, backward, checks, clipping and the optimizer step on batch ``b``."""
         st, net = self.state, self.network
-        idx = st.order[b * self.bs : (b + 1) * self.bs]
-        xb, tb = self.xs[idx], self.t[idx]
+        rows = slice(b * self.bs, (b + 1) * self.bs)
+        if self.epoch_xs is not None:
+            xb, tb = self.epoch_xs[rows], self.epoch_t[rows]
+        else:
+            idx = st.order[rows]
+            xb, tb = self.xs[idx], self.t[idx]
         undo = self._undo_point()
-        # Overflow shows up as a non-finite loss or gradient, reported below with its position.
-        with np.errstate(over="ignore", invalid="ignore"):
-            loss, out = net.backprop(xb, tb)
-            norm = grad_norm(self.grads.values()) if math.isfinite(loss) else math.nan
+        loss, out = net.backprop(xb, tb, self.lowest)
+        norm = grad_norm(self.grad_arrays) if math.isfinite(loss) else math.nan
         if not math.isfinite(norm):
             self._undo(undo)
             raise self._diverged(epoch, b, loss)
         if self.cfg.clip_grad_norm is not None:
-            clip_grad_norm(self.grads.values(), self.cfg.clip_grad_norm, norm)
+            clip_grad_norm(self.grad_arrays, self.cfg.clip_grad_norm, norm)
         self.optimizer.step(self.params, self.grads)
-        st.total_loss += loss * len(idx)
+        if (epoch * self.batches + b + 1) % FLUSH_EVERY == 0:
+            self.optimizer.flush()
+        st.total_loss += loss * len(xb)
         if net.task == "classification":
             st.correct += _count_correct(out, tb)
         else:
