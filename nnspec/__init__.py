@@ -9,12 +9,45 @@ The public API::
     model = nnspec.export(network, "iris.onnx")
 """
 
+from __future__ import annotations
+
+import importlib
+
+from . import train as _train_package
 from ._version import __version__
 from .errors import DataError, ModelError, NnspecError, SpecError
-from .network import Network
-from .pipeline import build, export, resolve, train
-from .spec import Spec, load_spec
-from .train.loop import History
+
+# ``nnspec.train`` is the function below, not the subpackage of the same name: the subpackage
+# is imported first (its __init__ is empty), so that importing ``nnspec.train.loop`` later does
+# not set the package attribute over it, and then the name is left to __getattr__.
+globals().pop("train")
+del _train_package
+
+# Loaded on first use (PEP 562): `nnspec validate` needs the spec language, not the trainer,
+# and a command-line tool's start-up time is paid on every call.
+_LAZY = {
+    "Network": "network",
+    "build": "pipeline",
+    "export": "pipeline",
+    "resolve": "pipeline",
+    "train": "pipeline",
+    "Spec": "spec",
+    "load_spec": "spec",
+    "History": "train.loop",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "DataError",

@@ -11,10 +11,15 @@ import os
 import sys
 from pathlib import Path
 
-from . import pipeline
-from ._version import __version__
-from .errors import NnspecError
-from .spec import load_spec
+# pydantic searches every installed package's entry points for plugins (importlib.metadata)
+# the first time a model class is built: tens of milliseconds on every command, and nnspec
+# uses no plugin. Set before the spec models are imported; an explicit setting wins.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
+from . import pipeline  # noqa: E402
+from ._version import __version__  # noqa: E402
+from .errors import NnspecError  # noqa: E402
+from .spec import load_spec  # noqa: E402
 
 
 def _validate(args) -> int:
