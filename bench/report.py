@@ -194,8 +194,9 @@ def render(results: dict) -> str:
     if results["train"]:
         L += ["", "## Training throughput (samples/s, one epoch, float32)", ""]
         L.append(
-            "nnspec: `nnspec.train.loop.fit` on a spec with `train.epochs: 1` (the whole call "
-            "is timed, including its per-call setup). PyTorch: a plain loop (randperm, index, "
+            "nnspec: one `nnspec.train.loop.fit` run of warm-up + repeats epochs, each epoch timed "
+            "by the trainer's own history (shuffle, batches, running metrics). PyTorch: a plain loop "
+            "(one optimizer for all epochs; randperm, index, "
             "forward, cross-entropy/MSE, backward, step, `loss.item()`). scikit-learn: "
             "`MLPClassifier`/`MLPRegressor` with `max_iter=1`, `warm_start=True` (one epoch per "
             "`fit`). Same architecture, He/Glorot-uniform init, SGD (lr 0.01, momentum 0.9) or "
