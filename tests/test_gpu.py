@@ -1,7 +1,7 @@
 """The runtime on a real GPU. Skipped where onnxruntime has no CUDA provider (CI, laptops).
 
 On the lent GPU machine: install onnxruntime-gpu (see ../shared/gpu/README.md), then
-``pytest -m gpu tests/test_gpu.py -s``.
+``pytest -m gpu tests/test_gpu.py -s``; ``bench/gpu_proof.py`` records the numbers.
 """
 
 from __future__ import annotations
@@ -55,6 +55,56 @@ def test_cuda_matches_cpu(dbn_model):
     np.testing.assert_allclose(gpu["probabilities"], cpu["probabilities"], rtol=1e-2, atol=1e-3)
     agree = np.mean(gpu["label"] == cpu["label"])
     assert agree > 0.99
+
+
+@pytest.fixture(scope="module")
+def lenet_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("gpu") / "lenet.onnx"
+    nnspec.export(nnspec.build(nnspec.load_spec(ROOT / "specs" / "lenet.yaml")), path)
+    x = np.random.default_rng(0).normal(size=(512, 1, 28, 28)).astype(np.float32)
+    return path, x
+
+
+@pytest.mark.parametrize("which", ["dbn", "lenet"])
+def test_float32_parity_without_tf32(dbn_model, lenet_model, which):
+    path, x = dbn_model if which == "dbn" else lenet_model
+    cpu = Model(path, device="cpu").run(x)
+    gpu = Model(path, device="cuda", use_tf32=False).run(x)
+    np.testing.assert_allclose(gpu["probabilities"], cpu["probabilities"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(gpu["label"], cpu["label"])
+
+
+@pytest.mark.parametrize("which", ["dbn", "lenet"])
+def test_strict_session_runs_every_node_on_cuda(dbn_model, lenet_model, which):
+    model = Model((dbn_model if which == "dbn" else lenet_model)[0], device="cuda", strict=True)
+    assert model.provider == "CUDAExecutionProvider"
+
+
+def test_lenet_past_cudnn_pooling_limit(lenet_model):
+    """cuDNN's MaxPool refused 65536 rows in one run on an H200: the runtime caps chunks."""
+    path, x = lenet_model
+    model = Model(path, device="cuda", chunk_size=100_000, use_tf32=False)
+    assert model.chunk_size == 65535
+    big = np.concatenate([x] * 128)  # 65536 rows
+    out = model.run(big)
+    want = Model(path, device="cpu").run(x)["probabilities"]
+    np.testing.assert_allclose(out["probabilities"][-512:], want, rtol=1e-4, atol=1e-5)
+
+
+def test_iobinding_on_the_device(dbn_model):
+    path, x = dbn_model
+    model = Model(path, device="cuda", use_tf32=False, chunk_size=1000)
+    value = model.to_device(x)
+    assert value.device_name().lower() == "cuda"
+    bound = model.bind(value, keep_on_device=True)
+    out = bound.run()
+    assert out["probabilities"].device_name().lower() == "cuda"
+    want = model.run(x)
+    np.testing.assert_array_equal(out["label"].numpy(), want["label"])
+    np.testing.assert_allclose(out["probabilities"].numpy(), want["probabilities"], rtol=1e-5)
+    np.testing.assert_allclose(
+        model.run_bound(x)["probabilities"], want["probabilities"], rtol=1e-5
+    )
 
 
 def test_chunked_batch_beyond_65535(dbn_model):

@@ -11,12 +11,22 @@ from pathlib import Path
 
 import numpy as np
 
+from .binding import Bound
+from .device import (
+    CPU,
+    CUDA,
+    MAX_CUDA_ROWS,
+    SWAP,
+    CudaOptions,
+    install_hint,
+    preload_cuda_libraries,
+    session_config,
+)
 from .errors import DeviceError, RuntimeModelError
 
-CUDA = "CUDAExecutionProvider"
-CPU = "CPUExecutionProvider"
 # Bounded chunks bound the memory one run takes, and keep GPU kernels inside the batch sizes
-# they support (cuDNN's MaxPool failed with CUDNN_STATUS_NOT_SUPPORTED at batch 65536 on an H200).
+# they support (on CUDA never over MAX_CUDA_ROWS: cuDNN's MaxPool failed with
+# CUDNN_STATUS_NOT_SUPPORTED at batch 65536 on an H200).
 DEFAULT_CHUNK = 16384
 # Images are large rows: a chunk also holds at most this many input bytes (434 AlexNet images of
 # 3x227x227 float32), so that intermediate activations stay in memory too.
@@ -40,6 +50,15 @@ class Prediction:
 def _ort():
     import onnxruntime
 
+    # Uninstalling one of onnxruntime and onnxruntime-gpu after both were installed deletes
+    # files that the other shares (they write the same directory): a namespace package is left.
+    if not hasattr(onnxruntime, "InferenceSession"):
+        raise DeviceError(
+            f"the onnxruntime package in {list(getattr(onnxruntime, '__path__', []))} is "
+            "broken (expected onnxruntime.InferenceSession, got a package without it), as "
+            "uninstalling onnxruntime or onnxruntime-gpu while both are installed leaves it; "
+            f"reinstall one of them: {SWAP}"
+        )
     return onnxruntime
 
 
@@ -50,6 +69,9 @@ def _cuda_available(ort) -> bool:
 def _session(ort, model: bytes | str, providers: list):
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: the plugin-EP warning is noise here
+    # A provider list without the CPU provider (strict=True) turns off the CPU fallback.
+    for key, value in session_config(providers).items():
+        options.add_session_config_entry(key, value)
     return ort.InferenceSession(model, sess_options=options, providers=providers)
 
 
@@ -286,7 +308,15 @@ class Model:
         fallback) or ``"auto"`` (CUDA when it works, else CPU; ``.device`` says which).
     device_id : CUDA device ordinal.
     chunk_size : the most rows sent to onnxruntime in one run (default: 16384, fewer for
-        large samples such as images, so that one chunk holds at most 256 MiB of input).
+        large samples such as images, so that one chunk holds at most 256 MiB of input; on
+        CUDA never over 65535, the most that cuDNN's pooling takes).
+    strict : on CUDA, refuse the model unless every node runs on the GPU (onnxruntime's
+        ``session.disable_cpu_ep_fallback``); by default a node without a CUDA kernel runs on
+        the CPU. No effect on the CPU.
+    use_tf32 : TF32 matrix products on CUDA (onnxruntime's default, about 1e-3 relative error);
+        ``False`` keeps float32 accuracy (rtol 1e-4 against the CPU).
+    gpu_mem_limit : the most bytes of GPU memory onnxruntime's arena may take (default: no
+        limit).
 
     A file that is empty, truncated or not ONNX, and external data that is missing, too short,
     or named outside the model's directory (``../x``, an absolute path, a symlink out) are a
@@ -302,21 +332,28 @@ class Model:
         *,
         device_id: int = 0,
         chunk_size: int | None = None,
+        strict: bool = False,
+        use_tf32: bool = True,
+        gpu_mem_limit: int | None = None,
     ):
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
         if chunk_size is not None and chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
+        self.cuda_options = CudaOptions(device_id, use_tf32, gpu_mem_limit, strict)
+        self.device_id = device_id
         self.path = None if isinstance(model, bytes) else Path(model)
         # onnxruntime opens a file itself, so that a model over 2 GB finds its external data
         # file (stored beside it under a relative name).
         data = model if isinstance(model, bytes) else self._check_readable(self.path)
         self._check_contents(model if isinstance(model, bytes) else None)
-        ort = _ort()
-        self.session, self.device = self._open(ort, data, device, device_id)
+        self._onnxruntime = ort = _ort()
+        self.session, self.device = self._open(ort, data, device)
         self._describe()
         row_bytes = 4 * (self.n_features or 1)
         self.chunk_size = chunk_size or max(1, min(DEFAULT_CHUNK, CHUNK_BYTES // row_bytes))
+        if self.device == "cuda":
+            self.chunk_size = min(self.chunk_size, MAX_CUDA_ROWS)
 
     @staticmethod
     def _check_readable(path: Path) -> str:
@@ -354,32 +391,40 @@ class Model:
             raise RuntimeModelError(f"{where}: cannot read: {e}") from None
         _check_external(where, self.path.parent if self.path else None, refs)
 
-    def _open(self, ort, data: bytes | str, device: str, device_id: int):
+    def _open(self, ort, data: bytes | str, device: str):
         where = str(self.path) if self.path else "<model bytes>"
         cuda = _cuda_available(ort)
         if device == "cuda" and not cuda:
             raise DeviceError(
-                f"device='cuda' was asked for, but this onnxruntime ({ort.__version__}) has no "
-                f"CUDA provider (available: {', '.join(ort.get_available_providers())}). "
-                "Install onnxruntime-gpu in place of onnxruntime, or use device='cpu'"
+                "device='cuda' was asked for, but this onnxruntime "
+                f"({getattr(ort, '__version__', '?')}) has no CUDA provider (available: "
+                f"{', '.join(ort.get_available_providers())}); {install_hint()}"
             )
         if device != "cpu" and cuda:
-            if hasattr(ort, "preload_dlls"):
-                # Loads the CUDA and cuDNN libraries that pip installed beside onnxruntime-gpu.
-                ort.preload_dlls()
+            preload_cuda_libraries(ort)
             try:
-                session = _session(ort, data, [(CUDA, {"device_id": device_id}), CPU])
+                session = _session(ort, data, self.cuda_options.providers())
             except Exception as e:  # onnxruntime raises its own exception types
                 if device == "cuda":
-                    raise DeviceError(f"{where}: the CUDA provider failed to start: {e}") from None
+                    strict = (
+                        " with strict=True (expected every node on the GPU; strict=False lets "
+                        "a node without a CUDA kernel run on the CPU)"
+                    )
+                    raise DeviceError(
+                        f"{where}: the CUDA provider failed to start"
+                        f"{strict if self.cuda_options.strict else ''}: {e}; {install_hint()}"
+                    ) from None
             else:
-                on_cuda = session.get_providers()[0] == CUDA
-                if device == "cuda" and not on_cuda:
+                # onnxruntime falls back to the CPU provider, with only a logged error, when
+                # the CUDA libraries or the GPU are missing: what it made is checked.
+                got = session.get_providers()
+                if got[0] == CUDA:
+                    return session, "cuda"
+                if device == "cuda":
                     raise DeviceError(
                         f"{where}: device='cuda' was asked for, but onnxruntime made a session "
-                        f"on {session.get_providers()} (no usable GPU?)"
+                        f"on {got[0]} (expected {CUDA} first, got {got}); {install_hint()}"
                     )
-                return session, "cuda" if on_cuda else "cpu"
         try:
             return _session(ort, data, [CPU]), "cpu"
         except Exception as e:
@@ -507,9 +552,36 @@ class Model:
             self.session.run(None, {self.input_name: arr[lo : lo + self.chunk_size]})
             for lo in range(0, max(len(arr), 1), self.chunk_size)
         ]
+        if len(parts) == 1:  # one chunk: the outputs as onnxruntime made them, no copy
+            return dict(zip(self.output_names, parts[0], strict=True))
         return {
             name: np.concatenate([p[i] for p in parts]) for i, name in enumerate(self.output_names)
         }
+
+    def to_device(self, x):
+        """``x``, checked as ``check_input`` does, in an onnxruntime ``OrtValue`` on the
+        model's device (copied to the GPU on CUDA; sharing the checked array on the CPU)."""
+        arr = self.check_input(x)
+        return self._onnxruntime.OrtValue.ortvalue_from_numpy(arr, self.device, self.device_id)
+
+    def bind(self, x, *, keep_on_device: bool = False) -> Bound:
+        """Bind an input and outputs on the model's device once, to run many times
+        (``.run()``) without copies between host and device: onnxruntime's IOBinding.
+
+        Parameters
+        ----------
+        x : an ``OrtValue`` on the model's device, float32 of shape (batch, *input_shape),
+            whose contents the caller may change between runs (it is not checked for NaN:
+            it may live on the GPU); or anything ``check_input`` takes, copied there once.
+        keep_on_device : ``run()`` returns the output ``OrtValue``s, left on the device,
+            rather than NumPy copies.
+        """
+        return Bound(self, x, keep_on_device)
+
+    def run_bound(self, x, *, keep_on_device: bool = False) -> dict:
+        """``run`` through IOBinding: raw outputs by name, as NumPy arrays or, with
+        ``keep_on_device``, as ``OrtValue``s on the model's device (see ``bind``)."""
+        return self.bind(x, keep_on_device=keep_on_device).run()
 
     def predict(self, x) -> Prediction:
         """Labels with class names and probabilities, or regression values."""

@@ -1,0 +1,83 @@
+"""``nnspec bench MODEL``: throughput and latency of an exported model in onnxruntime.
+
+The measuring is ``nnspec_runtime.bench`` (deploy-side, no nnspec needed); this module is the
+command line around it, imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def add_parser(sub) -> None:
+    """The ``bench`` subcommand, on the subparsers of ``nnspec``."""
+    s = sub.add_parser("bench", help="time an exported model: samples/s and latency percentiles")
+    s.add_argument("model", help=".onnx file")
+    s.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="where onnxruntime runs the model (default: auto)",
+    )
+    s.add_argument(
+        "--batch",
+        type=_positive,
+        nargs="+",
+        default=[1, 256, 4096],
+        metavar="N",
+        help="rows per call, one or more (default: 1 256 4096)",
+    )
+    s.add_argument(
+        "--iobinding",
+        action="store_true",
+        help="inputs and outputs stay on the device (onnxruntime IOBinding); only the runs are "
+        "timed. Default: Model.run with NumPy in and out",
+    )
+    s.add_argument("--repeats", type=_positive, default=30, help="timed calls (default: 30)")
+    s.add_argument("--warmup", type=_positive, default=3, help="untimed calls first (default: 3)")
+    s.add_argument(
+        "--chunk-size", type=_positive, help="most rows per onnxruntime run (default: the model's)"
+    )
+    s.add_argument("--strict", action="store_true", help="CUDA: refuse any node on the CPU")
+    s.add_argument("--no-tf32", action="store_true", help="CUDA: float32 matrix products, not TF32")
+    s.add_argument("--json", action="store_true", help="print the results as JSON")
+    s.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from nnspec_runtime import Model
+    from nnspec_runtime.bench import PATHS, measure, table
+
+    model = Model(
+        args.model,
+        device=args.device,
+        chunk_size=args.chunk_size,
+        strict=args.strict,
+        use_tf32=not args.no_tf32,
+    )
+    path = "iobinding" if args.iobinding else "run"
+    results = [
+        measure(model, batch, path, repeats=args.repeats, warmup=args.warmup)
+        for batch in args.batch
+    ]
+    if args.json:
+        print(json.dumps([r.as_dict() for r in results], indent=2))
+        return 0
+    tf32 = f", TF32 {'off' if args.no_tf32 else 'on'}" if model.device == "cuda" else ""
+    print(
+        f"{args.model}: {model.device} ({model.provider}{tf32}), {PATHS[path]}, "
+        f"{args.repeats} timed calls after {args.warmup} warm-up"
+    )
+    print(table(results))
+    return 0

@@ -1,0 +1,462 @@
+"""GPU deployment logic, tested on the CPU: provider selection and refusal, strict sessions,
+CUDA provider options, preloading, chunk caps, IOBinding, ``nnspec bench`` and the GPU proof.
+
+CUDA itself is stood in for by ``FakeOrt``: onnxruntime as a CUDA machine shows it (CUDA in
+the available providers, sessions that report the providers they were asked for), running
+real CPU sessions underneath so that outputs are real.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import types
+
+import numpy as np
+import onnxruntime
+import pytest
+from conftest import ROOT
+from helpers import mlp_spec
+
+import nnspec
+from nnspec.cli import main
+from nnspec_runtime import DeviceError, Model, RuntimeModelError
+from nnspec_runtime import bench as rbench
+from nnspec_runtime import device as rdevice
+from nnspec_runtime import model as runtime_model
+
+CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+HAS_CUDA = CUDA in onnxruntime.get_available_providers()
+
+
+@pytest.fixture(scope="module")
+def mlp(tmp_path_factory):
+    path = tmp_path_factory.mktemp("dev") / "mlp.onnx"
+    nnspec.export(nnspec.build(mlp_spec(features=4, units=3)), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def convnet(tmp_path_factory):
+    path = tmp_path_factory.mktemp("dev") / "lenet.onnx"
+    nnspec.export(nnspec.build(nnspec.load_spec(ROOT / "specs" / "lenet.yaml")), path)
+    return path
+
+
+class FakeSession:
+    """A real CPU session that reports ``providers`` and records the rows of each run."""
+
+    def __init__(self, real, providers):
+        self._real, self._providers, self.rows = real, providers, []
+
+    def get_providers(self):
+        return list(self._providers)
+
+    def run(self, names, feeds):
+        self.rows.append(len(next(iter(feeds.values()))))
+        return self._real.run(names, feeds)
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
+class FakeOrt:
+    """onnxruntime-gpu on a CUDA machine, as far as the runtime can tell.
+
+    cuda: CUDA is in the available providers. active: a session asked for CUDA reports it
+    (else it reports the CPU only, as onnxruntime does when the CUDA libraries are missing).
+    fail: making a session with CUDA raises. preload: the module has preload_dlls.
+    """
+
+    __version__ = "1.99.0"
+
+    def __init__(self, cuda=True, active=True, fail=False, preload=True):
+        self.cuda, self.active, self.fail = cuda, active, fail
+        self.sessions = []  # (providers, SessionOptions) of each session made
+        self.preloads = 0
+        self.SessionOptions = onnxruntime.SessionOptions
+        self.OrtValue = onnxruntime.OrtValue
+        if preload:
+            self.preload_dlls = self._preload
+
+    def _preload(self):
+        self.preloads += 1
+
+    def get_available_providers(self):
+        return [CUDA, CPU] if self.cuda else ["AzureExecutionProvider", CPU]
+
+    def InferenceSession(self, model, sess_options=None, providers=None):
+        self.sessions.append((providers, sess_options))
+        names = [p[0] if isinstance(p, tuple) else p for p in providers]
+        if self.fail and CUDA in names:
+            raise RuntimeError("CUDA failure 100: no CUDA-capable device is detected")
+        # Its own options: the strict entry would make a CPU-only session refuse.
+        real = onnxruntime.InferenceSession(model, providers=[CPU])
+        # onnxruntime lists the CPU provider after CUDA even in a strict session.
+        reported = [CUDA, CPU] if CUDA in names and self.active else [CPU]
+        return FakeSession(real, reported)
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    """Install a FakeOrt (returned; its flags may be changed before a Model is made)."""
+    ort = FakeOrt()
+    monkeypatch.setattr(runtime_model, "_ort", lambda: ort)
+    monkeypatch.setattr(rdevice, "_preloaded", False)
+    return ort
+
+
+def _config(options, key="session.disable_cpu_ep_fallback"):
+    try:
+        return options.get_session_config_entry(key)
+    except RuntimeError:  # onnxruntime raises for a key that was never set
+        return None
+
+
+# --- provider selection, options, strict --------------------------------------------------
+
+
+def test_cuda_session_gets_explicit_providers_and_options(fake, mlp):
+    model = Model(mlp, device="cuda", device_id=1, use_tf32=False, gpu_mem_limit=2**30)
+    providers, options = fake.sessions[-1]
+    assert providers == [
+        (CUDA, {"device_id": "1", "use_tf32": "0", "gpu_mem_limit": str(2**30)}),
+        CPU,
+    ]
+    assert _config(options) is None  # the CPU provider is listed: fallback allowed
+    assert (model.device, model.provider, model.device_id) == ("cuda", CUDA, 1)
+    assert fake.preloads == 1
+
+
+def test_tf32_is_on_by_default_and_no_memory_limit(fake, mlp):
+    Model(mlp, device="cuda")
+    assert fake.sessions[-1][0][0] == (CUDA, {"device_id": "0", "use_tf32": "1"})
+
+
+def test_strict_lists_cuda_alone_and_disables_cpu_fallback(fake, mlp):
+    model = Model(mlp, device="cuda", strict=True)
+    providers, options = fake.sessions[-1]
+    # Listing the CPU provider too is refused by onnxruntime ("Conflicting session
+    # configuration").
+    assert providers == [(CUDA, {"device_id": "0", "use_tf32": "1"})]
+    assert _config(options) == "1"
+    assert model.device == "cuda"
+
+
+def test_cpu_device_never_asks_for_cuda(fake, mlp):
+    model = Model(mlp, device="cpu", strict=True)
+    assert [p for p, _ in fake.sessions] == [[CPU]]
+    assert fake.preloads == 0 and model.device == "cpu"
+
+
+def test_auto_picks_cuda_when_it_is_active(fake, mlp):
+    assert Model(mlp, device="auto").device == "cuda"
+    assert fake.preloads == 1
+
+
+def test_preload_runs_once_per_process(fake, mlp):
+    Model(mlp, device="cuda")
+    Model(mlp, device="auto")
+    assert fake.preloads == 1
+
+
+def test_onnxruntime_without_preload_dlls(fake, mlp):
+    del fake.preload_dlls  # onnxruntime < 1.21
+    assert Model(mlp, device="cuda").device == "cuda"
+
+
+def test_a_failing_preload_leaves_the_decision_to_the_session(fake, mlp):
+    def broken():
+        raise OSError("libcudnn.so.9: cannot open shared object file")
+
+    fake.preload_dlls = broken
+    assert Model(mlp, device="cuda").device == "cuda"
+
+
+def test_refused_when_the_session_is_not_on_cuda(fake, mlp):
+    fake.active = False  # onnxruntime fell back to the CPU (CUDA libraries missing)
+    with pytest.raises(DeviceError) as e:
+        Model(mlp, device="cuda")
+    msg = str(e.value)
+    assert "expected CUDAExecutionProvider first, got ['CPUExecutionProvider']" in msg
+    assert "\n" not in msg
+    assert Model(mlp, device="auto").device == "cpu"
+
+
+def test_cuda_start_failure_is_a_device_error(fake, mlp):
+    fake.fail = True
+    with pytest.raises(DeviceError, match="the CUDA provider failed to start: CUDA failure 100"):
+        Model(mlp, device="cuda")
+    with pytest.raises(DeviceError, match="with strict=True"):
+        Model(mlp, device="cuda", strict=True)
+    # auto goes on with a CPU session of its own.
+    model = Model(mlp, device="auto")
+    assert model.device == "cpu" and fake.sessions[-1][0] == [CPU]
+
+
+def test_no_cuda_provider_names_the_installation(fake, mlp, monkeypatch):
+    fake.cuda = False
+    monkeypatch.setattr(rdevice, "onnxruntime_distributions", lambda: [("onnxruntime", "1.32")])
+    with pytest.raises(DeviceError, match=r"has no CUDA provider \(available: Azure") as e:
+        Model(mlp, device="cuda")
+    assert "pip uninstall -y onnxruntime onnxruntime-gpu && pip install" in str(e.value)
+    assert fake.preloads == 0
+
+
+def test_both_distributions_installed_are_named(fake, mlp, monkeypatch):
+    fake.cuda = False  # the CPU build's files were written last
+    both = [("onnxruntime", "1.32.0"), ("onnxruntime-gpu", "1.31.1")]
+    monkeypatch.setattr(rdevice, "onnxruntime_distributions", lambda: both)
+    with pytest.raises(DeviceError) as e:
+        Model(mlp, device="cuda")
+    msg = str(e.value)
+    assert "onnxruntime 1.32.0 and onnxruntime-gpu 1.31.1 are installed" in msg
+    assert "write the same onnxruntime/ directory" in msg
+    assert rdevice.SWAP in msg
+
+
+def test_install_hints():
+    assert "NVIDIA driver" in rdevice.install_hint([("onnxruntime-gpu", "1.31.1")])
+    assert "in place of onnxruntime" in rdevice.install_hint([("onnxruntime", "1.32.0")])
+
+
+def test_installed_distributions_are_read_from_metadata():
+    from importlib.metadata import version
+
+    assert ("onnxruntime", version("onnxruntime")) in rdevice.onnxruntime_distributions()
+
+
+def test_a_broken_onnxruntime_package_is_named(monkeypatch, mlp):
+    # What uninstalling one of the two distributions leaves: a directory without the module.
+    monkeypatch.setitem(sys.modules, "onnxruntime", types.ModuleType("onnxruntime"))
+    with pytest.raises(DeviceError, match="onnxruntime package .* is broken.*pip uninstall"):
+        Model(mlp, device="cpu")
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"device_id": -1}, "device_id must be a non-negative integer, got -1"),
+        ({"device_id": True}, "device_id must be a non-negative integer"),
+        ({"use_tf32": "no"}, "use_tf32 must be True or False, got 'no'"),
+        ({"gpu_mem_limit": 0}, "gpu_mem_limit must be a positive number of bytes, got 0"),
+        ({"strict": 1}, "strict must be True or False, got 1"),
+    ],
+)
+def test_bad_options_are_clear_errors(mlp, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Model(mlp, device="cpu", **kwargs)
+
+
+# --- chunks on CUDA ---------------------------------------------------------------------
+
+
+def test_cuda_chunks_never_exceed_65535_rows(fake, mlp):
+    x = np.random.default_rng(0).normal(size=(70000, 4))
+    model = Model(mlp, device="cuda", chunk_size=100_000)
+    assert model.chunk_size == 65535
+    out = model.run(x)
+    assert model.session.rows == [65535, 4465]
+    cpu = Model(mlp, device="cpu", chunk_size=100_000)
+    np.testing.assert_array_equal(out["probabilities"], cpu.run(x)["probabilities"])
+    assert cpu.chunk_size == 100_000  # the cap is CUDA's, not the CPU's
+    assert Model(mlp, device="cuda").chunk_size == runtime_model.DEFAULT_CHUNK
+
+
+def test_even_chunks():
+    assert rbench.even_chunks(65536, 65535) == 32768
+    assert rbench.even_chunks(70000, 65535) == 35000
+    assert rbench.even_chunks(65535, 65535) == 65535
+    assert rbench.even_chunks(7, 65535) == 7
+
+
+# --- IOBinding on the CPU ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunk", [None, 7])
+def test_iobinding_matches_run(mlp, convnet, chunk):
+    rng = np.random.default_rng(1)
+    for path, shape in ((mlp, (50, 4)), (convnet, (20, 1, 28, 28))):
+        model = Model(path, device="cpu", chunk_size=chunk)
+        x = rng.normal(size=shape)
+        want, got = model.run(x), model.run_bound(x)
+        assert set(got) == set(want)
+        for name in want:
+            assert got[name].dtype == want[name].dtype
+            np.testing.assert_array_equal(got[name], want[name])
+    assert model.bind(x).chunks == ([20] if chunk is None else [7, 7, 6])
+
+
+def test_bound_input_is_rebound_in_place_and_outputs_stay_on_the_device(mlp):
+    model = Model(mlp, device="cpu", chunk_size=4)
+    x = np.random.default_rng(2).normal(size=(10, 4)).astype(np.float32)
+    value = onnxruntime.OrtValue.ortvalue_from_numpy(x, "cpu", 0)
+    bound = model.bind(value, keep_on_device=True)
+    first = {k: v.numpy().copy() for k, v in bound.run().items()}
+    np.testing.assert_array_equal(first["probabilities"], model.run(x)["probabilities"])
+    x[:] = x[::-1]  # the caller writes new inputs into the bound buffer
+    out = bound.run()
+    assert isinstance(out["probabilities"], onnxruntime.OrtValue)
+    assert out["probabilities"].device_name().lower() == "cpu"
+    np.testing.assert_array_equal(out["probabilities"].numpy(), first["probabilities"][::-1])
+
+
+def test_bound_numpy_outputs_are_copies(mlp):
+    model = Model(mlp, device="cpu")
+    x = np.random.default_rng(3).normal(size=(5, 4)).astype(np.float32)
+    bound = model.bind(x)
+    first = bound.run()["probabilities"]
+    saved = first.copy()
+    bound.input.numpy()[:] = 0.0  # on the CPU the OrtValue shares the checked array
+    second = bound.run()["probabilities"]
+    np.testing.assert_array_equal(first, saved)
+    assert not np.array_equal(first, second)
+
+
+@pytest.mark.parametrize(
+    "value,match",
+    [
+        (np.zeros((3, 5), np.float32), r"expected a float32 OrtValue of shape \(batch, 4\), got "),
+        (np.zeros((3, 4), np.float64), "got tensor\\(double\\)"),
+        (np.zeros((0, 4), np.float32), "expected at least one row"),
+    ],
+)
+def test_bad_bound_inputs(mlp, value, match):
+    model = Model(mlp, device="cpu")
+    with pytest.raises(RuntimeModelError, match=match):
+        model.bind(onnxruntime.OrtValue.ortvalue_from_numpy(value, "cpu", 0))
+
+
+def test_bound_input_on_another_device_is_refused(mlp):
+    model = Model(mlp, device="cpu")
+    model.device = "cuda"  # as if the model ran on CUDA and a CPU OrtValue came
+    value = onnxruntime.OrtValue.ortvalue_from_numpy(np.zeros((2, 4), np.float32), "cpu", 0)
+    with pytest.raises(RuntimeModelError, match=r"on the model's device \(cuda\), got one on cpu"):
+        model.bind(value)
+
+
+def test_to_device_checks_inputs(mlp):
+    model = Model(mlp, device="cpu")
+    with pytest.raises(RuntimeModelError, match="NaN or inf"):
+        model.to_device([[1.0, np.nan, 0.0, 0.0]])
+    value = model.to_device([[1, 2, 3, 4]])
+    assert value.shape() == [1, 4] and value.data_type() == "tensor(float)"
+
+
+# --- benchmark ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["run", "session", "iobinding"])
+def test_measure(mlp, path):
+    model = Model(mlp, device="cpu")
+    r = rbench.measure(model, 64, path, repeats=7, warmup=1)
+    assert len(r.seconds) == 7 and all(s > 0 for s in r.seconds)
+    assert r.throughput == pytest.approx(64 * 7 / sum(r.seconds))
+    assert 0 < r.latency_ms(50) <= r.latency_ms(90) <= r.latency_ms(99)
+    d = r.as_dict()
+    assert d["runs"] == 7 and d["path"] == path and d["samples_per_s"] > 0
+
+
+def test_measure_stops_at_max_seconds(mlp):
+    r = rbench.measure(Model(mlp, device="cpu"), 8, repeats=10**6, warmup=0, max_seconds=0.01)
+    assert 3 <= len(r.seconds) < 10**6
+
+
+def test_session_path_is_one_chunk(mlp):
+    with pytest.raises(ValueError, match="expected batch <= 16, got 17"):
+        rbench.measure(Model(mlp, device="cpu", chunk_size=16), 17, "session")
+
+
+def test_bench_inputs_repeat_a_block(convnet):
+    x = rbench.inputs(Model(convnet, device="cpu"), 2500)
+    assert x.shape == (2500, 1, 28, 28) and x.dtype == np.float32
+    np.testing.assert_array_equal(x[1024:2048], x[:1024])
+
+
+# batch, path, samples/s, p50, p90, p99, runs
+_ROW = re.compile(r"^\s*(\d+)\s+(run|iobinding)\s+([\d,]+)" + r"\s+([\d.]+)" * 3 + r"\s+(\d+)")
+
+
+def test_bench_cli_on_cpu(mlp, capsys):
+    assert main(["bench", str(mlp), "--device", "cpu", "--batch", "1", "32", "--repeats", "4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{mlp}: cpu (CPUExecutionProvider), Model.run")
+    rows = [_ROW.match(line) for line in lines[2:]]
+    assert [(int(m[1]), m[2], int(m[7])) for m in rows] == [(1, "run", 4), (32, "run", 4)]
+    for m in rows:
+        rate, p50, p90, p99 = float(m[3].replace(",", "")), *map(float, m.groups()[3:6])
+        assert rate > 0 and 0 < p50 <= p90 <= p99
+
+
+def test_bench_cli_iobinding_json(mlp, capsys):
+    argv = ["bench", str(mlp), "--device", "cpu", "--batch", "100", "--iobinding"]
+    assert main([*argv, "--repeats", "3", "--chunk-size", "40", "--json"]) == 0
+    [result] = json.loads(capsys.readouterr().out)
+    assert result["path"] == "iobinding" and result["batch"] == 100
+    assert result["chunk_size"] == 40 and result["runs"] == 3 and result["samples_per_s"] > 0
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="this onnxruntime has CUDA")
+def test_bench_cli_cuda_without_gpu_is_exit_2(mlp, capsys):
+    assert main(["bench", str(mlp), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: device='cuda' was asked for") and err.count("\n") == 1
+
+
+def test_bench_cli_bad_batch_is_exit_2(mlp, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["bench", str(mlp), "--batch", "0"])
+    assert e.value.code == 2
+    assert "--batch: expected a positive integer, got '0'" in capsys.readouterr().err
+
+
+# --- the GPU proof script, in its CPU smoke mode ------------------------------------------
+
+
+def test_gpu_proof_smoke_on_cpu(tmp_path, capsys):
+    from bench import gpu_proof
+
+    doc = tmp_path / "performance.md"
+    doc.write_text("# Performance\n\n## GPU\n\nold numbers\n\n## CLI latency\n\nkept\n")
+    out = tmp_path / "proof.json"
+    code = gpu_proof.main(
+        ["--device", "cpu", "--quick", "--models", "lenet", "--doc", str(doc), "--json", str(out)]
+    )
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["parity"]["lenet"]["fp32"]["pass"]
+    assert report["chunking"][0]["runs"] == [1000, 1000, 500]
+    assert {(t["batch"], t["path"]) for t in report["timings"]} == {
+        (b, p) for b in (1, 64) for p in ("run", "session", "iobinding")
+    }
+    assert all(t["samples_per_s"] > 0 for t in report["timings"])
+    text = doc.read_text()
+    assert "old numbers" not in text and text.count("## GPU") == 1
+    assert text.startswith("# Performance\n") and text.endswith("## CLI latency\n\nkept\n")
+    assert "| lenet | cpu | 64 | iobinding |" in text
+
+
+def test_gpu_proof_section_is_appended_when_missing(tmp_path):
+    from bench import gpu_proof
+
+    doc = tmp_path / "p.md"
+    doc.write_text("# Performance\n\n## Other\n\nx\n")
+    gpu_proof.replace_section(doc, "## GPU\n\nnew\n")
+    assert doc.read_text() == "# Performance\n\n## Other\n\nx\n\n## GPU\n\nnew\n"
+    gpu_proof.replace_section(doc, "## GPU\n\nnewer\n")
+    assert doc.read_text() == "# Performance\n\n## Other\n\nx\n\n## GPU\n\nnewer\n"
+
+
+def test_gpu_proof_apply_puts_a_section_in_place(tmp_path, capsys):
+    from bench import gpu_proof
+
+    doc, section = tmp_path / "p.md", tmp_path / "s.md"
+    doc.write_text("# P\n\n## GPU\n\nold\n\n## Next\n\nn\n")
+    section.write_text("## GPU\n\nfrom the GPU machine\n")
+    assert gpu_proof.main(["--apply", str(section), "--doc", str(doc)]) == 0
+    assert doc.read_text() == "# P\n\n## GPU\n\nfrom the GPU machine\n\n## Next\n\nn\n"
+    section.write_text("# not a section\n")
+    with pytest.raises(SystemExit):
+        gpu_proof.main(["--apply", str(section), "--doc", str(doc)])
+    assert "expected a file that starts with '## GPU'" in capsys.readouterr().err
