@@ -1,4 +1,4 @@
-"""The ``nnspec`` command: validate, compile, train, predict, inspect, schema.
+"""The ``nnspec`` command: validate, compile, train, predict, inspect, schema, init, bench.
 
 User errors print one located line each and exit with code 2; no traceback.
 """
@@ -30,33 +30,14 @@ def _validate(args) -> int:
         from .network import build
 
         report = pipeline.initialize(build(spec, io))
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "name": spec.name,
-                    "task": spec.task,
-                    "input": [None, *io.shape],
-                    "layers": [
-                        {
-                            "name": r.name,
-                            "kind": r.kind,
-                            "output_shape": list(r.output_shape),
-                            "params": r.params,
-                            "trainable": r.trainable,
-                        }
-                        for r in rows
-                    ],
-                    "total_params": sum(r.params for r in rows),
-                    "init": report.as_dict() if report else None,
-                },
-                indent=2,
-            )
-        )
-        return 0
-    from .shapes import summary_table
+    from .shapes import print_summary, summary
 
-    print(summary_table(spec, io, rows))
+    data = summary(spec, io, rows)
+    if args.json:
+        data["init"] = report.as_dict() if report else None
+        print(json.dumps(data, indent=2))
+        return 0
+    print_summary(data)
     if report:
         print("\n".join(report.lines()))
     print(f"{args.spec}: valid")
@@ -101,6 +82,10 @@ def _train(args) -> int:
     spec = load_spec(args.spec)
     for path in filter(None, (args.output, args.metrics)):
         atomic.check_writable(path)
+    if args.plots:  # matplotlib missing or DIR unwritable: say so before training, not after
+        from .plots.command import prepare_directory
+
+        prepare_directory(args.plots)
     resume = None
     if args.resume:
         # Checked before any data is read: a wrong or damaged checkpoint fails at once.
@@ -133,6 +118,7 @@ def _train(args) -> int:
         command = ["nnspec", "train", args.spec, "-o", args.output]
         command += ["--metrics", args.metrics] if args.metrics else []
         command += ["--quiet"] if args.quiet else []
+        command += ["--plots", args.plots] if args.plots else []
         command += ["--resume", str(e.directory)]
         print(f"{e}; resume with: {shlex.join(map(str, command))}", file=sys.stderr)
         return e.exit_code
@@ -168,6 +154,12 @@ def _train(args) -> int:
         if result.init:
             print("\n".join(result.init.lines()))
         _print_train_summary(spec, metrics, args)
+    if args.plots:
+        from .plots.command import write_plots
+
+        lines = write_plots(args.plots, args.output, _json_safe(metrics), spec)
+        if not args.quiet:
+            print("\n".join(lines))
     return 0
 
 
@@ -230,16 +222,51 @@ def _predict(args) -> int:
 
 
 def _inspect(args) -> int:
-    from .exporter.inspect import describe
+    from .exporter.inspect import describe, inspect_json, layer_summary, load, model_info
+    from .shapes import print_summary
 
-    print(describe(Path(args.model)))
+    path = Path(args.model)
+    if args.json:
+        print(json.dumps(inspect_json(path), indent=2))
+        return 0
+    model = load(path)
+    print(describe(path, model_info(path, model)))
+    data, why = layer_summary(path, model)
+    print()
+    if data is None:
+        print(f"layers: not shown: {why}")
+    else:
+        print_summary(data)
     return 0
+
+
+def _plot(args) -> int:
+    from .plots.command import run
+
+    return run(args)
 
 
 def _schema(args) -> int:
     from .spec import Spec
 
     print(json.dumps(Spec.model_json_schema(), indent=2))
+    return 0
+
+
+def _init(args) -> int:
+    from .starter import write_starter
+
+    path = Path(args.path)
+    data = Path(args.from_data) if args.from_data else None
+    facts = write_starter(path, task=args.task, data=data, target=args.target, force=args.force)
+    if facts.kind == "builtin":
+        source = f"built-in {facts.source} data"
+    else:
+        unit = "classes" if facts.task == "classification" else "target(s)"
+        outputs = f"{facts.outputs} {unit}"
+        source = f"{facts.source}: {facts.features} features, {outputs}; {facts.why_task}"
+    print(f"wrote {path}: {facts.task}, {source}")
+    print(f"next: nnspec validate {path}  (then nnspec train {path} -o model.onnx)")
     return 0
 
 
@@ -282,6 +309,12 @@ def parser() -> argparse.ArgumentParser:
         "same spec; the result is bit-identical to an uninterrupted run. Checkpoints go on "
         "being written to DIR unless --checkpoint names another",
     )
+    s.add_argument(
+        "--plots",
+        metavar="DIR",
+        help="after training, write the plots that apply (history, fit, regions, filters) as "
+        'PNGs into DIR (created if missing); needs pip install "nnspec[plot]"',
+    )
     s.set_defaults(func=_train)
 
     s = sub.add_parser("predict", help="run an exported model on a CSV or NPY file")
@@ -296,12 +329,51 @@ def parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(func=_predict)
 
-    s = sub.add_parser("inspect", help="show an exported model's inputs, outputs and metadata")
+    s = sub.add_parser(
+        "inspect", help="show an exported model's inputs, outputs, metadata and layer table"
+    )
     s.add_argument("model", help=".onnx file")
+    s.add_argument("--json", action="store_true", help="print the same as JSON")
     s.set_defaults(func=_inspect)
 
     s = sub.add_parser("schema", help="print the JSON Schema of the spec language")
     s.set_defaults(func=_schema)
+
+    s = sub.add_parser(
+        "plot",
+        help="draw a training history, a regression fit, decision regions or conv filters "
+        '(PNG or SVG; needs pip install "nnspec[plot]")',
+    )
+    from .plots.command import add_subcommands  # argparse only: no matplotlib at start-up
+
+    add_subcommands(s)
+    s.set_defaults(func=_plot)
+
+    s = sub.add_parser("init", help="write a commented starter spec that validates as written")
+    s.add_argument("path", help="YAML spec file to write")
+    s.add_argument(
+        "--task",
+        choices=["classification", "regression"],
+        help="default: guessed from the data's target, else classification",
+    )
+    s.add_argument(
+        "--from-data",
+        metavar="FILE",
+        help="a CSV with a header row or an .npz: the spec trains on it, with the input size "
+        "and the classes (or outputs) read from it (default: built-in iris or mcycle data)",
+    )
+    s.add_argument(
+        "--target",
+        metavar="NAME",
+        help="with --from-data: the CSV's target column (default: the last one) or the NPZ's "
+        "array of targets (default: y)",
+    )
+    s.add_argument("--force", action="store_true", help="overwrite PATH if it exists")
+    s.set_defaults(func=_init)
+
+    from .modelbench import add_parser as add_bench  # light: imports the runtime when run
+
+    add_bench(sub)
     return p
 
 

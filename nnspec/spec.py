@@ -196,20 +196,48 @@ class PreprocessSpec(SpecModel):
 class SGDSpec(SpecModel):
     """Stochastic gradient descent, optionally with (Nesterov) momentum."""
 
-    kind: Literal["sgd"] = Field(description="Optimizer kind.")
-    lr: PositiveFloat = Field(default=0.01, description="Learning rate (step size).")
-    momentum: Fraction = Field(default=0.0, description="Momentum coefficient in [0, 1).")
-    nesterov: bool = Field(default=False, description="Use Nesterov's accelerated momentum.")
+    kind: Literal["sgd"] = Field(
+        description="Selects stochastic gradient descent as the optimizer."
+    )
+    lr: PositiveFloat = Field(
+        default=0.01,
+        description="Learning rate: each step moves the weights by lr times the gradient (or "
+        "the momentum velocity).",
+    )
+    momentum: Fraction = Field(
+        default=0.0,
+        description="Momentum coefficient in [0, 1): the fraction of the previous step carried "
+        "into the next one (0 is plain SGD).",
+    )
+    nesterov: bool = Field(
+        default=False,
+        description="Use Nesterov's accelerated momentum: the gradient step is taken from the "
+        "look-ahead point (only matters with momentum > 0).",
+    )
 
 
 class AdamSpec(SpecModel):
     """Adam (Kingma & Ba, 2015)."""
 
-    kind: Literal["adam"] = Field(description="Optimizer kind.")
-    lr: PositiveFloat = Field(default=0.001, description="Learning rate (step size).")
-    beta1: Fraction = Field(default=0.9, description="Decay of the first-moment estimate.")
-    beta2: Fraction = Field(default=0.999, description="Decay of the second-moment estimate.")
-    eps: PositiveFloat = Field(default=1e-8, description="Added to the denominator.")
+    kind: Literal["adam"] = Field(description="Selects Adam as the optimizer.")
+    lr: PositiveFloat = Field(
+        default=0.001, description="Learning rate: the largest size of each step (Adam's alpha)."
+    )
+    beta1: Fraction = Field(
+        default=0.9,
+        description="Decay rate of the running mean of the gradients (the first-moment "
+        "estimate), in [0, 1).",
+    )
+    beta2: Fraction = Field(
+        default=0.999,
+        description="Decay rate of the running mean of the squared gradients (the "
+        "second-moment estimate), in [0, 1).",
+    )
+    eps: PositiveFloat = Field(
+        default=1e-8,
+        description="Small constant added to the denominator sqrt(v) + eps, so that a "
+        "parameter with tiny gradients is not divided by zero.",
+    )
 
 
 OptimizerSpec = Annotated[Union[SGDSpec, AdamSpec], Field(discriminator="kind")]  # noqa: UP007
@@ -218,22 +246,38 @@ OptimizerSpec = Annotated[Union[SGDSpec, AdamSpec], Field(discriminator="kind")]
 class ConstantLR(SpecModel):
     """The learning rate stays as given."""
 
-    kind: Literal["constant"] = Field(description="Schedule kind.")
+    kind: Literal["constant"] = Field(
+        description="Selects the constant schedule: the optimizer's lr throughout."
+    )
 
 
 class StepLR(SpecModel):
     """Multiply the learning rate by ``gamma`` every ``step_size`` epochs."""
 
-    kind: Literal["step"] = Field(description="Schedule kind.")
-    step_size: PositiveInt = Field(description="Epochs between two decays.")
-    gamma: float = Field(default=0.1, gt=0.0, le=1.0, description="Decay factor in (0, 1].")
+    kind: Literal["step"] = Field(
+        description="Selects the step schedule: lr times gamma every step_size epochs."
+    )
+    step_size: PositiveInt = Field(
+        description="Number of epochs between two multiplications of the learning rate by gamma."
+    )
+    gamma: float = Field(
+        default=0.1,
+        gt=0.0,
+        le=1.0,
+        description="Factor in (0, 1] that the learning rate is multiplied by every step_size "
+        "epochs.",
+    )
 
 
 class CosineLR(SpecModel):
     """Cosine annealing from the optimizer's lr down to ``min_lr`` over ``train.epochs``."""
 
-    kind: Literal["cosine"] = Field(description="Schedule kind.")
-    min_lr: NonNegativeFloat = Field(default=0.0, description="Learning rate at the last epoch.")
+    kind: Literal["cosine"] = Field(
+        description="Selects cosine annealing from the optimizer's lr down to min_lr."
+    )
+    min_lr: NonNegativeFloat = Field(
+        default=0.0, description="Learning rate that the cosine curve reaches at the last epoch."
+    )
 
 
 ScheduleSpec = Annotated[
@@ -245,7 +289,10 @@ ScheduleSpec = Annotated[
 class EarlyStoppingSpec(SpecModel):
     """Stop when the monitored validation metric stops improving; restore the best weights."""
 
-    patience: PositiveInt = Field(description="Epochs without improvement before stopping.")
+    patience: PositiveInt = Field(
+        description="Number of epochs without improvement of the monitored metric after which "
+        "training stops."
+    )
     monitor: Literal["val_loss", "val_accuracy", "val_mse", "val_r2"] = Field(
         default="val_loss",
         description="Validation metric to watch: val_loss, val_accuracy (classification), "
@@ -268,7 +315,11 @@ class TrainSpec(SpecModel):
         default=ConstantLR(kind="constant"),
         description="Learning-rate schedule, applied per epoch: constant, step or cosine.",
     )
-    batch_size: PositiveInt = Field(default=32, description="Samples per minibatch.")
+    batch_size: PositiveInt = Field(
+        default=32,
+        description="Number of training samples per minibatch; the weights are updated once "
+        "per minibatch.",
+    )
     epochs: PositiveInt = Field(default=100, description="Maximum number of passes over the data.")
     seed: int = Field(
         default=0,
@@ -287,9 +338,14 @@ class TrainSpec(SpecModel):
         "stopping.",
     )
     early_stopping: EarlyStoppingSpec | None = Field(
-        default=None, description="Early stopping (needs validation_fraction > 0)."
+        default=None,
+        description="Stop when a validation metric stops improving and restore the best "
+        "weights: {patience: N, monitor: val_loss}. Needs validation_fraction > 0.",
     )
-    shuffle: bool = Field(default=True, description="Reshuffle the training samples each epoch.")
+    shuffle: bool = Field(
+        default=True,
+        description="Reshuffle the training samples before each epoch (seeded by train.seed).",
+    )
     dtype: Literal["float32", "float64"] = Field(
         default="float32",
         description="Floating-point type of training (float64 for numerical checks). The "
@@ -335,7 +391,8 @@ class Spec(SpecModel):
         description="Model name (letters, digits, `_`, `.`, `-`); becomes the ONNX graph name.",
     )
     description: str | None = Field(
-        default=None, description="Free text, kept in the model's metadata."
+        default=None,
+        description="Free text about the model, written as the ONNX graph's doc_string.",
     )
     task: Literal["classification", "regression"] = Field(
         description="classification (class probabilities and a label) or regression "
@@ -364,7 +421,9 @@ class Spec(SpecModel):
         "Optional for validate and compile.",
     )
     preprocess: PreprocessSpec = Field(
-        default=PreprocessSpec(), description="Input (and target) standardization."
+        default=PreprocessSpec(),
+        description="Standardization of the inputs (and, for regression, of the targets), "
+        "fitted on the training split and baked into the exported graph.",
     )
     layers: list[LayerSpec] = Field(
         min_length=1, description="The layers, input to output; the last one is the output."
@@ -373,8 +432,14 @@ class Spec(SpecModel):
         description="mse (mean squared error), cross_entropy (needs a softmax output; fused "
         "and numerically stable) or binary_cross_entropy (needs a logistic output)."
     )
-    train: TrainSpec = Field(default=TrainSpec(), description="Training settings.")
-    export: ExportSpec = Field(default=ExportSpec(), description="ONNX export settings.")
+    train: TrainSpec = Field(
+        default=TrainSpec(),
+        description="How to train: optimizer, learning-rate schedule, batch size, epochs, seed, "
+        "regularization, validation split and early stopping.",
+    )
+    export: ExportSpec = Field(
+        default=ExportSpec(), description="How the ONNX file is written: its opset."
+    )
 
     _source: SpecSource | None = PrivateAttr(default=None)
 

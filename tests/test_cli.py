@@ -28,21 +28,24 @@ def nnspec(*args, cwd=None) -> subprocess.CompletedProcess:
 def test_validate_prints_shape_table():
     out = nnspec("validate", SPECS / "dbn.yaml")
     assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[1].split() == ["layer", "kind", "output", "shape", "params", "trainable"]
     for expected in (
-        "hidden1  dense  (batch, 500)",
-        "(batch, 2000)",
-        "392,500",
-        "1,002,000",
-        "total parameters: 1,665,010",
-        "valid",
+        ["hidden1", "dense", "(batch,", "500)", "392,500", "yes"],
+        ["hidden3", "dense", "(batch,", "2000)", "1,002,000", "yes"],
+        ["total", "1,665,010"],
+        ["trainable", "1,665,010"],
+        ["frozen", "0"],
     ):
-        assert expected in out.stdout
+        assert expected in [line.split() for line in lines]
+    assert lines[-1].endswith("dbn.yaml: valid")
 
 
 def test_validate_json():
     out = nnspec("validate", SPECS / "iris.yaml", "--json")
     data = json.loads(out.stdout)
-    assert data["total_params"] == 4 * 10 + 10 + 10 * 3 + 3
+    assert data["total_params"] == data["trainable_params"] == 4 * 10 + 10 + 10 * 3 + 3
+    assert data["frozen_params"] == 0
     assert [layer["output_shape"] for layer in data["layers"]] == [[None, 10], [None, 3]]
 
 

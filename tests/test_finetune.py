@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 
 import numpy as np
 import onnx
@@ -266,8 +267,8 @@ def test_validate_marks_frozen_layers_and_counts_them(tmp_path, digits_model, ca
     finetune_spec(tmp_path, digits_model)
     assert cli.main(["validate", str(tmp_path / "finetune.yaml")]) == 0
     out = capsys.readouterr().out
-    assert "dense_0  dense (frozen)  (batch, 64)" in out
-    assert "total parameters: 4,485 (4,160 frozen, 325 trainable)" in out
+    assert re.search(r"^dense_0 +dense +\(batch, 64\) +4,160 +no$", out, re.M)
+    assert re.search(r"^total +4,485\ntrainable +325\nfrozen +4,160$", out, re.M)
     assert "  loaded: dense_0" in out
     assert cli.main(["validate", str(tmp_path / "finetune.yaml"), "--json"]) == 0
     layers = json.loads(capsys.readouterr().out)["layers"]

@@ -1,0 +1,121 @@
+"""The JSON Schema files (specs/schema.json and the copy shipped in the package), the prose of
+every field's description (editors show it on hover), and docs/onnx.md."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+
+import pytest
+from conftest import ROOT
+
+from nnspec import cli
+from nnspec.activations import ACTIVATIONS
+from nnspec.docs_onnx import onnx_reference
+from nnspec.layers import LAYERS
+from nnspec.spec import Spec
+from nnspec.starter import package_schema
+
+SCHEMA = Spec.model_json_schema()
+REGENERATE = "nnspec schema > specs/schema.json && cp specs/schema.json nnspec/schema.json"
+
+
+@pytest.fixture(scope="module")
+def printed_schema() -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli.main(["schema"]) == 0
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("path", [ROOT / "specs" / "schema.json", package_schema()])
+def test_schema_file_is_what_nnspec_schema_prints(path, printed_schema):
+    assert path.is_file(), f"{path} is missing; regenerate it with: {REGENERATE}"
+    assert path.read_text(encoding="utf-8") == printed_schema, (
+        f"{path} is out of date with the spec models; regenerate it with: {REGENERATE}"
+    )
+    assert json.loads(printed_schema) == SCHEMA
+
+
+def test_package_ships_the_schema():
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    section = text.split("[tool.setuptools.package-data]", 1)[1].split("\n[", 1)[0]
+    assert re.search(r'^"nnspec" = \[.*"schema\.json".*\]$', section, re.M), section
+
+
+def _described(node: object, pointer: str = "#"):
+    """(pointer, name, schema) of every property and every model anywhere in the schema."""
+    if isinstance(node, dict):
+        if "properties" in node:
+            yield pointer, pointer.rsplit("/", 1)[-1], node  # a model: its docstring
+            for name, prop in node["properties"].items():
+                yield f"{pointer}/properties/{name}", name, prop
+        for key, value in node.items():
+            yield from _described(value, f"{pointer}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _described(value, f"{pointer}/{i}")
+
+
+def _not_prose(name: str, text: str) -> str | None:
+    """Why ``text`` is not a real description of the field ``name`` (None: it is)."""
+    words = re.findall(r"[A-Za-z0-9_.'-]+", text)
+    if len(words) < 3:
+        return f"{len(words)} word(s); expected a sentence of at least 3"
+    if not text.rstrip().endswith((".", ")", "`")):
+        return "does not end like a sentence"
+    plain = re.sub(r"[^a-z]", "", text.lower())
+    if plain in (re.sub(r"[^a-z]", "", name.lower()), "optimizerkind", "schedulekind"):
+        return "only repeats the field's name"
+    return None
+
+
+def test_every_field_and_model_is_described_in_prose():
+    found = list(_described(SCHEMA))
+    assert len(found) > 80
+    bad = []
+    for pointer, name, schema in found:
+        why = _not_prose(name, str(schema.get("description", "")))
+        if why:
+            bad.append(f"{pointer}: {why}: {schema.get('description', '')!r}")
+    assert not bad, "descriptions that are not real prose:\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("Optimizer kind.", False),
+        ("units", False),
+        ("Number of output units.", True),
+        ("Learning rate", False),
+    ],
+)
+def test_prose_check_itself(text, ok):
+    assert (_not_prose("units", text) is None) == ok
+
+
+# -- docs/onnx.md ------------------------------------------------------------------------------
+
+
+def test_onnx_md_is_current():
+    doc = ROOT / "docs" / "onnx.md"
+    assert doc.exists(), "docs/onnx.md is missing; run: python -m nnspec.docs_onnx > docs/onnx.md"
+    assert doc.read_text(encoding="utf-8") == onnx_reference(), (
+        "docs/onnx.md is out of date with the exporter; regenerate it with: "
+        "python -m nnspec.docs_onnx > docs/onnx.md"
+    )
+
+
+def test_onnx_md_covers_every_layer_kind_and_activation():
+    text = (ROOT / "docs" / "onnx.md").read_text(encoding="utf-8")
+    layers = text.split("## Layers", 1)[1].split("## Activations", 1)[0]
+    kinds = set(re.findall(r"`\{kind: (\w+), name: x", layers))
+    assert kinds == set(LAYERS), f"layer kinds without a row: {set(LAYERS) - kinds}"
+    activations = set(re.findall(r"\| `activation: (\w+)` \|", text))
+    assert activations == set(ACTIVATIONS)
+    for needed in ("preprocess: {standardize: true}", "standardize_target", "`ArgMax`"):
+        assert needed in text
+    # Both LRN lowerings: the ONNX op for odd sizes, the written-out definition for even ones.
+    assert "`LRN` (" in layers and "`Pow`" in layers
