@@ -1,8 +1,11 @@
 """Optimizers: update parameter arrays in place from their gradients.
 
 Parameters, gradients and optimizer state may be ``Packed`` tables (views into one flat
-buffer each, see ``packing``): the update then runs once over each flat buffer instead of once
-per array, with the same arithmetic element by element.
+buffer each, see ``packing``): the update then runs over the flat buffers instead of once per
+array, with the same arithmetic element by element. Large buffers are updated chunk by chunk:
+Adam is a dozen passes, and over a chunk that stays in the CPU's cache only the first pass
+reads main memory. Each element is computed the same way in any chunk, so results do not
+depend on the chunk size.
 """
 
 from __future__ import annotations
@@ -21,6 +24,13 @@ from .packing import Packed
 # run flushes at the same steps as an uninterrupted one.)
 FLUSH_EVERY = 16
 
+# Elements per chunk: five float32 arrays of 2^16 (256 KiB each) stay in cache through Adam's
+# passes. The 1.7 M-parameter DBN's Adam step, measured inside training on the 2-core machine
+# (the matrix products leave the caches cold): 9.7 ms over the whole buffers, 6.2 ms in chunks
+# of 2^17, 5.7 ms in chunks of 2^16. Two threads, one per core, were no faster (6.7-8.5 ms): the
+# step is bound by memory bandwidth, which the cores share.
+CHUNK = 2**16
+
 
 def _state(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Zeroed arrays shaped like ``params``, packed the same way when ``params`` is packed."""
@@ -29,15 +39,24 @@ def _state(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: np.zeros_like(v) for k, v in params.items()}
 
 
-def _groups(params, grads, *tables):
-    """``(param, grad, state...)`` tuples to update: one for packed tables, else one per key."""
+def _groups(params, grads, *tables) -> list[tuple[np.ndarray, ...]]:
+    """``(param, grad, state...)`` tuples to update: chunks of the flat buffers for packed
+    tables, else one tuple per key."""
     if (
         isinstance(params, Packed)
         and isinstance(grads, Packed)
         and all(isinstance(t, Packed) for t in tables)
     ):
-        return [(params.flat, grads.flat, *(t.flat for t in tables))]
+        flats = (params.flat, grads.flat, *(t.flat for t in tables))
+        n = flats[0].size
+        return [tuple(a[i : i + CHUNK] for a in flats) for i in range(0, max(n, 1), CHUNK)]
     return [(p, grads[k], *(t[k] for t in tables)) for k, p in params.items()]
+
+
+def _run(update, groups: list) -> None:
+    """``update(group)`` for every group, in order."""
+    for group in groups:
+        update(group)
 
 
 class _Groups:
@@ -55,8 +74,12 @@ class _Groups:
         return self._groups
 
 
-def _flats(table: dict[str, np.ndarray]) -> list[np.ndarray]:
-    return [table.flat] if isinstance(table, Packed) else list(table.values())
+def _chunks(*tables: dict[str, np.ndarray]) -> list[tuple[np.ndarray, ...]]:
+    """The arrays of state tables, in chunks when packed: what ``flush`` goes over."""
+    if all(isinstance(t, Packed) for t in tables):
+        n = tables[0].flat.size
+        return [tuple(t.flat[i : i + CHUNK] for t in tables) for i in range(0, n, CHUNK)]
+    return [tuple(t[k] for t in tables) for k in tables[0]]
 
 
 def flush_subnormals(*arrays: np.ndarray) -> None:
@@ -65,6 +88,11 @@ def flush_subnormals(*arrays: np.ndarray) -> None:
         if a.dtype.kind == "f" and a.size:
             tiny = np.finfo(a.dtype).smallest_normal
             np.copyto(a, 0, where=np.abs(a) < tiny)
+
+
+def _flush(*tables: dict[str, np.ndarray]) -> None:
+    if tables and tables[0]:
+        _run(lambda arrays: flush_subnormals(*arrays), _chunks(*tables))
 
 
 class SGD:
@@ -82,23 +110,31 @@ class SGD:
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         lr, mu = self._dtype.type(self.lr), self._dtype.type(self.momentum)
         if not self.momentum:
-            for p, g, buf in self._groups(params, grads, self._scratch):
+
+            def plain(group):
+                p, g, buf = group
                 np.multiply(g, lr, out=buf)
                 p -= buf
+
+            _run(plain, self._groups(params, grads, self._scratch))
             return
-        for p, g, v, buf in self._groups(params, grads, self.velocity, self._scratch):
+
+        def momentum(group):
+            p, g, v, buf = group
             v *= mu  # v = momentum v + g
             v += g
             if self.nesterov:  # the step at the look-ahead point: g + momentum v
                 np.multiply(v, mu, out=buf)
                 buf += g
+                buf *= lr
             else:
-                buf[...] = v
-            buf *= lr
+                np.multiply(v, lr, out=buf)
             p -= buf
 
+        _run(momentum, self._groups(params, grads, self.velocity, self._scratch))
+
     def flush(self) -> None:
-        flush_subnormals(*_flats(self.velocity))
+        _flush(self.velocity)
 
 
 class Adam:
@@ -127,7 +163,9 @@ class Adam:
         f = self._dtype.type
         step, eps_hat, b1, b2 = f(step), f(eps_hat), f(self.b1), f(self.b2)
         c1, c2 = f(1 - self.b1), f(1 - self.b2)
-        for p, g, m, v, buf in self._groups(params, grads, self.m, self.v, self._scratch):
+
+        def update(group):
+            p, g, m, v, buf = group
             m *= b1  # m = b1 m + (1 - b1) g
             np.multiply(g, c1, out=buf)
             m += buf
@@ -141,8 +179,10 @@ class Adam:
             buf *= step
             p -= buf
 
+        _run(update, self._groups(params, grads, self.m, self.v, self._scratch))
+
     def flush(self) -> None:
-        flush_subnormals(*_flats(self.m), *_flats(self.v))
+        _flush(self.m, self.v)
 
 
 def _dtype(params: dict[str, np.ndarray]) -> np.dtype:
