@@ -124,9 +124,17 @@ def fit(
             run.run_epoch(epoch)
             row = run.end_epoch(epoch)
             if bar is not None:
+                # refresh=False: update() redraws at tqdm's own pace; forcing a redraw every
+                # epoch costs more than an epoch of a small network.
+                bar.set_postfix(
+                    {short: f"{row[k]:.3g}" for k, short in _SHOWN.items() if k in row},
+                    refresh=False,
+                )
                 bar.update(1)
-                bar.set_postfix({k: f"{row[k]:.4g}" for k in _SHOWN if k in row})
             if run.history.stopped_early:
+                if bar is not None:  # end the bar at 100%: the run is complete, not cut short
+                    bar.total = bar.n
+                    bar.refresh()
                 break
             if epoch + 1 < epochs:
                 run.between_epochs(epoch)
@@ -137,7 +145,15 @@ def fit(
     return run.history
 
 
-_SHOWN = ("loss", "accuracy", "r2", "val_loss", "val_accuracy", "val_r2")
+# Short names keep the bar itself visible on an 80-column terminal.
+_SHOWN = {
+    "loss": "loss",
+    "accuracy": "acc",
+    "r2": "r2",
+    "val_loss": "val_loss",
+    "val_accuracy": "val_acc",
+    "val_r2": "val_r2",
+}
 
 
 class _Run:
