@@ -169,7 +169,8 @@ def render(results: dict) -> str:
         )
     L.append(
         f"- method: one process per peer; {s['warmup']} warm-up epoch then the median of "
-        f"{s['repeats']} timed epochs per case; float32 everywhere; threads = {s['threads']} "
+        f"{s.get('train_repeats', s['repeats'])} timed epochs per case; float32 everywhere; "
+        f"threads = {s['threads']} "
         "(`torch.set_num_threads`, BLAS default); inference: median of "
         f"{s['repeats']} runs of repeated calls lasting ≥ {s['min_time']} s each"
         + (" (**--quick**: fewer repeats, shorter timings)" if results["quick"] else "")
