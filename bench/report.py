@@ -195,9 +195,9 @@ def render(results: dict) -> str:
     if results["train"]:
         L += ["", "## Training throughput (samples/s, one epoch, float32)", ""]
         L.append(
-            "nnspec: one `nnspec.train.loop.fit` run of warm-up + repeats epochs, each epoch timed "
-            "by the trainer's own history (shuffle, batches, running metrics). PyTorch: a plain loop "
-            "(one optimizer for all epochs; randperm, index, "
+            "nnspec: one `nnspec.train.loop.fit` run of warm-up + repeats epochs, each epoch "
+            "timed by the trainer's own history (shuffle, batches, running metrics). PyTorch: a "
+            "plain loop (one optimizer for all epochs; randperm, index, "
             "forward, cross-entropy/MSE, backward, step, `loss.item()`). scikit-learn: "
             "`MLPClassifier`/`MLPRegressor` with `max_iter=1`, `warm_start=True` (one epoch per "
             "`fit`). Same architecture, He/Glorot-uniform init, SGD (lr 0.01, momentum 0.9) or "
@@ -257,7 +257,9 @@ def render(results: dict) -> str:
         L.append(
             "nnspec ONNX: `nnspec.export` in onnxruntime (CPU); torch ONNX: the same "
             "architecture through `torch.onnx.export` (opset 18, with softmax and argmax as "
-            "nnspec's graph has) in onnxruntime; PyTorch eager under `inference_mode`; NumPy: "
+            "nnspec's graph has) in onnxruntime; the two ONNX graphs are timed in one process "
+            "(the PyTorch worker's), in turns within each repeat, so that neither gets a "
+            "quieter minute of the shared machine. PyTorch eager under `inference_mode`; NumPy: "
             "`Network.predict`. Ratios > 1: nnspec faster."
         )
         L.append("")
@@ -311,7 +313,16 @@ def render(results: dict) -> str:
             L += ["", f"nnspec / PyTorch peak RSS: {r:.2f}× (lower is better)."]
     cli = results.get("cli")
     if cli:
-        L += ["", "## CLI latency (cold process, wall time)", ""]
+        L += [
+            "",
+            "## CLI latency (cold process, wall time)",
+            "",
+            "A fresh process per run, after one unmeasured run; Python's bytecode cache on, as "
+            "in any installed copy (PYTHONDONTWRITEBYTECODE, set on this sandbox, is removed "
+            "for these processes: with it an editable install compiles nnspec from source on "
+            "every run).",
+            "",
+        ]
         rows = []
         for name in ("validate", "compile"):
             r = cli.get(name, {})
