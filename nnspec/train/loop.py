@@ -431,8 +431,10 @@ def _running_regression(ss_res: np.ndarray, ss_tot: np.ndarray, n: int) -> dict[
 
 
 def _count_correct(out: np.ndarray, t: np.ndarray) -> int:
+    # count_nonzero, not np.sum: this runs every batch, and on a small batch the generic
+    # reduction's overhead is most of the cost.
     if t.ndim == 1:  # class indices
-        return int(np.sum(out.argmax(axis=1) == t))
+        return int(np.count_nonzero(out.argmax(axis=1) == t))
     if t.shape[1] == 1:  # one logistic unit
-        return int(np.sum((out[:, 0] > 0.5) == (t[:, 0] > 0.5)))
-    return int(np.sum(out.argmax(axis=1) == t.argmax(axis=1)))
+        return int(np.count_nonzero((out[:, 0] > 0.5) == (t[:, 0] > 0.5)))
+    return int(np.count_nonzero(out.argmax(axis=1) == t.argmax(axis=1)))
