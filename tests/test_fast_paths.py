@@ -195,15 +195,39 @@ def test_maxpool_ties_route_the_gradient_to_the_first_maximum():
     np.testing.assert_array_equal(dx[0, 0], expected)
 
 
-def test_maxpool_forward_agrees_with_a_window_argmax():
+def test_maxpool_forward_agrees_with_a_window_maximum():
+    """Against NumPy's own sliding windows over the NCHW input (not window.py's views)."""
     rng = np.random.default_rng(5)
     for kernel, stride, padding in [(2, None, "valid"), (3, 2, "valid"), (3, 1, 1), (2, 2, "same")]:
         spec = MaxPool2dSpec(kind="maxpool2d", kernel_size=kernel, stride=stride, padding=padding)
         layer = MaxPool2d(spec, "p", (None, 2, 7, 6), None, "f8")
         x = rng.normal(size=(3, 2, 7, 6))
-        view = window.windows(window.pad(x, layer.window, -np.inf), layer.window)
-        np.testing.assert_array_equal(layer.forward(x, training=True), view.max(axis=(-2, -1)))
-        np.testing.assert_array_equal(layer.forward(x), view.max(axis=(-2, -1)))
+        top, left, bottom, right = layer.window.pads
+        xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=-np.inf)
+        st_h, st_w = layer.window.stride
+        view = np.lib.stride_tricks.sliding_window_view(xp, (kernel, kernel), axis=(2, 3))
+        expected = view[:, :, ::st_h, ::st_w].max(axis=(-2, -1))
+        np.testing.assert_array_equal(layer.forward(x, training=True), expected)
+        np.testing.assert_array_equal(layer.forward(x), expected)
+
+
+def test_image_layers_hand_on_batch_last_memory_without_copies():
+    """conv2d and pooling return (N, C, H, W) views of (C, H, W, N) memory, and take such a
+    view back without copying it (window.to_chwn is then free)."""
+    rng = np.random.default_rng(6)
+    conv = Conv2d(
+        Conv2dSpec(kind="conv2d", filters=4, kernel_size=3), "c", (None, 2, 8, 8), rng, "f8"
+    )
+    pool = MaxPool2d(
+        MaxPool2dSpec(kind="maxpool2d", kernel_size=2), "p", (None, 4, 6, 6), None, "f8"
+    )
+    a = conv.forward(rng.normal(size=(5, 2, 8, 8)), training=True)
+    assert a.shape == (5, 4, 6, 6) and not a.flags.c_contiguous
+    assert np.shares_memory(window.to_chwn(a), a)
+    y = pool.forward(a, training=True)
+    assert y.shape == (5, 4, 3, 3) and np.shares_memory(window.to_chwn(y), y)
+    dx = pool.backward(np.ones_like(y))
+    assert dx.shape == a.shape and np.shares_memory(window.to_chwn(dx), dx)
 
 
 def test_fit_batches_are_the_same_with_and_without_the_preshuffled_copy(monkeypatch):

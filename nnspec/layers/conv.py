@@ -13,6 +13,7 @@ from pydantic import Field, PositiveInt
 
 from .. import initializers
 from ..activations import ACTIVATIONS
+from ..losses import ones
 from . import window
 from .base import InitializerName, Layer, ParamLayerSpecBase, Shape, ShapeError
 from .window import IntOrPair, Padding
@@ -105,22 +106,22 @@ class Conv2d(Layer):
         return w.reshape(self.groups, w.shape[0] // self.groups, -1)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """x: (batch, C, H, W) -> a: (batch, filters, H', W')."""
-        n, c = x.shape[:2]
+        """x: (batch, C, H, W) -> a: (batch, filters, H', W'), a view of (filters, H', W',
+        batch) memory (the batch-last layout of window.py)."""
+        n = x.shape[0]
         g, (oh, ow) = self.groups, self.window.out
-        view = window.windows(window.pad(x, self.window), self.window)
-        # im2col with the batch inside the columns: per group one (C/g kh kw, N H' W') matrix,
-        # rows (channel, ky, kx), so that each group is ONE large matrix product rather than a
-        # small one per sample. The copy reads runs of a whole output row.
-        cols = view.transpose(1, 4, 5, 0, 2, 3).reshape(g, -1, n * oh * ow)
-        # (groups, filters/g, K) @ (groups, K, N H'W') -> (filters, N, H', W'), then NCHW.
-        z = np.matmul(self._grouped_weight(), cols).reshape(-1, n, oh, ow)
-        z = np.ascontiguousarray(z.transpose(1, 0, 2, 3))
+        view = window.windows(window.pad(window.to_chwn(x), self.window), self.window)
+        # im2col with the batch inside the columns: per group one (C/g kh kw, H' W' N)
+        # matrix, rows (channel, ky, kx), so that each group is ONE large matrix product
+        # rather than a small one per sample.
+        cols = view.reshape(g, -1, oh * ow * n)
+        # (groups, filters/g, K) @ (groups, K, H'W'N) -> (filters, H', W', N)
+        z = np.matmul(self._grouped_weight(), cols).reshape(-1, oh, ow, n)
         if "bias" in self.params:
-            z += self.params["bias"][:, None, None]
+            z += self.params["bias"][:, None, None, None]
         if training:
             self._x_shape, self._cols = x.shape, cols
-        return self.activate(z, training)
+        return window.from_chwn(self.activate(z, training))
 
     def backward(
         self, da: np.ndarray, *, wrt_preactivation: bool = False, input_grad: bool = True
@@ -128,39 +129,35 @@ class Conv2d(Layer):
         """da: dL/da (batch, filters, H', W') -> dL/dx (batch, C, H, W).
 
         Reuses the im2col matrices and a (z where the activation needs it) cached by
-        ``forward``. ``wrt_preactivation`` means ``da`` already is dL/dz.
+        ``forward``, all batch-last. ``wrt_preactivation`` means ``da`` already is dL/dz.
         """
+        da = window.to_chwn(da)  # free when da came from a batch-last layer
         dz = da if wrt_preactivation else self.act.backward(self._z, self._a, da)
         n, c, h, w = self._x_shape
         g, (oh, ow), (kh, kw) = self.groups, self.window.out, self.window.kernel
+        dz_cols = dz.reshape(g, -1, oh * ow * n)  # the column order of cols: no copy
         # z = W cols + b  =>  dL/dW = dz cols^T, dL/db = sums of dz, dL/dcols = W^T dz.
         if self.trainable:
-            # dz as (groups, filters/g, N H'W'), the column order of cols: one product.
-            dz_cols = np.ascontiguousarray(dz.transpose(1, 0, 2, 3)).reshape(g, -1, n * oh * ow)
             dw = self.grads["weight"].reshape(g, -1, self._cols.shape[1])  # a view: fills grads
             np.matmul(dz_cols, self._cols.transpose(0, 2, 1), out=dw)
             if "bias" in self.params:
-                dz.sum(axis=(0, 2, 3), out=self.grads["bias"])
+                np.matmul(
+                    dz.reshape(len(dz), -1), ones(oh * ow * n, dz.dtype), out=self.grads["bias"]
+                )
         if not input_grad:
             return None
-        # dL/dcols with rows (ky, kx, channel) and columns (H', W', batch): each kernel tap is
-        # then one block (C, H', W', N) whose scatter below adds runs of W' N contiguous
-        # numbers, rather than runs of W' (a few) in NCHW order.
-        cg = c // g
-        w_t = self.params["weight"].reshape(g, -1, cg, kh, kw).transpose(0, 3, 4, 2, 1)
-        dz_t = np.ascontiguousarray(dz.transpose(1, 2, 3, 0)).reshape(g, -1, oh * ow * n)
-        dcols = np.matmul(w_t.reshape(g, kh * kw * cg, -1), dz_t)
-        dcols = dcols.reshape(g, kh, kw, cg, oh, ow, n)
+        # (groups, K, H'W'N) = (C, kh, kw, H', W', N): one (C, H', W', N) block per kernel tap.
+        dcols = np.matmul(self._grouped_weight().transpose(0, 2, 1), dz_cols)
+        dcols = dcols.reshape(c, kh, kw, oh, ow, n)
         top, left, bottom, right = self.window.pads
-        dxp = np.zeros((g, cg, h + top + bottom, w + left + right, n), dtype=dz.dtype)
+        dxp = np.zeros((c, h + top + bottom, w + left + right, n), dtype=dz.dtype)
         # col2im: each tap read one strided slice of the padded input, so its block adds back
-        # onto that slice; overlapping windows accumulate.
+        # onto that slice (runs of W' N contiguous numbers); overlapping windows accumulate.
         for ky in range(kh):
             for kx in range(kw):
                 ys, xs = window.window_slice(self.window, ky, kx)
-                dxp[:, :, ys, xs] += dcols[:, ky, kx]
-        dxp = dxp.reshape(c, *dxp.shape[2:])[:, top : top + h, left : left + w]
-        return np.ascontiguousarray(dxp.transpose(3, 0, 1, 2))
+                dxp[:, ys, xs] += dcols[:, ky, kx]
+        return window.from_chwn(window.unpad(dxp, self.window, (h, w)))
 
 
 def lower_conv2d(layer: Conv2d, g, x: str) -> str:

@@ -79,46 +79,40 @@ class _Pool2d(Layer):
         self.params, self.grads = {}, {}
 
     def _scatter(self, per_tap, shape, dtype) -> np.ndarray:
-        """dL/dx from ``per_tap(k, out)``, which writes the gradient reaching kernel tap k of
-        every window into ``out`` (batch, C, H', W')."""
+        """dL/dx (batch, C, H, W) from ``per_tap(k, out)``, which writes the gradient reaching
+        kernel tap k of every window into ``out`` (C, H', W', batch). Batch-last (window.py)."""
         n, c, h, w = shape
         top, left, bottom, right = self.window.pads
-        kh, kw = self.window.kernel
-        dxp = np.zeros((n, c, h + top + bottom, w + left + right), dtype=dtype)
+        dxp = np.zeros((c, h + top + bottom, w + left + right, n), dtype=dtype)
         # Windows that do not overlap (stride >= kernel) give each pixel to at most one tap:
         # the gradient is written straight into place. Overlapping windows (stride < kernel)
         # share pixels, and += accumulates their shares.
         disjoint = all(s >= k for s, k in zip(self.window.stride, self.window.kernel, strict=True))
-        tmp = None if disjoint else np.empty((n, c, *self.window.out), dtype=dtype)
-        for ky in range(kh):
-            for kx in range(kw):
-                ys, xs = window.window_slice(self.window, ky, kx)
-                if disjoint:
-                    per_tap(ky * kw + kx, dxp[:, :, ys, xs])
-                else:
-                    per_tap(ky * kw + kx, tmp)
-                    dxp[:, :, ys, xs] += tmp
-        return window.unpad(dxp, self.window, (h, w))
+        tmp = None if disjoint else np.empty((c, *self.window.out, n), dtype=dtype)
+        for k, target in window.taps(dxp, self.window):
+            if disjoint:
+                per_tap(k, target)
+            else:
+                per_tap(k, tmp)
+                target += tmp
+        return window.from_chwn(window.unpad(dxp, self.window, (h, w)))
 
 
 class MaxPool2d(_Pool2d):
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """x: (batch, C, H, W) -> (batch, C, H', W'), the maximum of each window."""
+        """x: (batch, C, H, W) -> (batch, C, H', W'), the maximum of each window (a view of
+        batch-last memory, window.py)."""
         # -inf padding can never be a window's maximum (every window holds an input pixel).
-        xp = window.pad(x, self.window, -np.inf)
+        xp = window.pad(window.to_chwn(x), self.window, -np.inf)
         kh, kw = self.window.kernel
         # A running maximum over the kernel taps, each tap one strided slice of the input: a
         # few passes over the output instead of an argmax over a copied window view. Only a
         # strictly greater value moves the maximum, so ties keep the first tap, and backward
         # routes the gradient there (as PyTorch does).
-        taps = (
-            xp[(slice(None), slice(None), *window.window_slice(self.window, ky, kx))]
-            for ky in range(kh)
-            for kx in range(kw)
-        )
-        y = next(taps).copy()
+        taps = window.taps(xp, self.window)
+        y = next(taps)[1].copy()
         arg = np.zeros(y.shape, dtype=np.uint8 if kh * kw < 256 else np.int32) if training else None
-        for k, tap in enumerate(taps, start=1):
+        for k, tap in taps:
             if training:
                 greater = tap > y
                 # arg = k where greater, else arg: in integer arithmetic, which is much faster
@@ -129,13 +123,14 @@ class MaxPool2d(_Pool2d):
             np.maximum(y, tap, out=y)
         if training:
             self._arg, self._x_shape = arg, x.shape
-        return y
+        return window.from_chwn(y)
 
     def backward(
         self, da: np.ndarray, *, wrt_preactivation: bool = False, input_grad: bool = True
     ) -> np.ndarray | None:
         """da: (batch, C, H', W') -> dL/dx (batch, C, H, W): all of each window's gradient
         goes to the pixel that was its maximum."""
+        da = window.to_chwn(da)
         return self._scatter(
             lambda k, out: np.multiply(da, self._arg == k, out=out), self._x_shape, da.dtype
         )
@@ -145,24 +140,29 @@ class AvgPool2d(_Pool2d):
     def __init__(self, spec: AvgPool2dSpec, name: str, in_shape: Shape, rng, dtype):
         super().__init__(spec, name, in_shape, rng, dtype)
         # 1 / (input pixels in each window): padding is not counted (count_include_pad=0).
-        ones = np.ones((1, 1, *self.in_hw), dtype=np.float64)
-        count = window.windows(window.pad(ones, self.window), self.window).sum(axis=(-2, -1))
-        self.inv_count = (1.0 / count[0, 0]).astype(dtype)
+        count = np.zeros(self.window.out)
+        ones = window.pad(np.ones((1, *self.in_hw, 1)), self.window)
+        for _, tap in window.taps(ones, self.window):
+            count += tap[0, :, :, 0]
+        self.inv_count = (1.0 / count)[:, :, None].astype(dtype)  # (H', W', 1): batch-last
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """x: (batch, C, H, W) -> (batch, C, H', W'), the mean of each window."""
-        view = window.windows(window.pad(x, self.window), self.window)
-        y = view.sum(axis=(-2, -1)) * self.inv_count.astype(x.dtype, copy=False)
+        taps = window.taps(window.pad(window.to_chwn(x), self.window), self.window)
+        y = next(taps)[1].copy()
+        for _, tap in taps:
+            y += tap
+        y *= self.inv_count.astype(x.dtype, copy=False)
         if training:
             self._x_shape = x.shape
-        return y
+        return window.from_chwn(y)
 
     def backward(
         self, da: np.ndarray, *, wrt_preactivation: bool = False, input_grad: bool = True
     ) -> np.ndarray | None:
         """da: (batch, C, H', W') -> dL/dx (batch, C, H, W): each window's gradient is shared
         equally by the input pixels it averaged."""
-        share = da * self.inv_count.astype(da.dtype, copy=False)
+        share = window.to_chwn(da) * self.inv_count.astype(da.dtype, copy=False)
         return self._scatter(lambda k, out: np.copyto(out, share), self._x_shape, share.dtype)
 
 

@@ -123,28 +123,69 @@ def resolve(
     return Window(kernel, strides, dilations, (top, left, bottom, right), out)
 
 
-def pad(x: np.ndarray, win: Window, value: float = 0.0) -> np.ndarray:
-    """x (N, C, H, W) with the window's padding added around height and width."""
+# -- The batch-last layout of the NumPy image layers --------------------------------------
+#
+# conv2d and the pooling layers take and return (N, C, H, W) arrays, as ONNX does, but keep
+# their images in memory as (C, H, W, N): the array a layer returns is a transposed *view* of
+# that memory, and the next image layer takes it back without a copy. With the batch last, a
+# kernel tap's slice of the image, x[c, y0:y1, x0:x1, :], is made of runs of (width x batch)
+# contiguous numbers, where (N, C, H, W) gives runs of one image row (8 numbers in LeNet's
+# second convolution); im2col, col2im and pooling are copies and sums of such slices, and the
+# convolution's matrix products then come out in the same layout, with no transposes. Any
+# other layer sees an ordinary (N, C, H, W) array (flatten copies it to row order).
+
+
+def to_chwn(x: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) -> its (C, H, W, N) contiguous form: free when x is a view of one."""
+    return np.ascontiguousarray(x.transpose(1, 2, 3, 0))
+
+
+def from_chwn(xt: np.ndarray) -> np.ndarray:
+    """(C, H, W, N) -> the (N, C, H, W) view of the same memory."""
+    return xt.transpose(3, 0, 1, 2)
+
+
+def pad(xt: np.ndarray, win: Window, value: float = 0.0) -> np.ndarray:
+    """xt (C, H, W, N) with the window's padding added around height and width."""
     top, left, bottom, right = win.pads
     if not any(win.pads):
-        return x
-    return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
+        return xt
+    return np.pad(xt, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=value)
+
+
+def unpad(dxp: np.ndarray, win: Window, hw: tuple[int, int]) -> np.ndarray:
+    """Crop the padding off dxp (C, H + pads, W + pads, N), a gradient with respect to the
+    padded input."""
+    top, left = win.pads[0], win.pads[1]
+    return dxp[:, top : top + hw[0], left : left + hw[1]]
 
 
 def windows(xp: np.ndarray, win: Window) -> np.ndarray:
-    """Read-only view (N, C, out_h, out_w, kh, kw) of every window of the padded input ``xp``.
+    """Read-only view (C, kh, kw, out_h, out_w, N) of every window of the padded input
+    xp (C, H, W, N).
 
-    No copy: entry [n, c, i, j, p, q] is xp[n, c, i*sh + p*dh, j*sw + q*dw].
+    No copy: entry [c, p, q, i, j, n] is xp[c, i*sh + p*dh, j*sw + q*dw, n]. Reshaped to
+    (C kh kw, out_h out_w N) it is the im2col matrix, and the copy that reshaping makes reads
+    runs of out_w * N numbers when the stride is 1.
     """
-    n, c = xp.shape[:2]
-    sn, sc, sh, sw = xp.strides
+    c = xp.shape[0]
+    sc, sh, sw, sn = xp.strides
     (st_h, st_w), (d_h, d_w) = win.stride, win.dilation
     return np.lib.stride_tricks.as_strided(
         xp,
-        shape=(n, c, *win.out, *win.kernel),
-        strides=(sn, sc, sh * st_h, sw * st_w, sh * d_h, sw * d_w),
+        shape=(c, *win.kernel, *win.out, xp.shape[3]),
+        strides=(sc, sh * d_h, sw * d_w, sh * st_h, sw * st_w, sn),
         writeable=False,
     )
+
+
+def taps(xp: np.ndarray, win: Window):
+    """(tap index, view (C, out_h, out_w, N)) for each kernel tap of the padded input xp
+    (C, H, W, N): the input pixel that tap reads in every window."""
+    kh, kw = win.kernel
+    for ky in range(kh):
+        for kx in range(kw):
+            yield ky * kw + kx, xp[(slice(None), *window_slice(win, ky, kx))]
 
 
 def window_slice(win: Window, p: int, q: int) -> tuple[slice, slice]:
@@ -155,9 +196,3 @@ def window_slice(win: Window, p: int, q: int) -> tuple[slice, slice]:
         slice(p * d_h, p * d_h + (oh - 1) * st_h + 1, st_h),
         slice(q * d_w, q * d_w + (ow - 1) * st_w + 1, st_w),
     )
-
-
-def unpad(dxp: np.ndarray, win: Window, hw: tuple[int, int]) -> np.ndarray:
-    """Crop the padding off a gradient with respect to the padded input."""
-    top, left = win.pads[0], win.pads[1]
-    return dxp[:, :, top : top + hw[0], left : left + hw[1]]
