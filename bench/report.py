@@ -191,6 +191,12 @@ def render(results: dict) -> str:
     )
     L.append("")
     L += _table(["work", "target", "measured", "result"], [list(r) for r in targets(results)])
+    L += [
+        "",
+        "What was changed to get here, and, for each target missed, the profile of what stands "
+        "in the way and what was tried: [performance-notes.md](performance-notes.md) (written "
+        "by hand; this file is generated).",
+    ]
 
     if results["train"]:
         L += ["", "## Training throughput (samples/s, one epoch, float32)", ""]
