@@ -414,8 +414,17 @@ def test_bench_cli_bad_batch_is_exit_2(mlp, capsys):
 # --- the GPU proof script, in its CPU smoke mode ------------------------------------------
 
 
-def test_gpu_proof_smoke_on_cpu(tmp_path, capsys):
+def _gpu_proof(monkeypatch):
+    """bench/ runs from a checkout and is not installed: import it from the repository root
+    (CI runs `pytest`, which does not put the working directory on the path)."""
+    monkeypatch.syspath_prepend(str(ROOT))
     from bench import gpu_proof
+
+    return gpu_proof
+
+
+def test_gpu_proof_smoke_on_cpu(tmp_path, capsys, monkeypatch):
+    gpu_proof = _gpu_proof(monkeypatch)
 
     doc = tmp_path / "performance.md"
     doc.write_text("# Performance\n\n## GPU\n\nold numbers\n\n## CLI latency\n\nkept\n")
@@ -437,8 +446,8 @@ def test_gpu_proof_smoke_on_cpu(tmp_path, capsys):
     assert "| lenet | cpu | 64 | iobinding |" in text
 
 
-def test_gpu_proof_section_is_appended_when_missing(tmp_path):
-    from bench import gpu_proof
+def test_gpu_proof_section_is_appended_when_missing(tmp_path, monkeypatch):
+    gpu_proof = _gpu_proof(monkeypatch)
 
     doc = tmp_path / "p.md"
     doc.write_text("# Performance\n\n## Other\n\nx\n")
@@ -448,8 +457,8 @@ def test_gpu_proof_section_is_appended_when_missing(tmp_path):
     assert doc.read_text() == "# Performance\n\n## Other\n\nx\n\n## GPU\n\nnewer\n"
 
 
-def test_gpu_proof_apply_puts_a_section_in_place(tmp_path, capsys):
-    from bench import gpu_proof
+def test_gpu_proof_apply_puts_a_section_in_place(tmp_path, capsys, monkeypatch):
+    gpu_proof = _gpu_proof(monkeypatch)
 
     doc, section = tmp_path / "p.md", tmp_path / "s.md"
     doc.write_text("# P\n\n## GPU\n\nold\n\n## Next\n\nn\n")
