@@ -160,7 +160,11 @@ class Network:
 
     # -- forward / backward ------------------------------------------------------------------
     def forward_scaled(self, xs: np.ndarray, training: bool = False) -> np.ndarray:
-        """Standardized inputs (batch, features) -> last layer's output (batch, outputs)."""
+        """Standardized inputs (batch, features) -> last layer's output (batch, outputs).
+
+        With ``training`` and a loss fused with the output activation (softmax +
+        cross-entropy), the last layer returns its pre-activation z: ``forward_loss`` applies
+        the activation, inside the loss."""
         for layer in self.layers:
             xs = layer.forward(xs, training)
         return xs
