@@ -56,20 +56,22 @@ def _rate_result(n: int, times: list[float]) -> dict:
     return {"samples_per_s": n / med, "seconds": times, "median_s": med, "samples": n}
 
 
+def _rate(fn, batch: int, min_time: float) -> float:
+    """Samples/s of ``fn`` (one batch per call) called again and again for ``min_time``."""
+    calls, t0 = 0, time.perf_counter()
+    while True:
+        fn()
+        calls += 1
+        el = time.perf_counter() - t0
+        if el >= min_time:
+            return batch * calls / el
+
+
 def _call_rate(fn, batch: int, min_time: float, repeats: int) -> dict:
     """Samples/s of repeated calls: each repeat runs ``fn`` for at least ``min_time``."""
     fn()
     fn()
-    rates = []
-    for _ in range(repeats):
-        calls, t0 = 0, time.perf_counter()
-        while True:
-            fn()
-            calls += 1
-            el = time.perf_counter() - t0
-            if el >= min_time:
-                break
-        rates.append(batch * calls / el)
+    rates = [_rate(fn, batch, min_time) for _ in range(repeats)]
     return {"samples_per_s": statistics.median(rates), "rates": rates}
 
 
@@ -190,14 +192,7 @@ def _alternating_rates(fns: dict, batch: int, min_time: float, repeats: int) -> 
     rates: dict = {k: [] for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
-            calls, t0 = 0, time.perf_counter()
-            while True:
-                fn()
-                calls += 1
-                el = time.perf_counter() - t0
-                if el >= min_time:
-                    break
-            rates[k].append(batch * calls / el)
+            rates[k].append(_rate(fn, batch, min_time))
     return {k: {"samples_per_s": statistics.median(r), "rates": r} for k, r in rates.items()}
 
 

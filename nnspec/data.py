@@ -187,14 +187,19 @@ def _csv_rows(path: Path, text: str) -> list[tuple[int, list[str]]]:
     return rows
 
 
-def load_csv(path: Path, target: str | list[str], features: list[str] | None, task: str) -> Dataset:
-    """Read a CSV with a header row. Errors name the file, row and column."""
+def read_csv_text(path: Path) -> str:
+    """A CSV file's text (a UTF-8 byte-order mark dropped), or a DataError that says why not."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise DataError(f"{path}: data file not found") from None
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot read as UTF-8 CSV text: {e}") from None
+
+
+def load_csv(path: Path, target: str | list[str], features: list[str] | None, task: str) -> Dataset:
+    """Read a CSV with a header row. Errors name the file, row and column."""
+    text = read_csv_text(path)
     rows = [(n, r) for n, r in _csv_rows(path, text) if any(c.strip() for c in r)]
     if not rows:
         raise DataError(f"{path}: the file is empty; expected a header row and data rows")

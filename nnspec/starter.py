@@ -29,6 +29,7 @@ from pathlib import Path
 
 import yaml
 
+from .data import read_csv_text
 from .errors import DataError, NnspecError
 
 SCHEMA_NAME = "schema.json"
@@ -104,12 +105,7 @@ def _guess_task(values: list[str]) -> tuple[str, str]:
 
 def _csv_target_values(path: Path, target: str | None) -> tuple[str, list[str]]:
     """(target column, its cells); the target defaults to the last column."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"{path}: data file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot read as UTF-8 CSV text: {e}") from None
+    text = read_csv_text(path)
     try:
         rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
     except csv.Error as e:
