@@ -15,7 +15,7 @@ from onnx import TensorProto, helper
 
 from nnspec import cli, load_spec
 from nnspec.pipeline import resolve, train_full
-from nnspec.shapes import print_summary, summary, summary_table
+from nnspec.shapes import _rich_plain_table, print_summary, summary, summary_table
 
 SPEC_DIR = ROOT / "specs"
 HEADER = re.compile(r"^layer +kind +output shape +params +trainable$")
@@ -104,6 +104,37 @@ def test_frozen_layers_are_counted_apart():
     table = parse_table(summary_table(data))
     assert table["rows"][2][4] == "no" and table["rows"][1][4] == "yes"
     assert table["totals"]["frozen"] == 250_500
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
+def test_plain_table_is_the_text_rich_draws(spec):
+    """Pipes get a table written without rich (start-up time); it must be rich's, char for
+    char: for every shipped spec, with frozen layers, and with a name wider than the rest."""
+    loaded = load_spec(spec)
+    io_, rows = resolve(loaded)
+    data = summary(loaded, io_, rows)
+    assert summary_table(data) == _rich_plain_table(data)
+    rows[-1] = type(rows[-1])("x" * 70, rows[-1].kind, rows[-1].output_shape, 10**9, False)
+    data = summary(loaded, io_, rows)
+    assert summary_table(data) == _rich_plain_table(data)
+
+
+def test_piped_validate_does_not_import_rich(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from nnspec import cli; cli.main(['validate', sys.argv[1]]); "
+        "print('rich' in sys.modules, file=sys.stderr)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(SPEC_DIR / "dbn.yaml")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "hidden3" in proc.stdout
+    assert proc.stderr.strip().splitlines()[-1] == "False"
 
 
 class _Terminal(io.StringIO):
