@@ -13,6 +13,7 @@ import numpy as np
 
 from ..data import Dataset
 from ..errors import NnspecError
+from ..losses import ones
 from ..network import Network
 from . import checkpoint as ckpt
 from .optimizers import FLUSH_EVERY, OPTIMIZERS
@@ -277,7 +278,9 @@ class _Run:
         if net.task == "classification":
             st.correct += _count_correct(out, tb)
         else:
-            st.sq_err += np.sum((out - tb) ** 2, axis=0)
+            d = out - tb
+            d *= d
+            st.sq_err += ones(len(d), d.dtype) @ d  # column sums, as one BLAS call
 
     def end_epoch(self, epoch: int) -> dict:
         """The epoch's history row (train metrics from the running sums, then validation),
