@@ -223,16 +223,19 @@ def run(args) -> dict:
             results["workers"]["numpy/gemm"] = w
             results["gemm"] = w.get("gemm")
         if "train" in sel.sections:
-            for peer in peers:
-                models = [m for m in sel.models if peer != "sklearn" or MODELS[m].mlp]
-                if not models:
-                    continue
-                task = {**base, "peer": peer, "kind": "train", "cases": train_cases(models)}
-                task["repeats"] = base["train_repeats"]
-                w = run_worker(task, workdir, args.timeout)
-                results["workers"][f"{peer}/train"] = w
-                for key, r in w.get("cases", {}).items():
-                    results["train"].setdefault(key, {})[peer] = r
+            # Model by model, the peers one after the other: a shared machine's speed drifts
+            # over minutes, and peers measured a minute apart compare better than peers
+            # measured three minutes apart (as a whole section per peer did).
+            for model in sel.models:
+                for peer in peers:
+                    if peer == "sklearn" and not MODELS[model].mlp:
+                        continue
+                    task = {**base, "peer": peer, "kind": "train", "cases": train_cases([model])}
+                    task["repeats"] = base["train_repeats"]
+                    w = run_worker(task, workdir, args.timeout)
+                    results["workers"][f"{peer}/train/{model}"] = w
+                    for key, r in w.get("cases", {}).items():
+                        results["train"].setdefault(key, {})[peer] = r
         if "infer" in sel.sections:
             cases = [{"model": m} for m in INFER_MODELS if m in sel.models]
             for peer in [p for p in peers if p in ("nnspec", "torch")]:

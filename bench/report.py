@@ -168,7 +168,8 @@ def render(results: dict) -> str:
             )
         )
     L.append(
-        f"- method: one process per peer; {s['warmup']} warm-up epoch then the median of "
+        "- method: one process per peer and model, the peers one after the other for each "
+        f"model; {s['warmup']} warm-up epoch then the median of "
         f"{s.get('train_repeats', s['repeats'])} timed epochs per case; float32 everywhere; "
         f"threads = {s['threads']} "
         "(`torch.set_num_threads`, BLAS default); inference: median of "
