@@ -207,7 +207,7 @@ def _predict(args) -> int:
 
     if args.output:
         atomic.check_writable(args.output)
-    model = Model(args.model, device=args.device)
+    model = Model(args.model, device=args.device, strict=args.strict, use_tf32=not args.no_tf32)
     x = read_inputs(Path(args.input), model.feature_names, model.n_features)
     text = write_predictions(model.predict(x))
     if args.output:
@@ -326,6 +326,17 @@ def parser() -> argparse.ArgumentParser:
         choices=["auto", "cpu", "cuda"],
         default="auto",
         help="where onnxruntime runs the model (default: auto)",
+    )
+    s.add_argument(
+        "--strict",
+        action="store_true",
+        help="on CUDA, refuse the model unless every node runs on the GPU (no silent CPU fallback)",
+    )
+    s.add_argument(
+        "--no-tf32",
+        action="store_true",
+        help="on CUDA, full float32 matrix products (onnxruntime uses TF32 by default, about "
+        "1e-3 relative error)",
     )
     s.set_defaults(func=_predict)
 

@@ -144,6 +144,17 @@ def test_strict_lists_cuda_alone_and_disables_cpu_fallback(fake, mlp):
     assert model.device == "cuda"
 
 
+def test_predict_cli_passes_strict_and_no_tf32(fake, mlp, tmp_path, capsys):
+    rows = tmp_path / "rows.npy"
+    np.save(rows, np.zeros((3, 4), dtype=np.float32))
+    code = main(["predict", str(mlp), str(rows), "--device", "cuda", "--strict", "--no-tf32"])
+    assert code == 0, capsys.readouterr().err
+    providers, options = fake.sessions[-1]
+    assert providers == [(CUDA, {"device_id": "0", "use_tf32": "0"})]
+    assert _config(options) == "1"
+    assert len(capsys.readouterr().out.strip().splitlines()) == 4  # header + 3 rows
+
+
 def test_cpu_device_never_asks_for_cuda(fake, mlp):
     model = Model(mlp, device="cpu", strict=True)
     assert [p for p, _ in fake.sessions] == [[CPU]]
