@@ -293,29 +293,17 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    gpu = _gpu_section(out)
+    from .gpu_proof import read_section, replace_section
+
+    gpu = read_section(out)
     out.write_text(text)
     if gpu:  # measured on a lent GPU machine by bench/gpu_proof.py: not this run's to drop
-        from .gpu_proof import replace_section
-
         replace_section(out, gpu)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     for k, e in results["errors"].items():
         print(f"bench: {k} failed: {e}", file=sys.stderr)
     return 1 if results["errors"] else 0
-
-
-def _gpu_section(doc: Path) -> str | None:
-    """The '## GPU' section of an existing report (up to the next '## '), if it has one."""
-    if not doc.exists():
-        return None
-    lines = doc.read_text().splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == "## GPU"), None)
-    if start is None:
-        return None
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    return "".join(lines[start:end])
 
 
 if __name__ == "__main__":
