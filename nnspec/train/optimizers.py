@@ -39,18 +39,13 @@ def _state(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: np.zeros_like(v) for k, v in params.items()}
 
 
-def _groups(params, grads, *tables) -> list[tuple[np.ndarray, ...]]:
-    """``(param, grad, state...)`` tuples to update: chunks of the flat buffers for packed
-    tables, else one tuple per key."""
-    if (
-        isinstance(params, Packed)
-        and isinstance(grads, Packed)
-        and all(isinstance(t, Packed) for t in tables)
-    ):
-        flats = (params.flat, grads.flat, *(t.flat for t in tables))
-        n = flats[0].size
-        return [tuple(a[i : i + CHUNK] for a in flats) for i in range(0, max(n, 1), CHUNK)]
-    return [(p, grads[k], *(t[k] for t in tables)) for k, p in params.items()]
+def _chunks(*tables: dict[str, np.ndarray]) -> list[tuple[np.ndarray, ...]]:
+    """Same-layout tables (parameters, gradients, state...) as tuples of arrays to update
+    together: chunks of the flat buffers when all are packed, else one tuple per key."""
+    if all(isinstance(t, Packed) for t in tables):
+        n = tables[0].flat.size
+        return [tuple(t.flat[i : i + CHUNK] for t in tables) for i in range(0, n, CHUNK)]
+    return [tuple(t[k] for t in tables) for k in tables[0]]
 
 
 def _run(update, groups: list) -> None:
@@ -60,9 +55,10 @@ def _run(update, groups: list) -> None:
 
 
 class _Groups:
-    """``_groups`` computed once per (params, grads) pair: a step on a small network is a few
-    microseconds of arithmetic, and rebuilding the list each time would double it. The
-    tables themselves are kept (not their ids, which a new dict may reuse) and compared."""
+    """``_chunks`` of (params, grads, state...) computed once per (params, grads) pair: a
+    step on a small network is a few microseconds of arithmetic, and rebuilding the list
+    each time would double it. The tables themselves are kept (not their ids, which a new
+    dict may reuse) and compared."""
 
     def __init__(self):
         self._params = self._grads = self._groups = None
@@ -70,16 +66,8 @@ class _Groups:
     def __call__(self, params, grads, *tables):
         if params is not self._params or grads is not self._grads:
             self._params, self._grads = params, grads
-            self._groups = _groups(params, grads, *tables)
+            self._groups = _chunks(params, grads, *tables)
         return self._groups
-
-
-def _chunks(*tables: dict[str, np.ndarray]) -> list[tuple[np.ndarray, ...]]:
-    """The arrays of state tables, in chunks when packed: what ``flush`` goes over."""
-    if all(isinstance(t, Packed) for t in tables):
-        n = tables[0].flat.size
-        return [tuple(t.flat[i : i + CHUNK] for t in tables) for i in range(0, n, CHUNK)]
-    return [tuple(t[k] for t in tables) for k in tables[0]]
 
 
 def flush_subnormals(*arrays: np.ndarray) -> None:
