@@ -200,14 +200,13 @@ def _print_train_summary(spec, m: dict, args) -> None:
 
 
 def _predict(args) -> int:
-    from nnspec_runtime import Model
-
     from . import atomic
+    from .modelbench import open_model
     from .predict_io import read_inputs, write_predictions
 
     if args.output:
         atomic.check_writable(args.output)
-    model = Model(args.model, device=args.device, strict=args.strict, use_tf32=not args.no_tf32)
+    model = open_model(args)
     x = read_inputs(Path(args.input), model.feature_names, model.n_features)
     text = write_predictions(model.predict(x))
     if args.output:
@@ -271,6 +270,10 @@ def _init(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    # Light (argparse only): it imports the runtime when a command runs.
+    from .modelbench import add_device_arguments
+    from .modelbench import add_parser as add_bench
+
     p = argparse.ArgumentParser(
         prog="nnspec",
         description="Compile declarative YAML network specs: validate, train with NumPy "
@@ -321,23 +324,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("model", help=".onnx file written by nnspec")
     s.add_argument("input", help="CSV (with or without a header row) or .npy of (rows, features)")
     s.add_argument("-o", "--output", help="CSV to write (default: standard output)")
-    s.add_argument(
-        "--device",
-        choices=["auto", "cpu", "cuda"],
-        default="auto",
-        help="where onnxruntime runs the model (default: auto)",
-    )
-    s.add_argument(
-        "--strict",
-        action="store_true",
-        help="on CUDA, refuse the model unless every node runs on the GPU (no silent CPU fallback)",
-    )
-    s.add_argument(
-        "--no-tf32",
-        action="store_true",
-        help="on CUDA, full float32 matrix products (onnxruntime uses TF32 by default, about "
-        "1e-3 relative error)",
-    )
+    add_device_arguments(s)
     s.set_defaults(func=_predict)
 
     s = sub.add_parser(
@@ -381,8 +368,6 @@ def parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--force", action="store_true", help="overwrite PATH if it exists")
     s.set_defaults(func=_init)
-
-    from .modelbench import add_parser as add_bench  # light: imports the runtime when run
 
     add_bench(sub)
     return p

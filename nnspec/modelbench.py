@@ -20,16 +20,42 @@ def _positive(text: str) -> int:
     return value
 
 
-def add_parser(sub) -> None:
-    """The ``bench`` subcommand, on the subparsers of ``nnspec``."""
-    s = sub.add_parser("bench", help="time an exported model: samples/s and latency percentiles")
-    s.add_argument("model", help=".onnx file")
+def add_device_arguments(s) -> None:
+    """--device, --strict and --no-tf32: how a command that runs a model opens it (predict,
+    bench); ``open_model`` reads them."""
     s.add_argument(
         "--device",
         choices=["auto", "cpu", "cuda"],
         default="auto",
         help="where onnxruntime runs the model (default: auto)",
     )
+    s.add_argument(
+        "--strict",
+        action="store_true",
+        help="on CUDA, refuse the model unless every node runs on the GPU (no silent CPU fallback)",
+    )
+    s.add_argument(
+        "--no-tf32",
+        action="store_true",
+        help="on CUDA, full float32 matrix products (onnxruntime uses TF32 by default, about "
+        "1e-3 relative error)",
+    )
+
+
+def open_model(args, **options):
+    """``nnspec_runtime.Model`` of ``args.model`` with the options of ``add_device_arguments``."""
+    from nnspec_runtime import Model
+
+    return Model(
+        args.model, device=args.device, strict=args.strict, use_tf32=not args.no_tf32, **options
+    )
+
+
+def add_parser(sub) -> None:
+    """The ``bench`` subcommand, on the subparsers of ``nnspec``."""
+    s = sub.add_parser("bench", help="time an exported model: samples/s and latency percentiles")
+    s.add_argument("model", help=".onnx file")
+    add_device_arguments(s)
     s.add_argument(
         "--batch",
         type=_positive,
@@ -49,23 +75,14 @@ def add_parser(sub) -> None:
     s.add_argument(
         "--chunk-size", type=_positive, help="most rows per onnxruntime run (default: the model's)"
     )
-    s.add_argument("--strict", action="store_true", help="CUDA: refuse any node on the CPU")
-    s.add_argument("--no-tf32", action="store_true", help="CUDA: float32 matrix products, not TF32")
     s.add_argument("--json", action="store_true", help="print the results as JSON")
     s.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from nnspec_runtime import Model
     from nnspec_runtime.bench import PATHS, measure, table
 
-    model = Model(
-        args.model,
-        device=args.device,
-        chunk_size=args.chunk_size,
-        strict=args.strict,
-        use_tf32=not args.no_tf32,
-    )
+    model = open_model(args, chunk_size=args.chunk_size)
     path = "iobinding" if args.iobinding else "run"
     results = [
         measure(model, batch, path, repeats=args.repeats, warmup=args.warmup)
