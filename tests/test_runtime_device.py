@@ -65,14 +65,18 @@ class FakeOrt:
     """onnxruntime-gpu on a CUDA machine, as far as the runtime can tell.
 
     cuda: CUDA is in the available providers. active: a session asked for CUDA reports it
-    (else it reports the CPU only, as onnxruntime does when the CUDA libraries are missing).
-    fail: making a session with CUDA raises. preload: the module has preload_dlls.
+    (else it reports the CPU only, as onnxruntime does when the CUDA libraries are missing,
+    and a strict session is refused). fail: making a session with CUDA raises. preload: the
+    module has preload_dlls. unloaded: the libraries preload_dlls says it failed to load.
+    no_kernel: a strict session is refused, as for a node without a CUDA kernel.
     """
 
     __version__ = "1.99.0"
+    __name__ = "fake_onnxruntime"
 
     def __init__(self, cuda=True, active=True, fail=False, preload=True):
         self.cuda, self.active, self.fail = cuda, active, fail
+        self.unloaded, self.no_kernel = [], False
         self.sessions = []  # (providers, SessionOptions) of each session made
         self.preloads = 0
         self.SessionOptions = onnxruntime.SessionOptions
@@ -81,6 +85,11 @@ class FakeOrt:
             self.preload_dlls = self._preload
 
     def _preload(self):
+        # What onnxruntime-gpu 1.31.1 prints without the nvidia-* wheels.
+        for name in self.unloaded:
+            print(f"Failed to load {name}: {name}: cannot open shared object file")
+        if self.unloaded:
+            print("Please follow https://onnxruntime.ai/docs/install/#cuda-and-cudnn")
         self.preloads += 1
 
     def get_available_providers(self):
@@ -91,6 +100,12 @@ class FakeOrt:
         names = [p[0] if isinstance(p, tuple) else p for p in providers]
         if self.fail and CUDA in names:
             raise RuntimeError("CUDA failure 100: no CUDA-capable device is detected")
+        if names == [CUDA] and (self.no_kernel or not self.active):
+            raise RuntimeError(
+                "[ONNXRuntimeError] : 1 : FAIL : This session contains graph nodes that are "
+                "assigned to the default CPU EP, but fallback to CPU EP has been explicitly "
+                "disabled by the user."
+            )
         # Its own options: the strict entry would make a CPU-only session refuse.
         real = onnxruntime.InferenceSession(model, providers=[CPU])
         # onnxruntime lists the CPU provider after CUDA even in a strict session.
@@ -104,6 +119,7 @@ def fake(monkeypatch):
     ort = FakeOrt()
     monkeypatch.setattr(runtime_model, "_ort", lambda: ort)
     monkeypatch.setattr(rdevice, "_preloaded", False)
+    monkeypatch.setattr(rdevice, "_unloaded", [])
     return ort
 
 
@@ -197,13 +213,54 @@ def test_refused_when_the_session_is_not_on_cuda(fake, mlp):
 
 def test_cuda_start_failure_is_a_device_error(fake, mlp):
     fake.fail = True
-    with pytest.raises(DeviceError, match="the CUDA provider failed to start: CUDA failure 100"):
-        Model(mlp, device="cuda")
-    with pytest.raises(DeviceError, match="with strict=True"):
-        Model(mlp, device="cuda", strict=True)
+    for strict in (False, True):
+        with pytest.raises(DeviceError, match="the CUDA provider failed to start: CUDA fail"):
+            Model(mlp, device="cuda", strict=strict)
     # auto goes on with a CPU session of its own.
     model = Model(mlp, device="auto")
     assert model.device == "cpu" and fake.sessions[-1][0] == [CPU]
+
+
+def test_unloaded_cuda_libraries_are_named_not_printed(fake, mlp, capsys, monkeypatch):
+    # onnxruntime-gpu 1.31.1 without the nvidia-* wheels, as seen on a machine with no GPU:
+    # preload_dlls prints what it could not load and the session falls back to the CPU.
+    fake.active = False
+    fake.unloaded = ["libcublasLt.so.13", "libcublas.so.13", "libcurand.so.10"]
+    monkeypatch.setattr(rdevice, "onnxruntime_distributions", lambda: [("onnxruntime-gpu", "1")])
+    monkeypatch.setattr(runtime_model, "cuda_build", lambda ort: "13.0")
+    monkeypatch.setattr(rdevice, "cuda_driver_error", lambda: None)
+    assert Model(mlp, device="auto").device == "cpu"
+    with pytest.raises(DeviceError) as e:
+        Model(mlp, device="cuda")
+    assert capsys.readouterr().out == ""  # kept for the message instead
+    assert fake.preloads == 1
+    msg = str(e.value)
+    assert "made a session on CPUExecutionProvider" in msg
+    assert (
+        "the CUDA 13 libraries that onnxruntime-gpu needs did not load (libcublasLt.so.13, "
+        'libcublas.so.13, libcurand.so.10): pip install "onnxruntime-gpu[cuda,cudnn]"'
+    ) in msg
+
+
+def test_strict_refusal_says_whether_cuda_started(fake, mlp):
+    # CUDA did not start: every node fell to the CPU, which strict forbids. The message must
+    # not blame a missing kernel.
+    fake.active = False
+    with pytest.raises(DeviceError) as e:
+        Model(mlp, device="cuda", strict=True)
+    msg = str(e.value)
+    assert "the CUDA provider did not start (onnxruntime made a session on CPU" in msg
+    assert "CUDA kernel" not in msg and "fallback to CPU EP has been explicitly" in msg
+    # CUDA starts, but a node would run on the CPU.
+    fake.active, fake.no_kernel = True, True
+    with pytest.raises(DeviceError) as e:
+        Model(mlp, device="cuda", strict=True)
+    msg = str(e.value)
+    assert "strict=True asks for every node on the GPU, but onnxruntime would run some" in msg
+    assert "for want of a CUDA kernel" in msg and "strict=False lets them run there" in msg
+    # The relaxed probe asked for CUDA with the same options, CPU fallback allowed.
+    assert fake.sessions[-1][0] == [(CUDA, {"device_id": "0", "use_tf32": "1"}), CPU]
+    assert Model(mlp, device="cuda").device == "cuda"
 
 
 def test_no_cuda_provider_names_the_installation(fake, mlp, monkeypatch):
@@ -227,9 +284,48 @@ def test_both_distributions_installed_are_named(fake, mlp, monkeypatch):
     assert rdevice.SWAP in msg
 
 
-def test_install_hints():
-    assert "NVIDIA driver" in rdevice.install_hint([("onnxruntime-gpu", "1.31.1")])
+def test_install_hints(monkeypatch):
+    gpu = [("onnxruntime-gpu", "1.31.1")]
+    monkeypatch.setattr(rdevice, "cuda_driver_error", lambda: None)  # as with a driver
+    assert "NVIDIA driver" in rdevice.install_hint(gpu)
+    assert "check the NVIDIA driver (nvidia-smi) and the CUDA 13 and cuDNN" in (
+        rdevice.install_hint(gpu, cuda_version="13.0")
+    )
+    missing = rdevice.install_hint(gpu, unloaded=["libcudnn.so.9"])
+    assert "the CUDA libraries that onnxruntime-gpu needs did not load (libcudnn.so.9)" in missing
     assert "in place of onnxruntime" in rdevice.install_hint([("onnxruntime", "1.32.0")])
+
+
+def test_a_missing_driver_is_named(monkeypatch):
+    # onnxruntime-gpu 1.31.1 with its CUDA wheels on a machine without a GPU: the provider's
+    # library fails on libcuda.so.1 and the session falls back to the CPU.
+    def load(name):
+        raise OSError(f"{name}: cannot open shared object file: No such file or directory")
+
+    error = rdevice.cuda_driver_error(load)
+    assert error.endswith(
+        "did not load (libcuda.so.1: cannot open shared object file: No such file or directory)"
+    ) or error.startswith("nvcuda.dll")
+    assert rdevice.cuda_driver_error(lambda name: None) is None
+    monkeypatch.setattr(rdevice, "cuda_driver_error", lambda: "libcuda.so.1 did not load (x)")
+    hint = rdevice.install_hint([("onnxruntime-gpu", "1.31.1")])
+    assert hint.startswith("the NVIDIA driver is missing: libcuda.so.1 did not load (x); a ")
+    assert "device='cpu'" in hint and "libraries" not in hint
+    # Neither driver nor libraries (a bare CPU machine): the driver first, then the libraries.
+    hint = rdevice.install_hint([("onnxruntime-gpu", "1.31.1")], ["libcublas.so.13"], "13.0")
+    assert hint.startswith("the NVIDIA driver is missing: libcuda.so.1 did not load (x); a ")
+    assert hint.endswith(
+        "; the CUDA 13 libraries that onnxruntime-gpu needs did not load either "
+        '(libcublas.so.13): pip install "onnxruntime-gpu[cuda,cudnn]" brings them as nvidia-* '
+        "wheels, or put CUDA 13 and cuDNN on LD_LIBRARY_PATH"
+    )
+
+
+def test_cuda_build_of_the_installed_onnxruntime():
+    # The CPU build's build_and_package_info has no cuda_version; the GPU build's says "13.0".
+    expected = "13.0" if onnxruntime.get_device() == "GPU" else None
+    assert rdevice.cuda_build(onnxruntime) == expected
+    assert rdevice.cuda_build(types.ModuleType("not_onnxruntime")) is None
 
 
 def test_installed_distributions_are_read_from_metadata():

@@ -6,7 +6,12 @@ that they are tested on a machine without a GPU; ``model.py`` makes the session 
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
@@ -74,20 +79,62 @@ def session_config(providers: list) -> dict[str, str]:
 
 
 _preloaded = False
+# The libraries that onnxruntime.preload_dlls() reported it could not load, by file name.
+_unloaded: list[str] = []
+_FAILED = re.compile(r"^Failed to load (\S+?): ", re.MULTILINE)
 
 
-def preload_cuda_libraries(ort) -> None:
+def preload_cuda_libraries(ort) -> list[str]:
     """Load the CUDA and cuDNN libraries that pip installed with onnxruntime-gpu (the
-    ``nvidia-*`` wheels), which the dynamic loader does not look for; once per process."""
-    global _preloaded
+    ``nvidia-*`` wheels), which the dynamic loader does not look for; once per process.
+
+    Returns the file names of the libraries it could not load (``libcublasLt.so.13``, ...).
+    onnxruntime prints them to stdout; they are kept instead, for the ``DeviceError`` of a
+    CUDA session that then fails to start (with ``device="auto"`` the CPU is used, quietly).
+    """
+    global _preloaded, _unloaded
     # preload_dlls came with onnxruntime 1.21; older versions find CUDA on the library path.
     if _preloaded or not hasattr(ort, "preload_dlls"):
-        return
+        return _unloaded
+    report = io.StringIO()
     try:
-        ort.preload_dlls()
+        # Once per process, at the first CUDA model: a print from another thread in this
+        # moment would land in the report too, which only costs that line.
+        with contextlib.redirect_stdout(report):
+            ort.preload_dlls()
     except Exception:  # a missing library shows later, when the session is made
         pass
+    _unloaded = [Path(name).name for name in _FAILED.findall(report.getvalue())]
     _preloaded = True
+    return _unloaded
+
+
+def cuda_build(ort) -> str | None:
+    """The CUDA version this onnxruntime was built for ("13.0"), or None (a CPU build)."""
+    try:
+        info = importlib.import_module(f"{ort.__name__}.capi.build_and_package_info")
+    except Exception:  # a stand-in module, or an onnxruntime without the file
+        return None
+    return getattr(info, "cuda_version", None) or None
+
+
+def cuda_driver_error(load=None) -> str | None:
+    """Why the NVIDIA driver's library (libcuda.so.1, nvcuda.dll) does not load, or None.
+
+    onnxruntime-gpu with its CUDA wheels but no driver (a machine without a GPU) falls back
+    to the CPU; this names the cause. ``load`` stands in for ``ctypes.CDLL`` in tests.
+    """
+    import ctypes
+    import sys
+
+    name = "nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1"
+    if sys.platform == "darwin":
+        return None
+    try:
+        (load or ctypes.CDLL)(name)
+    except OSError as e:
+        return f"{name} did not load ({e})"
+    return None
 
 
 def onnxruntime_distributions() -> list[tuple[str, str]]:
@@ -113,8 +160,16 @@ def onnxruntime_distributions() -> list[tuple[str, str]]:
     return sorted(found)
 
 
-def install_hint(distributions: list[tuple[str, str]] | None = None) -> str:
-    """What to do about the onnxruntime installation when CUDA cannot be used."""
+def install_hint(
+    distributions: list[tuple[str, str]] | None = None,
+    unloaded: list[str] | None = None,
+    cuda_version: str | None = None,
+) -> str:
+    """What to do about the onnxruntime installation when CUDA cannot be used.
+
+    ``unloaded``: the libraries ``preload_cuda_libraries`` could not load; ``cuda_version``:
+    the CUDA version onnxruntime-gpu was built for.
+    """
     dists = onnxruntime_distributions() if distributions is None else distributions
     names = {name for name, _ in dists}
     if "onnxruntime-gpu" in names and len(names) > 1:
@@ -123,9 +178,25 @@ def install_hint(distributions: list[tuple[str, str]] | None = None) -> str:
             f"{both} are installed: they write the same onnxruntime/ directory, and whichever "
             f"was installed last wins; keep only onnxruntime-gpu: {SWAP}"
         )
+    cuda = f"CUDA {cuda_version.split('.')[0]}" if cuda_version else "CUDA"
+    libraries = (
+        f"the {cuda} libraries that onnxruntime-gpu needs did not load{{}} "
+        f'({", ".join(unloaded or [])}): pip install "onnxruntime-gpu[cuda,cudnn]" brings them '
+        f"as nvidia-* wheels, or put {cuda} and cuDNN on LD_LIBRARY_PATH"
+    )
     if "onnxruntime-gpu" in names:
+        # The driver first: without a GPU, installing the CUDA libraries is 2 GB of no use.
+        driver = cuda_driver_error()
+        if driver:
+            also = f"; {libraries.format(' either')}" if unloaded else ""
+            return (
+                f"the NVIDIA driver is missing: {driver}; a machine without an NVIDIA GPU "
+                f"runs models with device='cpu' (or 'auto'){also}"
+            )
+        if unloaded:
+            return libraries.format("")
         return (
-            "onnxruntime-gpu is installed: check the NVIDIA driver (nvidia-smi) and the CUDA "
-            'and cuDNN libraries (pip install "onnxruntime-gpu[cuda,cudnn]")'
+            "onnxruntime-gpu is installed: check the NVIDIA driver (nvidia-smi) and the "
+            f'{cuda} and cuDNN libraries (pip install "onnxruntime-gpu[cuda,cudnn]")'
         )
     return f"install onnxruntime-gpu in place of onnxruntime ({SWAP}), or use device='cpu'"

@@ -6,7 +6,7 @@ import json
 import mmap
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ from .device import (
     MAX_CUDA_ROWS,
     SWAP,
     CudaOptions,
+    cuda_build,
     install_hint,
     preload_cuda_libraries,
     session_config,
@@ -68,7 +69,10 @@ def _cuda_available(ort) -> bool:
 
 def _session(ort, model: bytes | str, providers: list):
     options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only: the plugin-EP warning is noise here
+    # The session's own log: errors only. onnxruntime-gpu's default logger still prints its
+    # warnings (a harmless "No registered plugin EP device found" on every CUDA session, and
+    # the CUDA libraries' load errors), which stay: they say why CUDA did not start.
+    options.log_severity_level = 3
     # A provider list without the CPU provider (strict=True) turns off the CPU fallback.
     for key, value in session_config(providers).items():
         options.add_session_config_entry(key, value)
@@ -401,19 +405,12 @@ class Model:
                 f"{', '.join(ort.get_available_providers())}); {install_hint()}"
             )
         if device != "cpu" and cuda:
-            preload_cuda_libraries(ort)
+            unloaded = preload_cuda_libraries(ort)
             try:
                 session = _session(ort, data, self.cuda_options.providers())
             except Exception as e:  # onnxruntime raises its own exception types
                 if device == "cuda":
-                    strict = (
-                        " with strict=True (expected every node on the GPU; strict=False lets "
-                        "a node without a CUDA kernel run on the CPU)"
-                    )
-                    raise DeviceError(
-                        f"{where}: the CUDA provider failed to start"
-                        f"{strict if self.cuda_options.strict else ''}: {e}; {install_hint()}"
-                    ) from None
+                    raise DeviceError(self._refusal(ort, data, where, e, unloaded)) from None
             else:
                 # onnxruntime falls back to the CPU provider, with only a logged error, when
                 # the CUDA libraries or the GPU are missing: what it made is checked.
@@ -423,12 +420,38 @@ class Model:
                 if device == "cuda":
                     raise DeviceError(
                         f"{where}: device='cuda' was asked for, but onnxruntime made a session "
-                        f"on {got[0]} (expected {CUDA} first, got {got}); {install_hint()}"
+                        f"on {got[0]} (expected {CUDA} first, got {got}); "
+                        f"{install_hint(unloaded=unloaded, cuda_version=cuda_build(ort))}"
                     )
         try:
             return _session(ort, data, [CPU]), "cpu"
         except Exception as e:
             raise RuntimeModelError(f"{where}: not a loadable ONNX model: {e}") from None
+
+    def _refusal(self, ort, data, where: str, error: Exception, unloaded: list[str]) -> str:
+        """Why a CUDA session could not be made: the message of its ``DeviceError``."""
+        hint = install_hint(unloaded=unloaded, cuda_version=cuda_build(ort))
+        if not self.cuda_options.strict:
+            return f"{where}: the CUDA provider failed to start: {error}; {hint}"
+        # A strict session is refused both when a node has no CUDA kernel and when CUDA does
+        # not start at all (every node then falls to the CPU): a session with the CPU
+        # fallback allowed tells the two apart.
+        relaxed = replace(self.cuda_options, strict=False).providers()
+        try:
+            got = _session(ort, data, relaxed).get_providers()
+        except Exception as e:
+            return f"{where}: the CUDA provider failed to start: {e}; {hint}"
+        if got[0] != CUDA:
+            return (
+                f"{where}: device='cuda' was asked for, but the CUDA provider did not start "
+                f"(onnxruntime made a session on {got[0]}; strict=True then refuses it: "
+                f"{error}); {hint}"
+            )
+        return (
+            f"{where}: strict=True asks for every node on the GPU, but onnxruntime would run "
+            f"some on the CPU, for want of a CUDA kernel ({error}); strict=False lets them run "
+            "there"
+        )
 
     def _describe(self) -> None:
         inputs = self.session.get_inputs()
