@@ -1,27 +1,58 @@
-"""The runtime on a real GPU. Skipped where onnxruntime has no CUDA provider (CI, laptops).
+"""The runtime on a real GPU. Skipped where CUDA does not work (CI, laptops, onnxruntime-gpu
+on a machine without a GPU); with ``NNSPEC_REQUIRE_GPU=1`` they run anyway and fail there,
+so that a GPU machine whose CUDA is broken cannot pass them by skipping.
 
 On the lent GPU machine: install onnxruntime-gpu (see ../shared/gpu/README.md), then
-``pytest -m gpu tests/test_gpu.py -s``; ``bench/gpu_proof.py`` records the numbers.
+``NNSPEC_REQUIRE_GPU=1 pytest -m gpu tests/test_gpu.py``; ``bench/gpu_proof.py`` records
+the numbers.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import time
 
 import numpy as np
 import onnxruntime
 import pytest
 from conftest import ROOT
+from onnx import TensorProto, helper
 
 import nnspec
 from nnspec import pipeline
 from nnspec_runtime import Model
 
+CUDA = "CUDAExecutionProvider"
+
+
+def _why_no_cuda() -> str | None:
+    """Why CUDA cannot run a session here, or None when it can."""
+    if CUDA not in onnxruntime.get_available_providers():
+        return "onnxruntime has no CUDA provider here"
+    if hasattr(onnxruntime, "preload_dlls"):
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints what it cannot load
+            onnxruntime.preload_dlls()
+    # onnxruntime-gpu without a GPU, driver or CUDA libraries falls back to the CPU.
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "probe", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 4
+    got = onnxruntime.InferenceSession(
+        model.SerializeToString(), options, providers=[CUDA, "CPUExecutionProvider"]
+    ).get_providers()
+    return None if got[0] == CUDA else f"the CUDA provider does not start here (got {got})"
+
+
+WHY_NO_CUDA = _why_no_cuda()
 pytestmark = [
     pytest.mark.gpu,
     pytest.mark.skipif(
-        "CUDAExecutionProvider" not in onnxruntime.get_available_providers(),
-        reason="onnxruntime has no CUDA provider here",
+        WHY_NO_CUDA is not None and os.environ.get("NNSPEC_REQUIRE_GPU") != "1",
+        reason=str(WHY_NO_CUDA),
     ),
 ]
 

@@ -576,3 +576,38 @@ def test_gpu_proof_apply_puts_a_section_in_place(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit):
         gpu_proof.main(["--apply", str(section), "--doc", str(doc)])
     assert "expected a file that starts with '## GPU'" in capsys.readouterr().err
+
+
+def test_gpu_proof_records_a_failing_model_and_goes_on(tmp_path, capsys, monkeypatch):
+    gpu_proof = _gpu_proof(monkeypatch)
+    prove = gpu_proof.prove
+
+    def flaky(report, Model, name, path, args):
+        if name == "dbn":
+            raise MemoryError("CUDA out of memory (as a GPU run might)")
+        prove(report, Model, name, path, args)
+
+    monkeypatch.setattr(gpu_proof, "prove", flaky)
+    section, out = tmp_path / "s.md", tmp_path / "proof.json"
+    argv = ["--device", "cpu", "--quick", "--models", "dbn,lenet"]
+    code = gpu_proof.main(argv + ["--section", str(section), "--json", str(out)])
+    assert code == 1
+    report = json.loads(out.read_text())
+    assert report["errors"] == {"dbn": "MemoryError: CUDA out of memory (as a GPU run might)"}
+    assert not report["pass"] and report["parity"]["lenet"]["pass"]  # lenet still ran
+    text = section.read_text()
+    assert "**dbn stopped by an error**: `MemoryError: CUDA out of memory" in text
+    assert "| lenet | cpu | 64 | run |" in text
+    assert "SOME CHECKS FAILED" in capsys.readouterr().out
+
+
+def test_gpu_proof_stops_at_once_without_cuda(fake, tmp_path, capsys, monkeypatch):
+    gpu_proof = _gpu_proof(monkeypatch)
+    fake.active = False  # onnxruntime-gpu without a usable GPU
+    monkeypatch.setattr(gpu_proof, "nvidia_smi", lambda: ("none found", "n/a"))
+    doc, out = tmp_path / "p.md", tmp_path / "proof.json"
+    argv = ["--device", "cuda", "--models", "lenet", "--doc", str(doc), "--json", str(out)]
+    assert gpu_proof.main(argv) == 2
+    said = capsys.readouterr().out
+    assert "the GPU proof cannot run: " in said and "made a session on CPUExecutionProvider" in said
+    assert not doc.exists() and not out.exists()
