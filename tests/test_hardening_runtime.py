@@ -330,6 +330,8 @@ class _NoRun:
         (np.array([[1.0, 1.0, 1.0, np.nan]]), r"NaN or inf \(in float32\) at row 0, column 3"),
         (np.array([[1.0, 1.0], [1.0, -np.inf]]).repeat(2, 1), r"at row 1, column 2"),
         (np.array([[1.0, 2.0, 1e39, 1.0]]), r"NaN or inf \(in float32\) at row 0, column 2"),
+        # inf and -inf: the quick test's sum is NaN, not inf.
+        (np.array([[1.0, np.inf, -np.inf, 1.0]]), r"NaN or inf \(in float32\) at row 0, column 1"),
     ],
 )
 def test_bad_inputs_are_refused_before_onnxruntime(models, bad, match):
@@ -354,6 +356,17 @@ def test_bad_image_inputs_are_refused_before_onnxruntime(models, bad, match):
     model.session = _NoRun()
     with pytest.raises(RuntimeModelError, match=match):
         model.predict(bad)
+
+
+def test_finite_values_whose_sum_overflows_are_accepted(models):
+    # The quick finiteness test sums the inputs: 3e38 + 3e38 is inf in float32, and the exact
+    # test must then clear the values themselves.
+    model = Model(models["iris"], device="cpu")
+    big = np.full((3, 4), 3e38, dtype=np.float32)
+    np.testing.assert_array_equal(model.check_input(big), big)
+    big[2, 1] = np.nan
+    with pytest.raises(RuntimeModelError, match="at row 2, column 1"):
+        model.check_input(big)
 
 
 def test_accepted_input_types_give_the_same_answer(models):
