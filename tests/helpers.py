@@ -1,8 +1,14 @@
-"""Small spec builders shared by the tests."""
+"""Small spec builders and environment probes shared by the tests."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
+
 import nnspec
+
+CUDA = "CUDAExecutionProvider"
 
 
 def mlp_spec(
@@ -30,3 +36,36 @@ def mlp_spec(
         f"train: {{dtype: {dtype}, seed: 3{extra}}}\n"
     )
     return nnspec.load_spec(text)
+
+
+@functools.cache
+def cuda_state() -> str:
+    """What this onnxruntime does with CUDA: "none" (a CPU build: no CUDA provider),
+    "broken" (onnxruntime-gpu, but a session asked for CUDA falls back to the CPU: no GPU,
+    driver or CUDA libraries) or "works"."""
+    import onnxruntime
+    from onnx import TensorProto, helper
+
+    if CUDA not in onnxruntime.get_available_providers():
+        return "none"
+    if hasattr(onnxruntime, "preload_dlls"):
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints what it cannot load
+            onnxruntime.preload_dlls()
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "probe", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 4
+    session = onnxruntime.InferenceSession(
+        model.SerializeToString(), options, providers=[CUDA, "CPUExecutionProvider"]
+    )
+    return "works" if session.get_providers()[0] == CUDA else "broken"
+
+
+# What Model(..., device="cuda") says where CUDA cannot be had: a CPU build has no provider;
+# onnxruntime-gpu without a GPU makes a CPU session, which is refused.
+NO_CUDA_MESSAGE = {
+    "none": "no CUDA provider",
+    "broken": "onnxruntime made a session on CPUExecutionProvider",
+}

@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 import pytest
 from conftest import ROOT
+from helpers import NO_CUDA_MESSAGE, cuda_state
 
 SPECS = ROOT / "specs"
 
@@ -144,13 +145,12 @@ def test_predict_wrong_width_is_exit_2(trained, tmp_path):
 
 
 def test_predict_cuda_without_gpu_is_exit_2(trained):
-    import onnxruntime
-
-    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-        pytest.skip("this onnxruntime has CUDA")
+    if cuda_state() == "works":
+        pytest.skip("CUDA works here")
     tmp, _ = trained
     out = nnspec("predict", tmp / "iris.onnx", tmp / "m.json", "--device", "cuda")
-    assert out.returncode == 2 and "no CUDA provider" in out.stderr
+    assert out.returncode == 2 and NO_CUDA_MESSAGE[cuda_state()] in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 def test_inspect(trained):

@@ -9,50 +9,25 @@ the numbers.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import time
 
 import numpy as np
-import onnxruntime
 import pytest
 from conftest import ROOT
-from onnx import TensorProto, helper
+from helpers import cuda_state
 
 import nnspec
 from nnspec import pipeline
 from nnspec_runtime import Model
 
-CUDA = "CUDAExecutionProvider"
-
-
-def _why_no_cuda() -> str | None:
-    """Why CUDA cannot run a session here, or None when it can."""
-    if CUDA not in onnxruntime.get_available_providers():
-        return "onnxruntime has no CUDA provider here"
-    if hasattr(onnxruntime, "preload_dlls"):
-        with contextlib.redirect_stdout(io.StringIO()):  # it prints what it cannot load
-            onnxruntime.preload_dlls()
-    # onnxruntime-gpu without a GPU, driver or CUDA libraries falls back to the CPU.
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "probe", [x], [y])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 4
-    got = onnxruntime.InferenceSession(
-        model.SerializeToString(), options, providers=[CUDA, "CPUExecutionProvider"]
-    ).get_providers()
-    return None if got[0] == CUDA else f"the CUDA provider does not start here (got {got})"
-
-
-WHY_NO_CUDA = _why_no_cuda()
+# Where CUDA does not start: a CPU build, or onnxruntime-gpu without a GPU.
+STATE = cuda_state()
 pytestmark = [
     pytest.mark.gpu,
     pytest.mark.skipif(
-        WHY_NO_CUDA is not None and os.environ.get("NNSPEC_REQUIRE_GPU") != "1",
-        reason=str(WHY_NO_CUDA),
+        STATE != "works" and os.environ.get("NNSPEC_REQUIRE_GPU") != "1",
+        reason=f"CUDA does not work here (onnxruntime: {STATE})",
     ),
 ]
 
