@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def _positive(text: str) -> int:
@@ -46,9 +47,17 @@ def open_model(args, **options):
     """``nnspec_runtime.Model`` of ``args.model`` with the options of ``add_device_arguments``."""
     from nnspec_runtime import Model
 
-    return Model(
+    model = Model(
         args.model, device=args.device, strict=args.strict, use_tf32=not args.no_tf32, **options
     )
+    if model.fallback:
+        # onnxruntime-gpu has logged its own lines above; this says what came of them.
+        print(
+            f"note: {args.model}: --device auto runs it on the CPU, because {model.fallback} "
+            "(--device cpu does not try CUDA)",
+            file=sys.stderr,
+        )
+    return model
 
 
 def add_parser(sub) -> None:

@@ -210,6 +210,30 @@ def test_refused_when_the_session_is_not_on_cuda(fake, mlp):
     assert Model(mlp, device="auto").device == "cpu"
 
 
+def test_auto_fallback_says_why_and_the_cli_notes_it(fake, mlp, tmp_path, capsys, monkeypatch):
+    fake.active = False  # onnxruntime-gpu on a machine without a GPU
+    monkeypatch.setattr(rdevice, "cuda_driver_error", lambda: "libcuda.so.1 did not load (x)")
+    monkeypatch.setattr(rdevice, "onnxruntime_distributions", lambda: [("onnxruntime-gpu", "1")])
+    model = Model(mlp, device="auto")
+    assert model.device == "cpu"
+    assert model.fallback.startswith(
+        "onnxruntime made a session on CPUExecutionProvider (expected CUDAExecutionProvider "
+        "first, got ['CPUExecutionProvider']); the NVIDIA driver is missing: libcuda.so.1"
+    )
+    assert Model(mlp, device="cpu").fallback is None
+    rows = tmp_path / "rows.npy"
+    np.save(rows, np.zeros((2, 4), dtype=np.float32))
+    assert main(["predict", str(mlp), str(rows)]) == 0
+    said = capsys.readouterr()
+    assert len(said.out.strip().splitlines()) == 3  # header + 2 rows: the CSV is untouched
+    assert said.err.startswith(f"note: {mlp}: --device auto runs it on the CPU, because onnx")
+    assert said.err.endswith("(--device cpu does not try CUDA)\n")
+    fake.active = True
+    assert Model(mlp, device="auto").fallback is None
+    main(["predict", str(mlp), str(rows)])
+    assert capsys.readouterr().err == ""
+
+
 def test_cuda_start_failure_is_a_device_error(fake, mlp):
     fake.fail = True
     for strict in (False, True):
@@ -218,6 +242,8 @@ def test_cuda_start_failure_is_a_device_error(fake, mlp):
     # auto goes on with a CPU session of its own.
     model = Model(mlp, device="auto")
     assert model.device == "cpu" and fake.sessions[-1][0] == [CPU]
+    failure = "CUDA failure 100: no CUDA-capable device is detected"
+    assert model.fallback == f"the CUDA session failed: {failure}"
 
 
 def test_unloaded_cuda_libraries_are_named_not_printed(fake, mlp, capsys, monkeypatch):

@@ -309,7 +309,8 @@ class Model:
     ----------
     model : path of a ``.onnx`` file, or its bytes.
     device : ``"cpu"``, ``"cuda"`` (an error if CUDA cannot be used; never a silent CPU
-        fallback) or ``"auto"`` (CUDA when it works, else CPU; ``.device`` says which).
+        fallback) or ``"auto"`` (CUDA when it works, else CPU; ``.device`` says which, and
+        ``.fallback`` why CUDA was not used when onnxruntime has a CUDA provider).
     device_id : CUDA device ordinal.
     chunk_size : the most rows sent to onnxruntime in one run (default: 16384, fewer for
         large samples such as images, so that one chunk holds at most 256 MiB of input; on
@@ -352,6 +353,8 @@ class Model:
         data = model if isinstance(model, bytes) else self._check_readable(self.path)
         self._check_contents(model if isinstance(model, bytes) else None)
         self._onnxruntime = ort = _ort()
+        # Why device="auto" runs on the CPU although onnxruntime has a CUDA provider.
+        self.fallback: str | None = None
         self.session, self.device = self._open(ort, data, device)
         self._describe()
         row_bytes = 4 * (self.n_features or 1)
@@ -411,18 +414,18 @@ class Model:
             except Exception as e:  # onnxruntime raises its own exception types
                 if device == "cuda":
                     raise DeviceError(self._refusal(ort, data, where, e, unloaded)) from None
+                self.fallback = f"the CUDA session failed: {e}"
             else:
                 # onnxruntime falls back to the CPU provider, with only a logged error, when
                 # the CUDA libraries or the GPU are missing: what it made is checked.
                 got = session.get_providers()
                 if got[0] == CUDA:
                     return session, "cuda"
+                hint = install_hint(unloaded=unloaded, cuda_version=cuda_build(ort))
+                why = f"onnxruntime made a session on {got[0]} (expected {CUDA} first, got {got})"
                 if device == "cuda":
-                    raise DeviceError(
-                        f"{where}: device='cuda' was asked for, but onnxruntime made a session "
-                        f"on {got[0]} (expected {CUDA} first, got {got}); "
-                        f"{install_hint(unloaded=unloaded, cuda_version=cuda_build(ort))}"
-                    )
+                    raise DeviceError(f"{where}: device='cuda' was asked for, but {why}; {hint}")
+                self.fallback = f"{why}; {hint}"
         try:
             return _session(ort, data, [CPU]), "cpu"
         except Exception as e:
