@@ -4,7 +4,9 @@ Nothing is trained: the shipped specs (dbn, lenet, alexnet) are compiled with th
 then run with ``device="cuda"``. It checks parity against the CPU provider (``use_tf32=False``:
 rtol 1e-4, atol 1e-5; with TF32, onnxruntime's default, the error is reported), the provider
 actually used and a strict session (every node on the GPU), chunking past 65535 rows, and
-times batches 1, 256, 4096 and 65536 through ``Model.run``, ``session.run`` and IOBinding. The
+times batches 1, 256, 4096 and 65536 through ``Model.run``, ``session.run`` and IOBinding, and
+sets the DBN beside a hand-built graph of the same network and PyTorch, in the same run with
+the same weights (``bench/gpu_peers.py``: issue 6's "at least as well" as a ratio). The
 results replace the ``## GPU`` section of docs/performance.md (``python -m bench`` rewrites
 that file without it: run this again after it).
 
@@ -66,6 +68,8 @@ BATCHES = (1, 256, 4096, 65536)
 # 65536 AlexNet images are 40 GB of input: its batches stop here.
 ALEXNET_BATCHES = (1, 256)
 CHUNK_ROWS = (65536, 70000)
+# The DBN against a hand-built graph and PyTorch (bench/gpu_peers.py), on CUDA.
+PEERS = (4096, 65536)
 
 
 def log(text: str) -> None:
@@ -333,6 +337,10 @@ def markdown(r: dict) -> str:
             f"{t['samples_per_s']:,.0f} | {t['p50_ms']:.3f} | {t['p90_ms']:.3f} | "
             f"{t['p99_ms']:.3f} | {t['runs']} | {min(t['chunk_size'], t['batch']):,} |"
         )
+    if "peers" in r:
+        from .gpu_peers import markdown as peer_lines
+
+        lines += peer_lines(r["peers"], r.get("device", "cuda"))
     return "\n".join(lines) + "\n"
 
 
@@ -416,6 +424,7 @@ def main(argv=None) -> int:
     report = {
         "command": "python3 -m bench.gpu_proof " + " ".join(argv or sys.argv[1:]),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "device": args.device,
         "card": card,
         "driver": driver,
         "onnxruntime": ort.__version__,
@@ -465,6 +474,18 @@ def main(argv=None) -> int:
                 report["errors"][name] = f"{type(e).__name__}: {str(e)[:300]}"
                 log(f"{name}: stopped by {report['errors'][name]}")
             save()
+        if "dbn" in paths:
+            # Last: torch is imported here, and a crash in it must not cost the rest.
+            from . import gpu_peers
+
+            batches = ((64,) if args.quick else (256, 4096)) if args.device == "cpu" else PEERS
+            try:
+                report["peers"] = gpu_peers.compare(
+                    paths["dbn"], args.device, batches, quick=args.quick, log=log
+                )
+            except Exception as e:  # recorded, as a model's error is
+                traceback.print_exc()
+                report["errors"]["dbn peers"] = f"{type(e).__name__}: {str(e)[:300]}"
     section = save()
     if doc is not None:
         replace_section(doc, section)
@@ -481,6 +502,7 @@ def passed(report: dict) -> bool:
         not report["errors"]
         and all(p["pass"] for p in report["parity"].values())
         and all(c["pass"] for c in report["chunking"])
+        and report.get("peers", {}).get("same_network", True)
     )
 
 

@@ -8,12 +8,16 @@ real CPU sessions underneath so that outputs are real.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import json
 import re
 import sys
 import types
 
 import numpy as np
+import onnx
 import onnxruntime
 import pytest
 from conftest import ROOT
@@ -646,3 +650,41 @@ def test_gpu_proof_stops_at_once_without_cuda(fake, tmp_path, capsys, monkeypatc
     said = capsys.readouterr().out
     assert "the GPU proof cannot run: " in said and "made a session on CPUExecutionProvider" in said
     assert not doc.exists() and not out.exists()
+
+
+def test_gpu_peers_rebuild_the_dbn_by_hand(tmp_path, monkeypatch):
+    _gpu_proof(monkeypatch)
+    from bench import gpu_peers
+
+    path = tmp_path / "dbn.onnx"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["compile", str(ROOT / "specs" / "dbn.yaml"), "-o", str(path)]) == 0
+    chain = gpu_peers.dense_chain(path)
+    assert [(w.shape, b.shape, act) for w, b, act in chain["layers"]] == [
+        ((784, 500), (500,), "Sigmoid"),
+        ((500, 500), (500,), "Sigmoid"),
+        ((500, 2000), (2000,), "Sigmoid"),
+        ((2000, 10), (10,), "Softmax"),
+    ]
+    assert chain["mean"].shape == chain["scale"].shape == (784,)
+    hand = onnxruntime.InferenceSession(gpu_peers.hand_built(chain), providers=[CPU])
+    assert [o.name for o in hand.get_outputs()] == ["y"]
+    assert {n.op_type for n in onnx.load_from_string(gpu_peers.hand_built(chain)).graph.node} == {
+        "Gemm",
+        "Sigmoid",
+        "Softmax",
+    }
+    x = np.random.default_rng(1).random((16, 784), dtype=np.float32)
+    want = Model(path, device="cpu").run(x)["probabilities"]
+    got = hand.run(None, {"x": gpu_peers.standardize(chain, x)})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+    peers = gpu_peers.compare(path, "cpu", (8,), quick=True, log=lambda text: None)
+    assert peers["same_network"] and peers["max_abs_diff"] <= 1e-6
+    assert [(r["batch"], r["path"]) for r in peers["rows"]] == [(8, "session"), (8, "iobinding")]
+    assert all(r["exported"] > 0 and r["hand_built"] > 0 for r in peers["rows"])
+    assert ("torch" in peers["rows"][1]) == (importlib.util.find_spec("torch") is not None)
+    lines = gpu_peers.markdown(peers, "cpu")
+    assert "| batch | path | TF32 | exported | hand-built | exported / hand-built |" in lines[5]
+    ratio = peers["rows"][0]["exported"] / peers["rows"][0]["hand_built"]
+    assert lines[7].startswith("| 8 | session |  | ") and f"| {ratio:.2f} |" in lines[7]
