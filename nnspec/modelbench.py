@@ -21,14 +21,49 @@ def _positive(text: str) -> int:
     return value
 
 
+_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def _bytes(text: str) -> int:
+    """A byte count: 8589934592, 8GiB, 8G, 512MiB (powers of 1024)."""
+    t = text.strip().lower().removesuffix("b").removesuffix("i")
+    unit = t[-1:] if t[-1:] in _UNITS and t[-1:] else ""
+    try:
+        value = float(t[: len(t) - len(unit)]) * _UNITS[unit]
+    except ValueError:
+        value = 0
+    if value < 1 or value != int(value):
+        raise argparse.ArgumentTypeError(
+            f"expected a number of bytes such as 8GiB, 512MiB or 1073741824, got {text!r}"
+        )
+    return int(value)
+
+
+def _device_id(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a GPU number (0, 1, ...), got {text!r}")
+    return int(text)
+
+
 def add_device_arguments(s) -> None:
-    """--device, --strict and --no-tf32: how a command that runs a model opens it (predict,
-    bench); ``open_model`` reads them."""
+    """--device, --device-id, --strict, --no-tf32 and --gpu-mem-limit: how a command that
+    runs a model opens it (predict, bench); ``open_model`` reads them."""
     s.add_argument(
         "--device",
         choices=["auto", "cpu", "cuda"],
         default="auto",
         help="where onnxruntime runs the model (default: auto)",
+    )
+    s.add_argument(
+        "--device-id",
+        type=_device_id,
+        default=0,
+        help="which GPU, with --device cuda or auto (default: 0)",
+    )
+    s.add_argument(
+        "--gpu-mem-limit",
+        type=_bytes,
+        help="the most GPU memory onnxruntime's arena may take, e.g. 8GiB (default: no limit)",
     )
     s.add_argument(
         "--strict",
@@ -48,7 +83,13 @@ def open_model(args, **options):
     from nnspec_runtime import Model
 
     model = Model(
-        args.model, device=args.device, strict=args.strict, use_tf32=not args.no_tf32, **options
+        args.model,
+        device=args.device,
+        device_id=args.device_id,
+        gpu_mem_limit=args.gpu_mem_limit,
+        strict=args.strict,
+        use_tf32=not args.no_tf32,
+        **options,
     )
     if model.fallback:
         # onnxruntime-gpu has logged its own lines above; this says what came of them.

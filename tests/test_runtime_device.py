@@ -174,6 +174,37 @@ def test_predict_cli_passes_strict_and_no_tf32(fake, mlp, tmp_path, capsys):
     assert len(capsys.readouterr().out.strip().splitlines()) == 4  # header + 3 rows
 
 
+def test_predict_cli_passes_device_id_and_memory_limit(fake, mlp, tmp_path, capsys):
+    rows = tmp_path / "rows.npy"
+    np.save(rows, np.zeros((2, 4), dtype=np.float32))
+    argv = ["predict", str(mlp), str(rows), "--device", "cuda", "--device-id", "1"]
+    assert main([*argv, "--gpu-mem-limit", "2GiB"]) == 0, capsys.readouterr().err
+    providers, _ = fake.sessions[-1]
+    assert providers[0] == (
+        CUDA,
+        {"device_id": "1", "use_tf32": "1", "gpu_mem_limit": str(2 * 2**30)},
+    )
+    for text, expected in [("512MiB", 2**29), ("1.5G", 3 * 2**29), ("4096", 4096), ("8gb", 2**33)]:
+        main(["bench", str(mlp), "--device", "cuda", "--gpu-mem-limit", text, "--repeats", "1"])
+        assert fake.sessions[-1][0][0][1]["gpu_mem_limit"] == str(expected)
+
+
+@pytest.mark.parametrize(
+    "flag,value,message",
+    [
+        ("--gpu-mem-limit", "lots", "expected a number of bytes such as 8GiB, 512MiB or 10"),
+        ("--gpu-mem-limit", "0", "expected a number of bytes"),
+        ("--gpu-mem-limit", "1.5", "expected a number of bytes"),
+        ("--device-id", "-1", "expected a GPU number (0, 1, ...), got '-1'"),
+        ("--device-id", "cuda:1", "expected a GPU number"),
+    ],
+)
+def test_device_flags_refuse_bad_values(mlp, capsys, flag, value, message):
+    with pytest.raises(SystemExit) as e:
+        main(["predict", str(mlp), "x.csv", flag, value])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_cpu_device_never_asks_for_cuda(fake, mlp):
     model = Model(mlp, device="cpu", strict=True)
     assert [p for p, _ in fake.sessions] == [[CPU]]
