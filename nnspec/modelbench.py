@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 
 
@@ -22,16 +23,13 @@ def _positive(text: str) -> int:
 
 
 _UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+_BYTES = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*")
 
 
 def _bytes(text: str) -> int:
     """A byte count: 8589934592, 8GiB, 8G, 512MiB (powers of 1024)."""
-    t = text.strip().lower().removesuffix("b").removesuffix("i")
-    unit = t[-1:] if t[-1:] in _UNITS and t[-1:] else ""
-    try:
-        value = float(t[: len(t) - len(unit)]) * _UNITS[unit]
-    except ValueError:
-        value = 0
+    match = _BYTES.fullmatch(text.lower())
+    value = float(match[1]) * _UNITS[match[2]] if match else 0
     if value < 1 or value != int(value):
         raise argparse.ArgumentTypeError(
             f"expected a number of bytes such as 8GiB, 512MiB or 1073741824, got {text!r}"
