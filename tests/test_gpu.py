@@ -113,6 +113,22 @@ def test_iobinding_on_the_device(dbn_model):
     )
 
 
+def test_torch_cuda_tensors_in_and_out_without_copies(dbn_model):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("this torch has no CUDA")
+    path, x = dbn_model
+    model = Model(path, device="cuda", use_tf32=False)
+    xt = torch.from_numpy(np.ascontiguousarray(x[:512], dtype=np.float32)).cuda()
+    torch.cuda.synchronize()  # torch's copy is on its own stream: done before onnxruntime reads
+    bound = model.bind(xt, keep_on_device=True)
+    assert bound.input.data_ptr() == xt.data_ptr()
+    out = torch.from_dlpack(bound.run()["probabilities"])
+    assert out.is_cuda and out.data_ptr() == bound.outputs["probabilities"].data_ptr()
+    want = Model(path, device="cpu").run(x[:512])["probabilities"]
+    np.testing.assert_allclose(out.cpu().numpy(), want, rtol=1e-4, atol=1e-5)
+
+
 def test_chunked_batch_beyond_65535(dbn_model):
     path, x = dbn_model
     big = np.tile(x, (40, 1))[:70000]

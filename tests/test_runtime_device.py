@@ -492,7 +492,7 @@ def test_bound_numpy_outputs_are_copies(mlp):
 @pytest.mark.parametrize(
     "value,match",
     [
-        (np.zeros((3, 5), np.float32), r"expected a float32 OrtValue of shape \(batch, 4\), got "),
+        (np.zeros((3, 5), np.float32), r"a float32 OrtValue or array of shape \(batch, 4\), got "),
         (np.zeros((3, 4), np.float64), "got tensor\\(double\\)"),
         (np.zeros((0, 4), np.float32), "expected at least one row"),
     ],
@@ -509,6 +509,104 @@ def test_bound_input_on_another_device_is_refused(mlp):
     value = onnxruntime.OrtValue.ortvalue_from_numpy(np.zeros((2, 4), np.float32), "cpu", 0)
     with pytest.raises(RuntimeModelError, match=r"on the model's device \(cuda\), got one on cpu"):
         model.bind(value)
+
+
+class Foreign:
+    """Another framework's array, as far as DLPack goes (torch, CuPy and JAX arrays have the
+    same two methods): NumPy memory, claimed to be on ``device``."""
+
+    def __init__(self, array, device=(1, 0)):
+        self.array, self.device = array, device
+
+    def __dlpack__(self, **kwargs):
+        return self.array.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self.device
+
+
+def test_a_framework_array_on_the_host_is_checked_and_shared(mlp):
+    model = Model(mlp, device="cpu")
+    x = np.random.default_rng(4).normal(size=(6, 4)).astype(np.float32)
+    bound = model.bind(Foreign(x), keep_on_device=True)
+    assert bound.input.data_ptr() == x.ctypes.data  # no copy
+    np.testing.assert_array_equal(
+        bound.run()["probabilities"].numpy(), model.run(x)["probabilities"]
+    )
+    x[:] = x[::-1]  # written through the framework's array: the next run sees it
+    got = bound.run()["probabilities"]
+    # Outputs left on the device go back out through DLPack without a copy as well.
+    view = np.from_dlpack(got)
+    assert view.ctypes.data == got.data_ptr()
+    np.testing.assert_array_equal(view, model.run(x)["probabilities"])
+    with pytest.raises(RuntimeModelError, match=r"NaN or inf \(in float32\) at row 1, column 2"):
+        x[1, 2] = np.nan
+        model.bind(Foreign(x))
+
+
+def test_torch_tensors_in_and_out_without_copies(mlp):
+    torch = pytest.importorskip("torch")
+    model = Model(mlp, device="cpu")
+    x = torch.randn(5, 4)
+    bound = model.bind(x, keep_on_device=True)
+    assert bound.input.data_ptr() == x.data_ptr()
+    out = torch.from_dlpack(bound.run()["probabilities"])
+    assert out.data_ptr() == bound.outputs["probabilities"].data_ptr()
+    np.testing.assert_array_equal(out.numpy(), model.run(x.numpy())["probabilities"])
+    # On the host a float64 tensor is converted as NumPy input is: a float32 copy.
+    x64 = x.double()
+    again = model.bind(x64)
+    assert again.input.data_ptr() != x64.data_ptr()
+    np.testing.assert_allclose(again.run()["probabilities"], out.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "device,device_id,array_device,match",
+    [
+        ("cpu", 0, (2, 0), r"on the model's device \(cpu\), got one on cuda:0; a copy"),
+        ("cuda", 0, (1, 0), r"on the model's device \(cuda:0\), got one on cpu"),
+        ("cuda", 1, (2, 0), r"on the model's device \(cuda:1\), got one on cuda:0"),
+        ("cpu", 0, (8, 0), r"got one on DLPack device type 8"),
+    ],
+)
+def test_a_framework_array_elsewhere_is_refused(mlp, device, device_id, array_device, match):
+    model = Model(mlp, device="cpu")
+    model.device, model.device_id = device, device_id  # as if it ran there
+    with pytest.raises(RuntimeModelError, match=match):
+        model.bind(Foreign(np.zeros((2, 4), np.float32), array_device))
+
+
+def test_a_framework_array_on_the_gpu_is_wrapped_not_copied(fake, mlp, monkeypatch):
+    # The CUDA branch, on the CPU: FakeOrt reports CUDA, the array claims cuda:0, and
+    # OrtValue.from_dlpack wraps its (host) memory as it would a GPU tensor's.
+    model = Model(mlp, device="cuda")
+    x = np.ones((3, 4), np.float32)
+    wrapped = []
+
+    class Values:
+        @staticmethod
+        def from_dlpack(array):
+            wrapped.append(array)
+            value = onnxruntime.OrtValue.from_dlpack(array.array)
+            return types.SimpleNamespace(
+                shape=value.shape,
+                data_type=value.data_type,
+                device_name=lambda: "Cuda",
+                data_ptr=value.data_ptr,
+            )
+
+    monkeypatch.setattr(fake, "OrtValue", Values)
+    from nnspec_runtime import binding
+
+    array = Foreign(x, (2, 0))
+    value = binding._device_input(model, array)
+    assert wrapped == [array] and value.data_ptr() == x.ctypes.data
+    Values.from_dlpack = staticmethod(lambda a: (_ for _ in ()).throw(RuntimeError("strided")))
+    with pytest.raises(RuntimeModelError, match=r"without a copy \(strided\); expected a C-c"):
+        binding._device_input(model, array)
+    del Values.from_dlpack  # an onnxruntime older than DLPack support
+    with pytest.raises(RuntimeModelError, match="cannot wrap a DLPack array"):
+        binding._device_input(model, array)
 
 
 def test_to_device_checks_inputs(mlp):

@@ -7,6 +7,9 @@ import numpy as np
 
 from .errors import RuntimeModelError
 
+# dlpack.h's device types: where a framework's array lives (kDLCPU, kDLCUDA).
+_DLPACK_DEVICES = {1: "cpu", 2: "cuda"}
+
 _DTYPES = {
     "tensor(float)": np.float32,
     "tensor(double)": np.float64,
@@ -35,7 +38,7 @@ class Bound:
         ort = model._onnxruntime
         self.model, self.keep_on_device = model, keep_on_device
         kind = model.device
-        self.input = x if isinstance(x, ort.OrtValue) else model.to_device(x)
+        self.input = _device_input(model, x)
         self._check_input()
         rows = self.input.shape()[0]
         self.outputs = {}
@@ -73,7 +76,7 @@ class Bound:
         want = ("batch", *model.input_shape)
         if value.data_type() != "tensor(float)" or shape[1:] != model.input_shape:
             raise RuntimeModelError(
-                f"expected a float32 OrtValue of shape ({', '.join(map(str, want))}), got "
+                f"expected a float32 OrtValue or array of shape ({', '.join(map(str, want))}), got "
                 f"{value.data_type()} of shape {shape}"
             )
         if where != model.device:
@@ -96,3 +99,39 @@ class Bound:
             name: value.numpy().copy() if copy else value.numpy()
             for name, value in self.outputs.items()
         }
+
+
+def _device_input(model, x):
+    """The input ``OrtValue`` of a binding: ``x`` itself, a view of a framework's array (torch,
+    CuPy, JAX: anything with ``__dlpack__``) on the model's device, or a checked copy of
+    anything else (NumPy arrays, lists)."""
+    ort = model._onnxruntime
+    if isinstance(x, ort.OrtValue):
+        return x
+    if not hasattr(x, "__dlpack__") or isinstance(x, np.ndarray):
+        return model.to_device(x)
+    kind, index = (int(v) for v in x.__dlpack_device__())
+    where = _DLPACK_DEVICES.get(kind, f"DLPack device type {kind}")
+    if where != model.device or (where == "cuda" and index != model.device_id):
+        on = f"{where}:{index}" if where == "cuda" else where
+        want = f"cuda:{model.device_id}" if model.device == "cuda" else model.device
+        raise RuntimeModelError(
+            f"expected an array on the model's device ({want}), got one on {on}; a copy to "
+            "the device is the caller's to make (or pass NumPy: bind copies it there once)"
+        )
+    if where == "cpu":
+        # Host memory is checked as any input is (NaN, shape, dtype); a float32 C-contiguous
+        # array stays shared, not copied.
+        return model.to_device(np.from_dlpack(x))
+    if not hasattr(ort.OrtValue, "from_dlpack"):
+        raise RuntimeModelError(
+            f"onnxruntime {ort.__version__} cannot wrap a DLPack array (its OrtValue has no "
+            "from_dlpack): upgrade onnxruntime-gpu, or pass an OrtValue"
+        )
+    try:
+        return ort.OrtValue.from_dlpack(x)  # shares the memory: nothing is copied
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise RuntimeModelError(
+            f"cannot bind this array without a copy ({e}); expected a C-contiguous float32 "
+            "array (torch: x.contiguous())"
+        ) from None

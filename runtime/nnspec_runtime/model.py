@@ -602,7 +602,8 @@ class Model:
         ----------
         x : an ``OrtValue`` on the model's device, float32 of shape (batch, *input_shape),
             whose contents the caller may change between runs (it is not checked for NaN:
-            it may live on the GPU); or anything ``check_input`` takes, copied there once.
+            it may live on the GPU); a framework's array there (torch, CuPy, JAX: DLPack),
+            wrapped without a copy; or anything ``check_input`` takes, copied there once.
         keep_on_device : ``run()`` returns the output ``OrtValue``s, left on the device,
             rather than NumPy copies.
         """
