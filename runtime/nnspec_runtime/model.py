@@ -409,11 +409,15 @@ class Model:
             )
         if device != "cpu" and cuda:
             unloaded = preload_cuda_libraries(ort)
+
+            def hint() -> str:  # only where CUDA was not had: it reads metadata and loads
+                return install_hint(unloaded=unloaded, cuda_version=cuda_build(ort))
+
             try:
                 session = _session(ort, data, self.cuda_options.providers())
             except Exception as e:  # onnxruntime raises its own exception types
                 if device == "cuda":
-                    raise DeviceError(self._refusal(ort, data, where, e, unloaded)) from None
+                    raise DeviceError(self._refusal(ort, data, where, e, hint())) from None
                 self.fallback = f"the CUDA session failed: {e}"
             else:
                 # onnxruntime falls back to the CPU provider, with only a logged error, when
@@ -421,19 +425,18 @@ class Model:
                 got = session.get_providers()
                 if got[0] == CUDA:
                     return session, "cuda"
-                hint = install_hint(unloaded=unloaded, cuda_version=cuda_build(ort))
                 why = f"onnxruntime made a session on {got[0]} (expected {CUDA} first, got {got})"
                 if device == "cuda":
-                    raise DeviceError(f"{where}: device='cuda' was asked for, but {why}; {hint}")
-                self.fallback = f"{why}; {hint}"
+                    raise DeviceError(f"{where}: device='cuda' was asked for, but {why}; {hint()}")
+                self.fallback = f"{why}; {hint()}"
         try:
             return _session(ort, data, [CPU]), "cpu"
         except Exception as e:
             raise RuntimeModelError(f"{where}: not a loadable ONNX model: {e}") from None
 
-    def _refusal(self, ort, data, where: str, error: Exception, unloaded: list[str]) -> str:
-        """Why a CUDA session could not be made: the message of its ``DeviceError``."""
-        hint = install_hint(unloaded=unloaded, cuda_version=cuda_build(ort))
+    def _refusal(self, ort, data, where: str, error: Exception, hint: str) -> str:
+        """Why a CUDA session could not be made: the message of its ``DeviceError``, ending
+        with ``hint`` (what to do about the installation)."""
         if not self.cuda_options.strict:
             return f"{where}: the CUDA provider failed to start: {error}; {hint}"
         # A strict session is refused both when a node has no CUDA kernel and when CUDA does
