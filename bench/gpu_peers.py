@@ -14,8 +14,6 @@ label (ArgMax). The two are first checked to compute the same probabilities.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 # Issue 6, hand-built DBN graph on an H200, batch 4096 (samples/s).
@@ -108,19 +106,10 @@ def caller(ort, sess, x: np.ndarray, path: str, device: str):
 
 
 def rate(call, batch: int, *, warmup: int, repeats: int, max_seconds: float, sync=None):
-    """Samples/s over the timed calls (the median call), after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        call()
-    if sync:
-        sync()
-    times, total = [], 0.0
-    while len(times) < repeats and (total < max_seconds or len(times) < 3):
-        start = time.perf_counter()
-        call()
-        if sync:
-            sync()
-        times.append(time.perf_counter() - start)
-        total += times[-1]
+    """Samples/s of the median timed call (``nnspec_runtime.bench.time_calls``)."""
+    from nnspec_runtime.bench import time_calls
+
+    times = time_calls(call, repeats=repeats, warmup=warmup, max_seconds=max_seconds, sync=sync)
     return batch / float(np.median(times))
 
 

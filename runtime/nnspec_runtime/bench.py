@@ -97,20 +97,32 @@ def measure(
         call = lambda: model.session.run(None, feeds)  # noqa: E731
     else:
         call = lambda: model.run(x)  # noqa: E731
+    seconds = time_calls(call, repeats=repeats, warmup=warmup, max_seconds=max_seconds)
+    return BenchResult(batch, path, model.device, model.provider, model.chunk_size, warmup, seconds)
+
+
+def time_calls(
+    call, *, repeats: int, warmup: int, max_seconds: float | None = None, sync=None
+) -> tuple[float, ...]:
+    """Wall seconds of ``repeats`` calls of ``call()`` after ``warmup`` untimed ones; fewer
+    once ``max_seconds`` have been timed (3 calls at least). ``sync()``, if given, runs after
+    each call, inside its time (a GPU framework's wait for its queued work)."""
     for _ in range(warmup):
         call()
+    if sync:
+        sync()
     seconds = []
     total = 0.0
     while len(seconds) < repeats:
         start = time.perf_counter()
         call()
+        if sync:
+            sync()
         seconds.append(time.perf_counter() - start)
         total += seconds[-1]
         if max_seconds is not None and total >= max_seconds and len(seconds) >= 3:
             break
-    return BenchResult(
-        batch, path, model.device, model.provider, model.chunk_size, warmup, tuple(seconds)
-    )
+    return tuple(seconds)
 
 
 def table(results: list[BenchResult]) -> str:
