@@ -21,13 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .cases import (
-    INFER_BATCHES,
-    INFER_MODELS,
-    MEMORY_CASE,
-    MODELS,
-    train_cases,
-)
+from .cases import INFER_BATCHES, INFER_MODELS, MEMORY_CASE, MODELS, train_cases
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ("train", "gemm", "infer", "memory", "cli")
@@ -87,7 +81,7 @@ def prepare_data(models: list[str], workdir: Path) -> dict[str, str]:
     repeated to ``min_samples`` rows so that an epoch is long enough to time."""
     import numpy as np
 
-    from nnspec.data import load_builtin
+    from nnspec.data.core import load_builtin
 
     paths = {}
     for name in models:

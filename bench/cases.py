@@ -15,7 +15,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Model:
     name: str
-    builtin: str  # nnspec.data.load_builtin name
+    builtin: str  # nnspec.data.core.load_builtin name
     task: str  # classification | regression
     layers: tuple
     min_samples: int  # tiny datasets are repeated up to this many rows per epoch

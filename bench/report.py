@@ -202,7 +202,7 @@ def render(results: dict) -> str:
     if results["train"]:
         L += ["", "## Training throughput (samples/s, one epoch, float32)", ""]
         L.append(
-            "nnspec: one `nnspec.train.loop.fit` run of warm-up + repeats epochs, each epoch "
+            "nnspec: one `nnspec.training.loop.fit` run of warm-up + repeats epochs, each epoch "
             "timed by the trainer's own history (shuffle, batches, running metrics). PyTorch: a "
             "plain loop (one optimizer for all epochs; randperm, index, "
             "forward, cross-entropy/MSE, backward, step, `loss.item()`). scikit-learn: "

@@ -121,8 +121,8 @@ def _nnspec_network(model_name: str, opt: str = "adam", batch: int = 64, epochs:
 
 
 def nnspec_train(task: dict, case: dict) -> dict:
-    from nnspec.data import Dataset, builtin_info
-    from nnspec.train.loop import fit
+    from nnspec.data.core import Dataset, builtin_info
+    from nnspec.training.loop import fit
 
     m = MODELS[case["model"]]
     x, y = _load(task, m.name)
@@ -427,7 +427,7 @@ def memory(task: dict) -> dict:
     case = task["cases"][0]
     _load(task, case["model"])  # data and imports first: "before" is the baseline to train
     if task["peer"] == "nnspec":
-        import nnspec.train.loop  # noqa: F401
+        import nnspec.training.loop  # noqa: F401
 
         before = vm_status()
         r = nnspec_train(task, case)

@@ -13,27 +13,20 @@ from __future__ import annotations
 
 import importlib
 
-from . import train as _train_package
 from ._version import __version__
 from .errors import DataError, ModelError, NnspecError, SpecError
-
-# ``nnspec.train`` is the function below, not the subpackage of the same name: the subpackage
-# is imported first (its __init__ is empty), so that importing ``nnspec.train.loop`` later does
-# not set the package attribute over it, and then the name is left to __getattr__.
-globals().pop("train")
-del _train_package
 
 # Loaded on first use (PEP 562): `nnspec validate` needs the spec language, not the trainer,
 # and a command-line tool's start-up time is paid on every call.
 _LAZY = {
-    "Network": "network",
+    "Network": "nn.network",
     "build": "pipeline",
     "export": "pipeline",
     "resolve": "pipeline",
     "train": "pipeline",
-    "Spec": "spec",
-    "load_spec": "spec",
-    "History": "train.loop",
+    "Spec": "spec.models",
+    "load_spec": "spec.models",
+    "History": "training.loop",
 }
 
 

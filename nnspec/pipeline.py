@@ -16,18 +16,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import data as datamod
-from . import memory
-from .data import DataInfo, Dataset
+from .data import core as datamod
+from .data.core import DataInfo, Dataset
 from .errors import DataError, SpecError
-from .rules import ModelIO, check
-from .shapes import LayerSummary, infer
-from .spec import Spec
-from .validation_messages import unknown_name
+from .spec import memory
+from .spec.messages import unknown_name
+from .spec.models import Spec
+from .spec.rules import ModelIO, check
+from .spec.shapes import LayerSummary, infer
 
 if TYPE_CHECKING:
-    from .network import Network
-    from .train.loop import History
+    from .nn.network import Network
+    from .training.loop import History
 
 # The trainer (network, train.loop) is imported by the functions that use it: `validate`
 # goes through resolve() only, and should not pay for loading the rest.
@@ -81,7 +81,7 @@ def resolve(spec: Spec, info: DataInfo | None = None) -> tuple[ModelIO, list[Lay
 def build(spec: Spec, seed: int | None = None, dtype=None) -> Network:
     """A fresh, untrained network (seed defaults to ``spec.train.seed``), with the weights of
     ``init.from`` loaded where they match."""
-    from .network import build as build_network
+    from .nn.network import build as build_network
 
     io, _ = resolve(spec)
     network = build_network(spec, io, seed=seed, dtype=dtype)
@@ -153,7 +153,7 @@ def initialize(network: Network):
     """Load ``init.from`` weights into a fresh network; the report, or None without init."""
     if network.spec.init is None:
         return None
-    from .exporter.weights import load_init
+    from .onnxio.init_from import load_init
 
     return load_init(network)
 
@@ -201,8 +201,8 @@ def train_full(
         )
     io, _ = resolve(spec, dataset.info)
     start = time.perf_counter()
-    from .network import build as build_network
-    from .train import loop
+    from .nn.network import build as build_network
+    from .training import loop
 
     splits = split(spec, dataset)
     network = build_network(spec, io)
@@ -232,6 +232,6 @@ def train(spec: Spec, *, progress: bool | None = False) -> tuple[Network, Histor
 def export(network: Network, path: str | Path | None = None, opset: int | None = None):
     """ONNX ``ModelProto`` of ``network`` (checked); written atomically when ``path`` is given
     (with its tensors in ``<path>.data`` when the model is over protobuf's 2 GB)."""
-    from .exporter import to_onnx, write
+    from .onnxio import to_onnx, write
 
     return to_onnx(network, opset) if path is None else write(network, path, opset)

@@ -32,8 +32,8 @@ SPECS = ROOT / "specs"
 # file plus its external data file (``<name>.data``), as a model over 2 GB is.
 EXTERNAL_DRIVER = """
 import importlib, sys
-importlib.import_module("nnspec.exporter.to_onnx").MAX_PROTOBUF = 10_000
-from nnspec.cli import main
+importlib.import_module("nnspec.onnxio.lower").MAX_PROTOBUF = 10_000
+from nnspec.cli.commands import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -246,7 +246,7 @@ def test_kill_at_many_moments(tmp_path, job, seed, counts):
 DIE_BETWEEN_RENAMES = """
 import importlib, os, signal, sys
 from pathlib import Path
-importlib.import_module("nnspec.exporter.to_onnx").MAX_PROTOBUF = 10_000
+importlib.import_module("nnspec.onnxio.lower").MAX_PROTOBUF = 10_000
 target = Path(sys.argv[-1]).resolve()
 real = os.replace
 def replace(src, dst):
@@ -254,7 +254,7 @@ def replace(src, dst):
         os.kill(os.getpid(), signal.SIGKILL)
     real(src, dst)
 os.replace = replace
-from nnspec.cli import main
+from nnspec.cli.commands import main
 sys.exit(main(sys.argv[1:]))
 """
 

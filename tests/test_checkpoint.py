@@ -22,7 +22,7 @@ from onnx import numpy_helper
 
 import nnspec
 from nnspec import cli, pipeline
-from nnspec.train import checkpoint as ckpt
+from nnspec.training import checkpoint as ckpt
 
 # A small convnet on the 8x8 digits with everything that carries state between batches:
 # Adam moments, two batchnorms (running statistics), two dropouts (their own RNG streams), a

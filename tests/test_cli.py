@@ -110,7 +110,7 @@ def test_train_quiet(tmp_path):
 
 def test_predict_csv_with_header(trained, tmp_path):
     tmp, _ = trained
-    rows = (ROOT / "nnspec" / "datasets" / "iris.csv").read_text().splitlines()
+    rows = (ROOT / "nnspec" / "data" / "datasets" / "iris.csv").read_text().splitlines()
     (tmp_path / "new.csv").write_text("\n".join([rows[0], rows[1], rows[60], rows[140]]) + "\n")
     out = nnspec(
         "predict",

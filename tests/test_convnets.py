@@ -44,7 +44,7 @@ def test_lenet_reaches_its_accuracy_and_matches_onnxruntime(lenet):
     assert metrics["parity"]["worst_ratio"] <= 1
     model = Model(path, device="cpu")
     assert model.input_shape == (1, 28, 28)
-    digits = nnspec.data.load_builtin("digits28")
+    digits = nnspec.data.core.load_builtin("digits28")
     # The exported model classifies the built-in digits (flat rows or images, the same).
     flat = model.predict(digits.x[:200])
     images = model.predict(digits.x[:200].reshape(-1, 1, 28, 28))
@@ -56,7 +56,7 @@ def test_lenet_fine_tune_with_frozen_convolutions(lenet, tmp_path):
     """Frozen conv1/conv2 from the trained LeNet, a fresh head for the digits 5-9 only."""
     path, _ = lenet
     shutil.copy(path, tmp_path / "lenet.onnx")
-    d = nnspec.data.load_builtin("digits28")
+    d = nnspec.data.core.load_builtin("digits28")
     keep = d.y >= 5
     np.savez(tmp_path / "high.npz", x=d.x[keep].reshape(-1, 28, 28), y=d.y[keep])
     text = (SPECS / "lenet.yaml").read_text()
@@ -124,7 +124,7 @@ def test_alexnet_compiles_loads_and_runs(tmp_path, capsys):
 def test_large_models_use_external_data(tmp_path, monkeypatch):
     """Over protobuf's limit (lowered here to 10 kB), tensors go to <name>.data, found by a
     relative location: the pair of files can move anywhere together."""
-    module = importlib.import_module("nnspec.exporter.to_onnx")  # the function shadows it
+    module = importlib.import_module("nnspec.onnxio.lower")  # the function shadows it
     monkeypatch.setattr(module, "MAX_PROTOBUF", 10_000)
     network, _ = nnspec.train(nnspec.load_spec(SPECS / "digits.yaml"))
     nnspec.export(network, tmp_path / "d.onnx")
@@ -137,7 +137,7 @@ def test_large_models_use_external_data(tmp_path, monkeypatch):
     moved.mkdir()
     for name in ("d.onnx", "d.onnx.data"):
         shutil.move(tmp_path / name, moved / name)
-    x = nnspec.data.load_builtin("digits").x[:37]
+    x = nnspec.data.core.load_builtin("digits").x[:37]
     got = Model(moved / "d.onnx", device="cpu").run(x)["probabilities"]
     np.testing.assert_allclose(got, network.predict(x)["probabilities"], rtol=1e-4, atol=1e-5)
     # init.from reads external data too.
@@ -189,7 +189,7 @@ def test_impossible_stack_is_reported_before_any_data_is_read(tmp_path, capsys):
 
 def test_train_writes_large_models_with_external_data(tmp_path, monkeypatch, capsys):
     """nnspec train too: parity is checked on the staged files before they are put in place."""
-    module = importlib.import_module("nnspec.exporter.to_onnx")
+    module = importlib.import_module("nnspec.onnxio.lower")
     monkeypatch.setattr(module, "MAX_PROTOBUF", 10_000)
     out = tmp_path / "iris.onnx"
     args = ["train", str(SPECS / "iris.yaml"), "-o", str(out), "-q", "--metrics"]
@@ -200,7 +200,7 @@ def test_train_writes_large_models_with_external_data(tmp_path, monkeypatch, cap
     meta = Model(out, device="cpu").metadata
     assert json.loads(meta["nnspec_parity"]) == parity
 
-    from nnspec.exporter import parity as parity_module
+    from nnspec.onnxio import parity as parity_module
 
     def mismatch(network, model, x):
         raise nnspec.errors.ParityError("the exported model does not match (forced)")
@@ -214,7 +214,7 @@ def test_train_writes_large_models_with_external_data(tmp_path, monkeypatch, cap
 
 
 def test_inspect_tells_where_the_weights_are(tmp_path, monkeypatch, capsys):
-    module = importlib.import_module("nnspec.exporter.to_onnx")
+    module = importlib.import_module("nnspec.onnxio.lower")
     monkeypatch.setattr(module, "MAX_PROTOBUF", 10_000)
     out = tmp_path / "d.onnx"
     assert cli.main(["compile", str(SPECS / "digits.yaml"), "-o", str(out)]) == 0

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import nnspec
-from nnspec import data, pipeline
+from nnspec import pipeline
+from nnspec.data import core as data
 from nnspec.errors import DataError
 
 

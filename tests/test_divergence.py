@@ -9,9 +9,9 @@ from conftest import ROOT
 import nnspec
 from nnspec import cli, pipeline
 from nnspec.errors import SpecError
-from nnspec.train import checkpoint as ckpt
-from nnspec.train import loop
-from nnspec.train.loop import TrainingError, clip_grad_norm, grad_norm
+from nnspec.training import checkpoint as ckpt
+from nnspec.training import loop
+from nnspec.training.loop import TrainingError, clip_grad_norm, grad_norm
 
 # MCycle with plain SGD at lr 2: the squared error blows up to inf in epoch 4 (cosine schedule,
 # lr 1.9995 there). With clip_grad_norm: 1.0 the same spec trains to R² ≈ 0.69.
@@ -108,7 +108,7 @@ def test_batchnorm_and_dropout_state_of_the_bad_batch_is_undone(tmp_path):
 
 
 def test_non_finite_gradient_with_finite_loss_is_caught(monkeypatch):
-    from nnspec.network import Network
+    from nnspec.nn.network import Network
 
     calls = []
     real = Network.backprop

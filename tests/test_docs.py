@@ -9,8 +9,8 @@ import yaml
 from conftest import ROOT
 
 from nnspec import load_spec
-from nnspec.docs import EXAMPLE, spec_reference
-from nnspec.spec import Spec
+from nnspec._docgen.spec_md import EXAMPLE, spec_reference
+from nnspec.spec.models import Spec
 
 DOC = ROOT / "docs" / "spec.md"
 SCHEMA = Spec.model_json_schema()
@@ -42,10 +42,12 @@ def _sections(text: str) -> dict[str, list[re.Match]]:
 
 
 def test_spec_md_is_current():
-    assert DOC.exists(), "docs/spec.md is missing; run: python -m nnspec.docs > docs/spec.md"
+    assert DOC.exists(), (
+        "docs/spec.md is missing; run: python -m nnspec._docgen.spec_md > docs/spec.md"
+    )
     assert DOC.read_text(encoding="utf-8") == spec_reference(), (
         "docs/spec.md is out of date with the spec models; regenerate it with: "
-        "python -m nnspec.docs > docs/spec.md"
+        "python -m nnspec._docgen.spec_md > docs/spec.md"
     )
 
 
@@ -115,7 +117,7 @@ def test_example_is_complete():
     """The example sets every top-level key, so it shows the shape of the whole spec."""
     keys = set(yaml.safe_load(EXAMPLE))
     missing = set(SCHEMA["properties"]) - keys
-    assert not missing, f"the example in nnspec/docs.py leaves out: {sorted(missing)}"
+    assert not missing, f"the example in nnspec/_docgen/spec_md.py leaves out: {sorted(missing)}"
 
 
 def test_internal_links_resolve():

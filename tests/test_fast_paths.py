@@ -13,15 +13,15 @@ from conftest import ROOT
 
 import nnspec
 from nnspec import pipeline
-from nnspec.activations import ACTIVATIONS
 from nnspec.layers import window
 from nnspec.layers.conv import Conv2d, Conv2dSpec
 from nnspec.layers.dense import Dense, DenseSpec
 from nnspec.layers.pool import MaxPool2d, MaxPool2dSpec
-from nnspec.spec import AdamSpec, SGDSpec
-from nnspec.train import loop, optimizers
-from nnspec.train.optimizers import FLUSH_EVERY, SGD, Adam, flush_subnormals
-from nnspec.train.packing import pack
+from nnspec.nn.activations import ACTIVATIONS
+from nnspec.nn.packing import pack
+from nnspec.spec.models import AdamSpec, SGDSpec
+from nnspec.training import loop, optimizers
+from nnspec.training.optimizers import FLUSH_EVERY, SGD, Adam, flush_subnormals
 
 
 def test_pack_keeps_values_shapes_and_alignment():

@@ -14,7 +14,7 @@ from onnx import numpy_helper
 
 import nnspec
 from nnspec import cli, pipeline
-from nnspec.data import load_builtin
+from nnspec.data.core import load_builtin
 from nnspec.errors import SpecError
 
 
@@ -338,7 +338,7 @@ def test_regression_target_scaling_must_agree_with_a_loaded_output_layer(tmp_pat
 
 
 def test_missing_external_data_is_located(tmp_path, monkeypatch):
-    module = importlib.import_module("nnspec.exporter.to_onnx")
+    module = importlib.import_module("nnspec.onnxio.lower")
     monkeypatch.setattr(module, "MAX_PROTOBUF", 10_000)
     text = _small_model(tmp_path)
     assert (tmp_path / "base.onnx.data").exists()

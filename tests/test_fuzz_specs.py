@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import nnspec
-from nnspec.spec import parse_spec
+from nnspec.spec.models import parse_spec
 
 EXAMPLES = int(os.environ.get("NNSPEC_FUZZ_EXAMPLES", "1500"))
 KEYS = [

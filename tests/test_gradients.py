@@ -9,8 +9,8 @@ import pytest
 from helpers import mlp_spec
 
 import nnspec
-from nnspec.activations import ACTIVATIONS
 from nnspec.layers import LAYERS
+from nnspec.nn.activations import ACTIVATIONS
 
 HIDDEN = [a for a, f in ACTIVATIONS.items() if not f.output_only]
 H = 1e-6

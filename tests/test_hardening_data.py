@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import nnspec
-from nnspec import cli, data, pipeline
+from nnspec import cli, pipeline
+from nnspec.data import core as data
 from nnspec.errors import DataError, SpecError
 
 CLASSIFY = (

@@ -30,7 +30,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
     nnspec.export(network, tmp / "iris.onnx")
     (tmp / "ext").mkdir()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(importlib.import_module("nnspec.exporter.to_onnx"), "MAX_PROTOBUF", 10_000)
+        mp.setattr(importlib.import_module("nnspec.onnxio.lower"), "MAX_PROTOBUF", 10_000)
         nnspec.export(network, tmp / "ext" / "m.onnx")
     assert (tmp / "ext" / "m.onnx.data").is_file()
     nnspec.export(nnspec.build(nnspec.load_spec(ROOT / "specs" / "lenet.yaml")), tmp / "img.onnx")

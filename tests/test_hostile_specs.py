@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from nnspec.cli import main
+from nnspec.cli.commands import main
 
 LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]\n"
@@ -73,7 +73,7 @@ def test_bomb_in_a_fresh_process_has_bounded_memory(tmp_path):
     path = _write(tmp_path, LAUGHS)
     code = (
         "import sys\n"
-        "from nnspec.cli import main\n"
+        "from nnspec.cli.commands import main\n"
         f"rc = main(['validate', {path!r}])\n"
         # VmHWM, the peak of this process's own memory: ru_maxrss keeps the forking parent's
         # peak across exec on Linux, which after AlexNet's tests is several GB.

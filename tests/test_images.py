@@ -20,7 +20,7 @@ import nnspec
 from nnspec import cli, pipeline
 from nnspec_runtime import Model, RuntimeModelError
 
-DIGITS = nnspec.data.load_builtin("digits")  # x (1797, 64) pixels 0..16, y the digit
+DIGITS = nnspec.data.core.load_builtin("digits")  # x (1797, 64) pixels 0..16, y the digit
 
 # conv (batch, 4, 8, 8) -> pool (batch, 4, 4, 4) -> flatten 64 -> dense 10
 CNN = """\

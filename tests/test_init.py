@@ -13,7 +13,7 @@ import yaml
 from conftest import ROOT
 
 from nnspec import cli, load_spec
-from nnspec.starter import schema_reference
+from nnspec.cli.starter import schema_reference
 
 HEADER = "# yaml-language-server: $schema="
 
@@ -53,7 +53,7 @@ def test_starter_validates_and_points_at_the_schema(tmp_path, capsys, task):
     assert loaded.data.builtin == ("iris" if task == "classification" else "mcycle")
     schema = schema_of(spec)
     assert schema.is_file()
-    assert schema.read_text() == (ROOT / "specs" / "schema.json").read_text()
+    assert schema.read_text() == (ROOT / "nnspec" / "schema.json").read_text()
     # Commented: every top-level key of the starter says what it is for.
     text = spec.read_text()
     for line in text.splitlines():
@@ -72,8 +72,8 @@ def test_default_starter_trains(tmp_path, capsys):
 
 
 def test_schema_reference_inside_and_outside_the_source_tree(tmp_path):
-    assert schema_reference(ROOT / "specs" / "new.yaml") == "schema.json"
-    assert schema_reference(ROOT / "examples" / "sub" / "new.yaml") == "../../specs/schema.json"
+    assert schema_reference(ROOT / "specs" / "new.yaml") == "../nnspec/schema.json"
+    assert schema_reference(ROOT / "examples" / "sub" / "new.yaml") == "../../nnspec/schema.json"
     outside = schema_reference(tmp_path / "new.yaml")
     assert outside.startswith("file:///") and outside.endswith("/nnspec/schema.json")
 

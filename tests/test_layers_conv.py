@@ -15,7 +15,6 @@ from onnx.reference import ReferenceEvaluator
 from pydantic import ValidationError
 from test_gradients import central_differences, half_squared_error, rel_error
 
-from nnspec.exporter.graph import GraphBuilder
 from nnspec.layers.base import ShapeError
 from nnspec.layers.conv import Conv2d, Conv2dSpec, examples, lower_conv2d
 from nnspec.layers.pool import (
@@ -28,6 +27,7 @@ from nnspec.layers.pool import (
     lower_avgpool2d,
     lower_maxpool2d,
 )
+from nnspec.onnxio.graph import GraphBuilder
 
 KINDS = {
     "conv2d": (Conv2d, lower_conv2d, examples),

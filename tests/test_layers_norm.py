@@ -11,7 +11,6 @@ from onnx.reference import ReferenceEvaluator
 from pydantic import ValidationError
 from test_gradients import central_differences, rel_error
 
-from nnspec.exporter.graph import GraphBuilder
 from nnspec.layers import ShapeError
 from nnspec.layers import batchnorm as bn_mod
 from nnspec.layers import dropout as dropout_mod
@@ -21,6 +20,7 @@ from nnspec.layers.batchnorm import BatchNorm, BatchNormSpec
 from nnspec.layers.dropout import Dropout, DropoutSpec
 from nnspec.layers.flatten import Flatten, FlattenSpec
 from nnspec.layers.lrn import LRN, LRNSpec
+from nnspec.onnxio.graph import GraphBuilder
 
 RTOL, ATOL = 1e-4, 1e-5
 MODULES = {

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from nnspec.cli import main
+from nnspec.cli.commands import main
 
 # A valid spec; the cases below change, drop or append lines. Columns of the two layer lines:
 #   "  - {kind: dense, units: 10, activation: relu}"

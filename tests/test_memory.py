@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 import nnspec
-from nnspec import cli, memory, pipeline
+from nnspec import cli, pipeline
 from nnspec.errors import SpecError
-from nnspec.train.loop import fit
+from nnspec.spec import memory
+from nnspec.training.loop import fit
 
 HUGE = """\
 spec_version: 1
@@ -75,7 +76,7 @@ def test_the_estimate_is_close_to_what_training_takes():
     dataset = pipeline.load_data(spec)  # the data are not part of the estimate
     splits = pipeline.split(spec, dataset)
     tracemalloc.start()
-    network = nnspec.network.build(spec, io)
+    network = nnspec.nn.network.build(spec, io)
     network.fit_preprocess(splits.train.x)
     fit(network, splits.train, None)
     peak = tracemalloc.get_traced_memory()[1]

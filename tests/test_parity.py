@@ -15,9 +15,9 @@ from reference_ops import reference_evaluator
 
 import nnspec
 from nnspec import pipeline
-from nnspec.activations import ACTIVATIONS
 from nnspec.layers import LAYERS
-from nnspec.network import Network
+from nnspec.nn.activations import ACTIVATIONS
+from nnspec.nn.network import Network
 
 RTOL, ATOL = 1e-4, 1e-5
 
@@ -169,7 +169,7 @@ def test_single_logistic_unit_gives_two_probabilities():
 def test_parity_check_fails_loudly_and_writes_nothing(tmp_path, monkeypatch, capsys):
     from nnspec import cli
     from nnspec.errors import ParityError
-    from nnspec.exporter import parity, to_onnx
+    from nnspec.onnxio import parity, to_onnx
 
     network, x = shipped_network(SPECS[0].parent / "iris.yaml")
     model = nnspec.export(network)
@@ -185,7 +185,7 @@ def test_parity_check_fails_loudly_and_writes_nothing(tmp_path, monkeypatch, cap
         )
         return m
 
-    module = importlib.import_module("nnspec.exporter.to_onnx")  # the function shadows it
+    module = importlib.import_module("nnspec.onnxio.lower")  # the function shadows it
     monkeypatch.setattr(module, "to_onnx", broken_to_onnx)
     out = tmp_path / "iris.onnx"
     code = cli.main(["train", str(SPECS[0].parent / "iris.yaml"), "-o", str(out), "-q"])

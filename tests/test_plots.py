@@ -18,7 +18,7 @@ pytest.importorskip("matplotlib")
 import matplotlib.image as mpimg  # noqa: E402
 
 from nnspec import cli  # noqa: E402
-from nnspec.exporter.read import load_network  # noqa: E402
+from nnspec.onnxio.read import load_network  # noqa: E402
 from nnspec.plots.common import PlotError, save  # noqa: E402
 from nnspec.plots.filters import plot_filters  # noqa: E402
 from nnspec.plots.fit import fit_components, plot_fit  # noqa: E402
@@ -134,7 +134,7 @@ def test_fit_units_add_up_to_the_prediction(trained):
 
 
 def test_fit_with_data_from_a_csv(trained, tmp_path):
-    from nnspec.data import load_builtin
+    from nnspec.data.core import load_builtin
 
     d = load_builtin("mcycle")
     csv = tmp_path / "crash.csv"
@@ -186,7 +186,7 @@ def test_regions_more_features_need_two_named(trained, capsys):
 
 
 def test_regions_with_data_from_an_npz_of_class_indices(trained, tmp_path):
-    from nnspec.data import load_builtin
+    from nnspec.data.core import load_builtin
 
     d = load_builtin("iris", ["petal_length", "petal_width"])
     np.savez(tmp_path / "d.npz", x=d.x[::5], y=d.y[::5])  # y: 0, 1, 2 for the named classes

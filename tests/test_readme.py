@@ -3,7 +3,7 @@
 The first ```bash block under "## Quick start" is run line by line in a fresh directory, with
 the repository files that the commands name copied into it (specs, examples, data). Lines that
 set up the environment (venv, pip) are not run: the tests already run in an installed one.
-``nnspec`` commands run in-process through ``nnspec.cli.main``, which is what the console
+``nnspec`` commands run in-process through ``nnspec.cli.commands.main``, which is what the console
 script calls, so the whole block takes seconds.
 """
 

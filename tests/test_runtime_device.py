@@ -24,7 +24,7 @@ from conftest import ROOT
 from helpers import NO_CUDA_MESSAGE, cuda_state, mlp_spec
 
 import nnspec
-from nnspec.cli import main
+from nnspec.cli.commands import main
 from nnspec_runtime import DeviceError, Model, RuntimeModelError
 from nnspec_runtime import bench as rbench
 from nnspec_runtime import device as rdevice

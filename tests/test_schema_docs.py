@@ -1,4 +1,4 @@
-"""The JSON Schema files (specs/schema.json and the copy shipped in the package), the prose of
+"""The JSON Schema file (nnspec/schema.json, the one copy, shipped in the package), the prose of
 every field's description (editors show it on hover), and docs/onnx.md."""
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import pytest
 from conftest import ROOT
 
 from nnspec import cli
-from nnspec.activations import ACTIVATIONS
-from nnspec.docs_onnx import onnx_reference
+from nnspec._docgen.onnx_md import onnx_reference
+from nnspec.cli.starter import package_schema
 from nnspec.layers import LAYERS
-from nnspec.spec import Spec
-from nnspec.starter import package_schema
+from nnspec.nn.activations import ACTIVATIONS
+from nnspec.spec.models import Spec
 
 SCHEMA = Spec.model_json_schema()
-REGENERATE = "nnspec schema > specs/schema.json && cp specs/schema.json nnspec/schema.json"
+REGENERATE = "nnspec schema > nnspec/schema.json"
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +30,8 @@ def printed_schema() -> str:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("path", [ROOT / "specs" / "schema.json", package_schema()])
-def test_schema_file_is_what_nnspec_schema_prints(path, printed_schema):
+def test_schema_file_is_what_nnspec_schema_prints(printed_schema):
+    path = package_schema()
     assert path.is_file(), f"{path} is missing; regenerate it with: {REGENERATE}"
     assert path.read_text(encoding="utf-8") == printed_schema, (
         f"{path} is out of date with the spec models; regenerate it with: {REGENERATE}"
@@ -101,10 +101,12 @@ def test_prose_check_itself(text, ok):
 
 def test_onnx_md_is_current():
     doc = ROOT / "docs" / "onnx.md"
-    assert doc.exists(), "docs/onnx.md is missing; run: python -m nnspec.docs_onnx > docs/onnx.md"
+    assert doc.exists(), (
+        "docs/onnx.md is missing; run: python -m nnspec._docgen.onnx_md > docs/onnx.md"
+    )
     assert doc.read_text(encoding="utf-8") == onnx_reference(), (
         "docs/onnx.md is out of date with the exporter; regenerate it with: "
-        "python -m nnspec.docs_onnx > docs/onnx.md"
+        "python -m nnspec._docgen.onnx_md > docs/onnx.md"
     )
 
 
@@ -119,3 +121,10 @@ def test_onnx_md_covers_every_layer_kind_and_activation():
         assert needed in text
     # Both LRN lowerings: the ONNX op for odd sizes, the written-out definition for even ones.
     assert "`LRN` (" in layers and "`Pow`" in layers
+
+
+def test_the_source_tree_holds_one_schema_file():
+    tops = [d for d in ROOT.iterdir() if d.is_dir() and d.name[0] not in "._"]
+    tops = [d for d in tops if d.name not in ("build", "dist")]
+    copies = sorted(p.relative_to(ROOT).as_posix() for d in tops for p in d.rglob("schema.json"))
+    assert copies == ["nnspec/schema.json"], copies

@@ -7,7 +7,7 @@ from conftest import SPECS
 
 import nnspec
 from nnspec.layers import LAYERS, LayerSpec
-from nnspec.validation_messages import models_at
+from nnspec.spec.messages import models_at
 
 BASE = """spec_version: 1
 name: t

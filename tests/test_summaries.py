@@ -15,7 +15,7 @@ from onnx import TensorProto, helper
 
 from nnspec import cli, load_spec
 from nnspec.pipeline import resolve, train_full
-from nnspec.shapes import _rich_plain_table, print_summary, summary, summary_table
+from nnspec.spec.shapes import _rich_plain_table, print_summary, summary, summary_table
 
 SPEC_DIR = ROOT / "specs"
 HEADER = re.compile(r"^layer +kind +output shape +params +trainable$")

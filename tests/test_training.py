@@ -8,9 +8,9 @@ from conftest import ROOT
 
 import nnspec
 from nnspec.pipeline import train_full
-from nnspec.spec import AdamSpec, CosineLR, SGDSpec, StepLR
-from nnspec.train.optimizers import SGD, Adam
-from nnspec.train.schedules import learning_rate
+from nnspec.spec.models import AdamSpec, CosineLR, SGDSpec, StepLR
+from nnspec.training.optimizers import SGD, Adam
+from nnspec.training.schedules import learning_rate
 
 
 def spec(name: str) -> nnspec.Spec:
@@ -66,7 +66,7 @@ def test_early_stopping_restores_best_weights():
     assert history.epochs[history.best_epoch - 1]["val_loss"] == best
     assert history.epochs_run == history.best_epoch + 20  # patience
     # The restored weights reproduce the best epoch's validation loss, not the last one's.
-    from nnspec.train.loop import evaluate
+    from nnspec.training.loop import evaluate
 
     assert evaluate(result.network, result.splits.val)["loss"] == pytest.approx(best, rel=1e-5)
 
@@ -158,7 +158,7 @@ def test_regression_history_has_mse_and_r2_in_target_units():
 
 
 def test_r2_is_undefined_for_a_constant_target():
-    from nnspec.train.loop import regression_metrics
+    from nnspec.training.loop import regression_metrics
 
     assert np.isnan(regression_metrics(np.array([[3.0]]), np.array([[1.0]]))["r2"])
     # With one varying output, R² averages over the outputs where it is defined.

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import initializers
-from ..activations import ACTIVATIONS
+from ..nn import initializers
+from ..nn.activations import ACTIVATIONS
 
 if TYPE_CHECKING:
-    from ..exporter.graph import GraphBuilder
+    from ..onnxio.graph import GraphBuilder
 
 # A shape without the batch axis is never written: the batch is always first and is None.
 Shape = tuple[int | None, ...]

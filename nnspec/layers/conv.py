@@ -11,9 +11,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, PositiveInt
 
-from .. import initializers
-from ..activations import ACTIVATIONS
-from ..losses import ones
+from ..nn import initializers
+from ..nn.activations import ACTIVATIONS
+from ..nn.losses import ones
 from . import window
 from .base import InitializerName, Layer, ParamLayerSpecBase, Shape, ShapeError
 from .window import IntOrPair, Padding

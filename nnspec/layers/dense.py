@@ -7,9 +7,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, PositiveInt
 
-from .. import initializers
-from ..activations import ACTIVATIONS
-from ..losses import ones
+from ..nn import initializers
+from ..nn.activations import ACTIVATIONS
+from ..nn.losses import ones
 from .base import (
     ActivationName,
     InitializerName,

@@ -137,7 +137,7 @@ def write_plots(directory: str | Path, model: str | Path, metrics: dict, spec) -
 
     ``spec`` is the spec as loaded from its file, so that its relative data paths resolve.
     """
-    from ..exporter.read import model_io, read_model
+    from ..onnxio.read import model_io, read_model
     from .common import load_samples, save
     from .filters import conv_layers, plot_filters
     from .fit import plot_fit

@@ -113,7 +113,7 @@ class Samples:
 
 
 def _dataset_from_spec(spec, bases: list[Path], task: str):
-    from .. import data as datamod
+    from ..data import core as datamod
 
     d = spec.data
     if hasattr(d, "builtin"):
@@ -171,9 +171,9 @@ def _map_classes(y: np.ndarray, names: list[str] | None, model_classes, source: 
 
 def _from_file(path: Path, spec, io) -> tuple[Samples, list[str] | None]:
     """``--data FILE``: a spec (its data), a CSV with a header, an .npz, or an .npy of inputs."""
-    from .. import data as datamod
-    from ..predict_io import read_inputs
-    from ..spec import load_spec
+    from ..data import core as datamod
+    from ..data.predict_inputs import read_inputs
+    from ..spec.models import load_spec
 
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):

@@ -40,7 +40,7 @@ def plot_filters(model: str | Path, *, layer: str | None = None, dpi: float = DP
     require_matplotlib()
     from matplotlib import colormaps
 
-    from ..exporter.read import read_model
+    from ..onnxio.read import read_model
 
     contents = read_model(model)
     spec = contents.spec()

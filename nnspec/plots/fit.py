@@ -88,7 +88,7 @@ def plot_fit(
     require_matplotlib()
     from nnspec_runtime import Model
 
-    from ..exporter.read import load_network
+    from ..onnxio.read import load_network
 
     network, contents = load_network(model)
     spec, io = network.spec, network.io

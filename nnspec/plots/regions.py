@@ -82,7 +82,7 @@ def plot_regions(
     require_matplotlib()
     from nnspec_runtime import Model
 
-    from ..exporter.read import model_io, read_model
+    from ..onnxio.read import model_io, read_model
 
     contents = read_model(model)
     spec = contents.spec()

@@ -1,0 +1,5 @@
+"""The ``nnspec`` command: argparse and thin handlers over ``nnspec.pipeline``."""
+
+from .commands import main, parser
+
+__all__ = ["main", "parser"]

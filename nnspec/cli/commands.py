@@ -1,0 +1,398 @@
+"""The ``nnspec`` command: validate, compile, train, predict, inspect, schema, init, bench.
+
+User errors print one located line each and exit with code 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+# pydantic searches every installed package's entry points for plugins (importlib.metadata)
+# the first time a model class is built: tens of milliseconds on every command, and nnspec
+# uses no plugin. Set before the spec models are imported; an explicit setting wins.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
+from .. import pipeline  # noqa: E402
+from .._version import __version__  # noqa: E402
+from ..errors import NnspecError  # noqa: E402
+from ..spec.models import load_spec  # noqa: E402
+
+
+def _validate(args) -> int:
+    spec = load_spec(args.spec)
+    io, rows = pipeline.resolve(spec)
+    report = None
+    if spec.init is not None:  # the model's weights must fit: check now, not after training
+        from ..nn.network import build
+
+        report = pipeline.initialize(build(spec, io))
+    from ..spec.shapes import print_summary, summary
+
+    data = summary(spec, io, rows)
+    if args.json:
+        data["init"] = report.as_dict() if report else None
+        print(json.dumps(data, indent=2))
+        return 0
+    print_summary(data)
+    if report:
+        print("\n".join(report.lines()))
+    print(f"{args.spec}: valid")
+    return 0
+
+
+def _compile(args) -> int:
+    from .. import atomic
+    from ..nn.network import build
+
+    spec = load_spec(args.spec)
+    atomic.check_writable(args.output)
+    dataset = pipeline.load_data(spec)
+    io, _ = pipeline.resolve(spec, dataset.info if dataset else None)
+    network = build(spec, io, seed=args.seed)
+    report = pipeline.initialize(network)
+    if report:
+        print("\n".join(report.lines()))
+    if dataset is not None:
+        # Untrained weights, but the standardization of the training split, as train would.
+        pipeline.fit_preprocess(network, pipeline.split(spec, dataset), report)
+    pipeline.export(network, args.output)
+    print(
+        f"wrote {args.output}: {spec.name}, untrained (seed "
+        f"{spec.train.seed if args.seed is None else args.seed}"
+        f"{', init from ' + spec.init.from_ if report else ''}), "
+        f"{network.param_count():,} parameters, opset {spec.export.opset}"
+    )
+    return 0
+
+
+def _train(args) -> int:
+    import contextlib
+    import shlex
+
+    from .. import atomic
+    from ..errors import SpecError
+    from ..onnxio import add_metadata, write
+    from ..onnxio.parity import check_parity
+    from ..training import checkpoint
+
+    spec = load_spec(args.spec)
+    for path in filter(None, (args.output, args.metrics)):
+        atomic.check_writable(path)
+    if args.plots:  # matplotlib missing or DIR unwritable: say so before training, not after
+        from ..plots.command import prepare_directory
+
+        prepare_directory(args.plots)
+    resume = None
+    if args.resume:
+        # Checked before any data is read: a wrong or damaged checkpoint fails at once.
+        resume = checkpoint.load(args.resume)
+        resume.check_spec(spec)
+    # Resuming keeps checkpointing into the checkpoint's own directory unless told otherwise.
+    ckpt_dir = args.checkpoint or (resume.path.parent if resume else None)
+    if spec.train.checkpoint_every and ckpt_dir is None:
+        raise SpecError(
+            [
+                spec.source.issue(
+                    ("train", "checkpoint_every"),
+                    "needs a directory to write checkpoints to; expected nnspec train "
+                    "--checkpoint DIR (or --resume DIR), got neither",
+                )
+            ]
+        )
+    if ckpt_dir is not None:
+        checkpoint.prepare_directory(ckpt_dir)
+    progress = False if args.quiet else None
+    try:
+        # With a checkpoint directory, SIGINT/SIGTERM stop training after the current batch
+        # and write a checkpoint; without one, Ctrl-C interrupts at once as before.
+        signals = checkpoint.stop_on_signals() if ckpt_dir else contextlib.nullcontext()
+        with signals as stop:
+            result = pipeline.train_full(
+                spec, progress=progress, checkpoint_dir=ckpt_dir, resume=resume, stop=stop
+            )
+    except checkpoint.TrainingInterrupted as e:
+        command = ["nnspec", "train", args.spec, "-o", args.output]
+        command += ["--metrics", args.metrics] if args.metrics else []
+        command += ["--quiet"] if args.quiet else []
+        command += ["--plots", args.plots] if args.plots else []
+        command += ["--resume", str(e.directory)]
+        print(f"{e}; resume with: {shlex.join(map(str, command))}", file=sys.stderr)
+        return e.exit_code
+    network, history = result.network, result.history
+    held_out = result.splits.test or result.splits.val or result.splits.train
+    network.metrics = {"test_metrics": result.test}
+    metrics = {
+        "spec": spec.name,
+        "spec_sha256": spec.source.sha256,
+        "nnspec_version": __version__,
+        "param_count": network.param_count(),
+        "init": result.init.as_dict() if result.init else None,
+        "epochs_run": history.epochs_run,
+        "stopped_early": history.stopped_early,
+        "best_epoch": history.best_epoch,
+        "history": history.epochs,
+        "test": result.test,
+        "parity": None,
+        "seconds": result.seconds,
+        "resumed_from": resume.where if resume else None,
+    }
+
+    def check_and_record(model, staged):
+        # Parity runs on the exported graph (from its staged files when it has external
+        # data) before anything is written; a mismatch raises and leaves nothing behind.
+        metrics["parity"] = check_parity(network, staged or model, held_out.x)
+        add_metadata(model, {"parity": metrics["parity"], "epochs_run": history.epochs_run})
+
+    write(network, args.output, finalize=check_and_record)
+    if args.metrics:
+        atomic.write_text(args.metrics, json.dumps(_json_safe(metrics), indent=2) + "\n")
+    if not args.quiet:
+        if result.init:
+            print("\n".join(result.init.lines()))
+        _print_train_summary(spec, metrics, args)
+    if args.plots:
+        from ..plots.command import write_plots
+
+        lines = write_plots(args.plots, args.output, _json_safe(metrics), spec)
+        if not args.quiet:
+            print("\n".join(lines))
+    return 0
+
+
+def _json_safe(value):
+    """NaN (an undefined metric, such as R² of a constant target) becomes JSON null."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _print_train_summary(spec, m: dict, args) -> None:
+    stop = f", stopped early (best epoch {m['best_epoch']})" if m["stopped_early"] else ""
+    resumed = f", resumed from {m['resumed_from']}" if m.get("resumed_from") else ""
+    print(f"{spec.name}: {m['epochs_run']} epochs in {m['seconds']:.2f} s{resumed}{stop}")
+    if m["test"]:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in m["test"].items())
+        print(f"test: {shown}")
+    p = m["parity"]
+    print(
+        f"parity (onnxruntime {p['provider']} vs NumPy, {p['samples']} samples): "
+        f"max abs err {p['max_abs_err']:.2e}, max rel err {p['max_rel_err']:.2e}"
+    )
+    print(f"wrote {args.output}" + (f" and {args.metrics}" if args.metrics else ""))
+
+
+def _predict(args) -> int:
+    from .. import atomic
+    from ..data.predict_inputs import read_inputs, write_predictions
+    from .modelbench import open_model
+
+    if args.output:
+        atomic.check_writable(args.output)
+    model = open_model(args)
+    x = read_inputs(Path(args.input), model.feature_names, model.n_features)
+    text = write_predictions(model.predict(x))
+    if args.output:
+        atomic.write_text(args.output, text)
+        print(
+            f"wrote {args.output}: {len(x)} rows, device {model.device} ({model.provider})",
+            file=sys.stderr,
+        )
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _inspect(args) -> int:
+    from ..onnxio.inspect import describe, inspect_json, layer_summary, load, model_info
+    from ..spec.shapes import print_summary
+
+    path = Path(args.model)
+    if args.json:
+        print(json.dumps(inspect_json(path), indent=2))
+        return 0
+    model = load(path)
+    print(describe(path, model_info(path, model)))
+    data, why = layer_summary(path, model)
+    print()
+    if data is None:
+        print(f"layers: not shown: {why}")
+    else:
+        print_summary(data)
+    return 0
+
+
+def _plot(args) -> int:
+    from ..plots.command import run
+
+    return run(args)
+
+
+def _schema(args) -> int:
+    from ..spec.models import Spec
+
+    print(json.dumps(Spec.model_json_schema(), indent=2))
+    return 0
+
+
+def _init(args) -> int:
+    from .starter import write_starter
+
+    path = Path(args.path)
+    data = Path(args.from_data) if args.from_data else None
+    facts = write_starter(path, task=args.task, data=data, target=args.target, force=args.force)
+    if facts.kind == "builtin":
+        source = f"built-in {facts.source} data"
+    else:
+        unit = "classes" if facts.task == "classification" else "target(s)"
+        outputs = f"{facts.outputs} {unit}"
+        source = f"{facts.source}: {facts.features} features, {outputs}; {facts.why_task}"
+    print(f"wrote {path}: {facts.task}, {source}")
+    print(f"next: nnspec validate {path}  (then nnspec train {path} -o model.onnx)")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    # Light (argparse only): it imports the runtime when a command runs.
+    from .modelbench import add_device_arguments
+    from .modelbench import add_parser as add_bench
+
+    p = argparse.ArgumentParser(
+        prog="nnspec",
+        description="Compile declarative YAML network specs: validate, train with NumPy "
+        "backprop, export to ONNX, and run the exported models.",
+    )
+    p.add_argument("--version", action="version", version=f"nnspec {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("validate", help="check a spec and print its layer/shape/parameter table")
+    s.add_argument("spec", help="YAML spec file")
+    s.add_argument("--json", action="store_true", help="print the summary as JSON")
+    s.set_defaults(func=_validate)
+
+    s = sub.add_parser("compile", help="export a seeded, untrained network to ONNX")
+    s.add_argument("spec", help="YAML spec file")
+    s.add_argument("-o", "--output", required=True, help="path of the .onnx file to write")
+    s.add_argument("--seed", type=_seed, default=None, help="weight seed (default: train.seed)")
+    s.set_defaults(func=_compile)
+
+    s = sub.add_parser("train", help="train a spec, export ONNX, check parity, print metrics")
+    s.add_argument("spec", help="YAML spec file")
+    s.add_argument("-o", "--output", required=True, help="path of the .onnx file to write")
+    s.add_argument("--metrics", help="also write the metrics as JSON to this path")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
+    s.add_argument(
+        "--checkpoint",
+        metavar="DIR",
+        help="write checkpoints into DIR (created if missing): every train.checkpoint_every "
+        "epochs, on SIGINT/SIGTERM (which then stop training after the current batch), and "
+        "when training diverges",
+    )
+    s.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue from the checkpoint in DIR (or its checkpoint.json), written for this "
+        "same spec; the result is bit-identical to an uninterrupted run. Checkpoints go on "
+        "being written to DIR unless --checkpoint names another",
+    )
+    s.add_argument(
+        "--plots",
+        metavar="DIR",
+        help="after training, write the plots that apply (history, fit, regions, filters) as "
+        'PNGs into DIR (created if missing); needs pip install "nnspec[plot]"',
+    )
+    s.set_defaults(func=_train)
+
+    s = sub.add_parser("predict", help="run an exported model on a CSV or NPY file")
+    s.add_argument("model", help=".onnx file written by nnspec")
+    s.add_argument("input", help="CSV (with or without a header row) or .npy of (rows, features)")
+    s.add_argument("-o", "--output", help="CSV to write (default: standard output)")
+    add_device_arguments(s)
+    s.set_defaults(func=_predict)
+
+    s = sub.add_parser(
+        "inspect", help="show an exported model's inputs, outputs, metadata and layer table"
+    )
+    s.add_argument("model", help=".onnx file")
+    s.add_argument("--json", action="store_true", help="print the same as JSON")
+    s.set_defaults(func=_inspect)
+
+    s = sub.add_parser("schema", help="print the JSON Schema of the spec language")
+    s.set_defaults(func=_schema)
+
+    s = sub.add_parser(
+        "plot",
+        help="draw a training history, a regression fit, decision regions or conv filters "
+        '(PNG or SVG; needs pip install "nnspec[plot]")',
+    )
+    from ..plots.command import add_subcommands  # argparse only: no matplotlib at start-up
+
+    add_subcommands(s)
+    s.set_defaults(func=_plot)
+
+    s = sub.add_parser("init", help="write a commented starter spec that validates as written")
+    s.add_argument("path", help="YAML spec file to write")
+    s.add_argument(
+        "--task",
+        choices=["classification", "regression"],
+        help="default: guessed from the data's target, else classification",
+    )
+    s.add_argument(
+        "--from-data",
+        metavar="FILE",
+        help="a CSV with a header row or an .npz: the spec trains on it, with the input size "
+        "and the classes (or outputs) read from it (default: built-in iris or mcycle data)",
+    )
+    s.add_argument(
+        "--target",
+        metavar="NAME",
+        help="with --from-data: the CSV's target column (default: the last one) or the NPZ's "
+        "array of targets (default: y)",
+    )
+    s.add_argument("--force", action="store_true", help="overwrite PATH if it exists")
+    s.set_defaults(func=_init)
+
+    add_bench(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from nnspec_runtime import DeviceError, RuntimeModelError
+
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except NnspecError as e:
+        print(str(e), file=sys.stderr)
+        return e.exit_code
+    except (RuntimeModelError, DeviceError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `nnspec validate big.yaml --json | head`: the reader left; say nothing more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

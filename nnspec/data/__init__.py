@@ -1,0 +1,1 @@
+"""Data: built-in datasets, CSV and NPZ files, deterministic splits, prediction inputs."""

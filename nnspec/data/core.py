@@ -1,0 +1,420 @@
+"""Data: built-in datasets, CSV and NPZ files, deterministic (stratified) splits.
+
+Everything here returns float64 inputs ``x`` of shape (samples, features) and targets ``y``:
+class indices (samples,) int64 for classification, (samples, outputs) float64 for regression.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import math
+import zipfile
+import zlib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What shape inference needs to know about a dataset, without its rows."""
+
+    features: int
+    outputs: int  # number of classes, or of regression targets
+    feature_names: list[str]
+    target_names: list[str]
+    class_names: list[str] | None
+    shape: tuple[int, ...] | None = None  # (channels, height, width) when rows are images
+
+
+@dataclass(frozen=True)
+class Dataset:
+    x: np.ndarray
+    y: np.ndarray
+    info: DataInfo
+    source: str
+
+    def take(self, idx: np.ndarray) -> Dataset:
+        return Dataset(self.x[idx], self.y[idx], self.info, self.source)
+
+
+_IRIS_CLASSES = ["setosa", "versicolor", "virginica"]
+_DIGIT_CLASSES = [str(d) for d in range(10)]
+BUILTIN_INFO = {
+    "iris": DataInfo(
+        4,
+        3,
+        ["sepal_length", "sepal_width", "petal_length", "petal_width"],
+        ["species"],
+        _IRIS_CLASSES,
+    ),
+    "mcycle": DataInfo(1, 1, ["times"], ["accel"], None),
+    "digits": DataInfo(
+        64,
+        10,
+        [f"pixel_{r}_{c}" for r in range(8) for c in range(8)],
+        ["digit"],
+        _DIGIT_CLASSES,
+        (1, 8, 8),
+    ),
+    "digits28": DataInfo(
+        784,
+        10,
+        [f"pixel_{r}_{c}" for r in range(28) for c in range(28)],
+        ["digit"],
+        _DIGIT_CLASSES,
+        (1, 28, 28),
+    ),
+}
+
+
+def _resource_bytes(name: str) -> bytes:
+    return resources.files("nnspec.data.datasets").joinpath(name).read_bytes()
+
+
+def _bilinear_matrix(n_out: int, n_in: int) -> np.ndarray:
+    """(n_out, n_in) matrix R with R @ v = v resampled at n_out pixel centres, linearly."""
+    r = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        src = min(max((i + 0.5) * n_in / n_out - 0.5, 0.0), n_in - 1.0)
+        lo = int(math.floor(src))
+        hi = min(lo + 1, n_in - 1)
+        frac = src - lo
+        r[i, lo] += 1.0 - frac
+        r[i, hi] += frac
+    return r
+
+
+@cache
+def _builtin(name: str) -> tuple[np.ndarray, np.ndarray]:
+    if name in ("digits", "digits28"):
+        raw = np.loadtxt(
+            io.BytesIO(gzip.decompress(_resource_bytes("digits.csv.gz"))), delimiter=","
+        )
+        x, y = raw[:, :64], raw[:, 64].astype(np.int64)
+        if name == "digits28":
+            r = _bilinear_matrix(28, 8)
+            # Separable upscaling: each image I (8x8) becomes R I R^T (28x28).
+            x = np.einsum("ij,njk,lk->nil", r, x.reshape(-1, 8, 8), r).reshape(-1, 784)
+        return x, y
+    text = _resource_bytes(f"{name}.csv").decode()
+    rows = list(csv.reader(io.StringIO(text)))[1:]
+    if name == "iris":
+        x = np.array([[float(v) for v in row[:4]] for row in rows])
+        y = np.array([_IRIS_CLASSES.index(row[4]) for row in rows], dtype=np.int64)
+        return x, y
+    data = np.array([[float(v) for v in row] for row in rows])
+    return data[:, :1], data[:, 1:]
+
+
+def select_features(info: DataInfo, features: list[str] | None, where: str) -> list[int]:
+    """Column indices of ``features`` (all when None), or an error listing the names."""
+    if features is None:
+        return list(range(info.features))
+    unknown = [f for f in features if f not in info.feature_names]
+    if unknown:
+        shown = ", ".join(info.feature_names[:8]) + (", ..." if info.features > 8 else "")
+        raise DataError(
+            f"{where}: unknown feature(s) {', '.join(unknown)}; the features are: {shown}"
+        )
+    return [info.feature_names.index(f) for f in features]
+
+
+def builtin_info(name: str, features: list[str] | None, task: str) -> DataInfo:
+    info = BUILTIN_INFO[name]
+    cols = select_features(info, features, f"builtin:{name}")
+    names = [info.feature_names[c] for c in cols]
+    # A subset of the pixels is no longer an image.
+    shape = info.shape if features is None else None
+    if task == "regression" and info.class_names is not None:
+        return DataInfo(len(cols), 1, names, info.target_names, None, shape)
+    return DataInfo(len(cols), info.outputs, names, info.target_names, info.class_names, shape)
+
+
+def load_builtin(name: str, features: list[str] | None = None, task: str = "") -> Dataset:
+    info = builtin_info(name, features, task)
+    x, y = _builtin(name)
+    cols = [BUILTIN_INFO[name].feature_names.index(f) for f in info.feature_names]
+    if info.class_names is None and y.ndim == 1:  # class indices used as a regression target
+        y = y.reshape(-1, 1).astype(np.float64)
+    return Dataset(x[:, cols].copy(), y.copy(), info, f"builtin:{name}")
+
+
+def _class_encode(labels: list[str], where: str) -> tuple[np.ndarray, list[str]]:
+    """Labels -> indices into the sorted class names (numeric labels sort numerically)."""
+    unique = sorted(set(labels))
+    try:
+        unique = sorted(unique, key=float)
+    except ValueError:
+        pass
+    if len(unique) < 2:
+        raise DataError(f"{where}: expected at least 2 classes in the target, found {unique}")
+    index = {c: i for i, c in enumerate(unique)}
+    return np.array([index[v] for v in labels], dtype=np.int64), unique
+
+
+def _bad_label(label: str) -> str | None:
+    """What a cell that cannot be a class label holds (a missing value in disguise), or None."""
+    if not label:
+        return "an empty cell (a missing value?)"
+    try:
+        value = float(label)
+    except ValueError:
+        return None
+    if not math.isfinite(value):
+        return f"{label!r}, a NaN or inf (a missing value?)"
+    return None
+
+
+def _csv_rows(path: Path, text: str) -> list[tuple[int, list[str]]]:
+    """(line number where the row starts, cells) for each row, blank rows included; a quoted
+    cell over several lines keeps the numbers of the lines after it right."""
+    reader = csv.reader(io.StringIO(text))
+    rows, start = [], 1
+    try:
+        for row in reader:
+            rows.append((start, row))
+            start = reader.line_num + 1
+    except csv.Error as e:
+        raise DataError(f"{path}:{start}: cannot parse as CSV: {e}") from None
+    return rows
+
+
+def read_csv_text(path: Path) -> str:
+    """A CSV file's text (a UTF-8 byte-order mark dropped), or a DataError that says why not."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise DataError(f"{path}: data file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot read as UTF-8 CSV text: {e}") from None
+
+
+def load_csv(path: Path, target: str | list[str], features: list[str] | None, task: str) -> Dataset:
+    """Read a CSV with a header row. Errors name the file, row and column."""
+    text = read_csv_text(path)
+    rows = [(n, r) for n, r in _csv_rows(path, text) if any(c.strip() for c in r)]
+    if not rows:
+        raise DataError(f"{path}: the file is empty; expected a header row and data rows")
+    hline, header = rows[0][0], [h.strip() for h in rows[0][1]]
+    targets = [target] if isinstance(target, str) else list(target)
+    missing = [c for c in targets + (features or []) if c not in header]
+    if missing:
+        raise DataError(
+            f"{path}:{hline}: column(s) {', '.join(missing)} not in the header; "
+            f"the columns are: {', '.join(header)}"
+        )
+    feats = features or [h for h in header if h not in targets]
+    if not feats:
+        raise DataError(f"{path}:{hline}: no feature columns left besides the target {targets}")
+    for name in dict.fromkeys(targets + feats):
+        where = [j + 1 for j, h in enumerate(header) if h == name]
+        if not name:
+            raise DataError(
+                f"{path}:{hline}: column {where[0]} has no name in the header; expected a name "
+                "for every column (or list the features to use in data.features)"
+            )
+        if len(where) > 1:
+            raise DataError(
+                f"{path}:{hline}: column name '{name}' appears {len(where)} times in the header "
+                f"(columns {', '.join(map(str, where))}); expected unique column names"
+            )
+    fcols = [header.index(f) for f in feats]
+    tcols = [header.index(t) for t in targets]
+    body = rows[1:]
+    if not body:
+        raise DataError(f"{path}: no data rows after the header (line {hline})")
+    x = np.empty((len(body), len(fcols)))
+    for k, (lineno, row) in enumerate(body):
+        if len(row) != len(header):
+            if len(row) < len(header):
+                detail = f"no cell for column(s) {', '.join(header[len(row) :])}"
+            else:
+                detail = f"{len(row) - len(header)} more than the header has columns"
+            raise DataError(
+                f"{path}:{lineno}: expected {len(header)} cells like the header, "
+                f"got {len(row)} ({detail})"
+            )
+        for j, c in enumerate(fcols):
+            x[k, j] = _number(row[c], path, lineno, header[c])
+    if task == "classification":
+        labels = [row[tcols[0]].strip() for _, row in body]
+        for (lineno, _), label in zip(body, labels, strict=True):
+            why = _bad_label(label)
+            if why:
+                raise DataError(
+                    f"{path}:{lineno}: column '{targets[0]}': expected a class label, got {why}"
+                )
+        y, classes = _class_encode(labels, str(path))
+        info = DataInfo(len(feats), len(classes), feats, targets[:1], classes)
+    else:
+        y = np.array([[_number(row[c], path, ln, header[c]) for c in tcols] for ln, row in body])
+        info = DataInfo(len(feats), len(tcols), feats, targets, None)
+    return Dataset(x, y, info, str(path))
+
+
+def _number(cell: str, path: Path, lineno: int, column: str) -> float:
+    if not cell.strip():
+        raise DataError(
+            f"{path}:{lineno}: column '{column}': expected a number, got an empty cell "
+            "(a missing value?)"
+        )
+    try:
+        value = float(cell)
+    except ValueError:
+        raise DataError(
+            f"{path}:{lineno}: column '{column}': expected a number, got {cell!r}"
+        ) from None
+    if not math.isfinite(value):
+        raise DataError(
+            f"{path}:{lineno}: column '{column}': expected a finite number, got {cell.strip()}"
+        )
+    return value
+
+
+# Array kinds that hold real numbers: bool, signed and unsigned integers, floats. Not complex
+# (c), timedelta (m, which NumPy counts as an integer), datetime (M), strings, objects, records.
+_REAL = "biuf"
+_KINDS = {
+    "c": "complex numbers; expected real ones",
+    "m": "time spans; expected plain numbers",
+    "M": "dates; expected plain numbers",
+    "U": "strings; expected numbers",
+    "S": "byte strings; expected numbers",
+    "V": "records (a structured array); expected plain numbers",
+    "O": "Python objects; expected numbers",
+}
+
+
+def _kind(a: np.ndarray) -> str:
+    return f"{a.dtype} ({_KINDS.get(a.dtype.kind, 'expected numbers')})"
+
+
+def _npz_array(archive, path: Path, key: str) -> np.ndarray:
+    try:
+        return archive[key]
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise DataError(
+                f"{path}: array '{key}': cannot load without pickle: it is an object array "
+                "(dtype object), and unpickling a data file could run code, so nnspec never "
+                "does; save it as numbers (e.g. np.asarray(a, dtype=np.float64)) or strings"
+            ) from None
+        raise DataError(f"{path}: array '{key}': not a readable .npy array: {e}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise DataError(f"{path}: array '{key}': damaged in the archive: {e}") from None
+
+
+def load_npz(path: Path, xkey: str, ykey: str, task: str) -> Dataset:
+    try:
+        # allow_pickle=False: an .npz may come from anyone, and unpickling runs code.
+        loaded = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"{path}: data file not found") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: not a readable .npz archive: {e}") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise DataError(f"{path}: a single .npy array, not an .npz archive of named arrays")
+    with loaded as archive:
+        names = archive.files
+        for key in (xkey, ykey):
+            if key not in names:
+                raise DataError(
+                    f"{path}: no array '{key}'; the archive holds: {', '.join(names) or 'none'}"
+                )
+        x, y = _npz_array(archive, path, xkey), _npz_array(archive, path, ykey)
+    if x.ndim not in (2, 3, 4):
+        raise DataError(
+            f"{path}: array '{xkey}': expected numbers of shape (samples, features), "
+            f"(samples, height, width) or (samples, channels, height, width), "
+            f"got {x.dtype} of shape {x.shape}"
+        )
+    if x.dtype.kind not in _REAL:
+        raise DataError(f"{path}: array '{xkey}': expected real numbers, got {_kind(x)}")
+    if x.size == 0:
+        what = "sample" if len(x) == 0 else "feature"
+        raise DataError(
+            f"{path}: array '{xkey}' of shape {x.shape} is empty; expected at least one {what}"
+        )
+    # Images: one channel when none is given (NCHW, as ONNX Conv takes them); rows are kept
+    # flat like every other source, and the network reshapes them to `shape`.
+    shape = None if x.ndim == 2 else (1, *x.shape[1:]) if x.ndim == 3 else tuple(x.shape[1:])
+    x = x.reshape(len(x), -1)
+    if y.ndim == 0 or len(y) != len(x):
+        raise DataError(
+            f"{path}: array '{ykey}': expected {len(x)} targets like '{xkey}', got shape {y.shape}"
+        )
+    x = x.astype(np.float64)
+    _check_finite(x, path, xkey)
+    feats = [f"x{i}" for i in range(x.shape[1])]
+    if task == "classification":
+        if y.ndim != 1:
+            raise DataError(
+                f"{path}: array '{ykey}': expected class labels of shape (samples,), "
+                f"got shape {y.shape}"
+            )
+        if y.dtype.kind not in _REAL + "US":
+            raise DataError(
+                f"{path}: array '{ykey}': expected class labels (integers or strings), "
+                f"got {_kind(y)}"
+            )
+        labels = [str(v) for v in y.tolist()]
+        for i, label in enumerate(labels):
+            why = _bad_label(label.strip())
+            if why:
+                raise DataError(
+                    f"{path}: array '{ykey}' at index {i}: expected a class label, got {why}"
+                )
+        yi, classes = _class_encode(labels, f"{path}: array '{ykey}'")
+        info = DataInfo(x.shape[1], len(classes), feats, [ykey], classes, shape)
+        return Dataset(x, yi, info, str(path))
+    if y.dtype.kind not in _REAL:
+        raise DataError(
+            f"{path}: array '{ykey}': expected numeric regression targets, got {_kind(y)}"
+        )
+    y = y.reshape(len(y), -1).astype(np.float64)
+    if y.shape[1] == 0:
+        raise DataError(f"{path}: array '{ykey}': no target values (shape {y.shape})")
+    _check_finite(y, path, ykey)
+    targets = [ykey] if y.shape[1] == 1 else [f"{ykey}{i}" for i in range(y.shape[1])]
+    return Dataset(x, y, DataInfo(x.shape[1], y.shape[1], feats, targets, None, shape), str(path))
+
+
+def _check_finite(a: np.ndarray, path: Path, key: str) -> None:
+    if not np.isfinite(a).all():
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
+        raise DataError(
+            f"{path}: array '{key}' has a NaN or inf at index {bad}; expected finite numbers"
+        )
+
+
+def split(
+    n: int, y: np.ndarray | None, fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (keep, held_out), held_out about ``fraction`` of n; stratified when ``y`` given.
+
+    Stratifying per class keeps a small class (iris has 50 of each) represented in both parts.
+    """
+    if fraction <= 0:
+        return np.arange(n), np.arange(0)
+    groups = [np.flatnonzero(y == c) for c in np.unique(y)] if y is not None else [np.arange(n)]
+    held = []
+    for g in groups:
+        g = rng.permutation(g)
+        held.append(g[: int(round(fraction * len(g)))])
+    held_idx = np.sort(np.concatenate(held)) if held else np.arange(0)
+    keep = np.setdiff1d(np.arange(n), held_idx)
+    if len(keep) == 0 or len(held_idx) == 0:
+        part = "held-out part" if len(held_idx) == 0 else "remaining part"
+        raise DataError(
+            f"{fraction} of {n} samples leaves the {part} empty; expected a fraction that "
+            "keeps samples on both sides"
+        )
+    return keep, held_idx

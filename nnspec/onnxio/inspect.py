@@ -1,0 +1,183 @@
+"""``nnspec inspect``: what an .onnx file holds, read without running it: the file's graph,
+inputs, outputs and metadata, and the layer table of the spec embedded in it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from .._version import __version__
+from ..errors import ModelError
+
+
+def _type(value_info) -> str:
+    """``float32 (batch, 4)`` for a tensor; onnx's own words for sequences, maps, ..."""
+    t = value_info.type
+    if t.WhichOneof("value") != "tensor_type":
+        return onnx.helper.printable_type(t)
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(t.tensor_type.elem_type).name
+    dims = t.tensor_type.shape.dim
+    return f"{dtype} (" + ", ".join(d.dim_param or str(d.dim_value) for d in dims) + ")"
+
+
+def load(path: Path) -> onnx.ModelProto:
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except FileNotFoundError:
+        raise ModelError(f"{path}: no such model file") from None
+    except IsADirectoryError:
+        raise ModelError(f"{path}: is a directory; expected an .onnx file") from None
+    except Exception as e:  # protobuf raises DecodeError and others for corrupt bytes
+        raise ModelError(f"{path}: not a readable ONNX model: {e}") from None
+    if not model.HasField("graph") or not model.graph.output:
+        # Protobuf parses an empty (or unrelated) file as an empty message without complaint.
+        raise ModelError(f"{path}: not an ONNX model (no graph with outputs)")
+    return model
+
+
+def _external_data(model: onnx.ModelProto, path: Path) -> list[dict]:
+    """Each external data file the weights are in: its location and size (None: missing)."""
+    locations = []
+    for t in model.graph.initializer:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            loc = {e.key: e.value for e in t.external_data}.get("location", "?")
+            if loc not in locations:
+                locations.append(loc)
+    files = []
+    for loc in locations:
+        file = path.parent / loc
+        files.append({"location": loc, "bytes": file.stat().st_size if file.is_file() else None})
+    return files
+
+
+def _metadata_value(text: str) -> object:
+    """A value nnspec wrote as JSON, decoded; anything else (a version, a sha256 that happens
+    to read as a number) stays the text it is."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if text in (json.dumps(value), json.dumps(value, sort_keys=True)) else text
+
+
+def model_info(path: Path, model: onnx.ModelProto | None = None) -> dict:
+    """What the file holds, as JSON-ready data (the ``model`` part of ``inspect --json``)."""
+    model = model if model is not None else load(path)
+    g = model.graph
+    meta = {p.key: p.value for p in model.metadata_props}
+    # nnspec records its count; for other models every initializer counts as a parameter.
+    params = int(meta.get("nnspec_param_count", sum(int(np.prod(t.dims)) for t in g.initializer)))
+    spec_yaml = meta.pop("nnspec_spec_yaml", None)
+    return {
+        "path": str(path),
+        "graph": g.name,
+        "nodes": len(g.node),
+        "producer": f"{model.producer_name} {model.producer_version}".strip(),
+        "ir_version": model.ir_version,
+        "opsets": {o.domain or "ai.onnx": o.version for o in model.opset_import},
+        "params": params,
+        "external_data": _external_data(model, path),
+        "inputs": [{"name": i.name, "type": _type(i)} for i in g.input],
+        "outputs": [{"name": o.name, "type": _type(o)} for o in g.output],
+        "metadata": {k: _metadata_value(v) for k, v in sorted(meta.items())},
+        "spec_yaml_lines": len(spec_yaml.splitlines()) if spec_yaml is not None else None,
+    }
+
+
+def graph_listing(model: onnx.ModelProto) -> tuple[list[dict], list[dict]]:
+    """(nodes, initializers) in graph order: each node's name, op type and attributes as Python
+    values, each initializer's name and dims. docs/onnx.md is written from this (outside the
+    exporter nothing imports onnx)."""
+    nodes = [
+        {
+            "name": n.name,
+            "op_type": n.op_type,
+            "attributes": {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute},
+        }
+        for n in model.graph.node
+    ]
+    inits = [{"name": t.name, "dims": list(t.dims)} for t in model.graph.initializer]
+    return nodes, inits
+
+
+def layer_summary(path: Path, model: onnx.ModelProto) -> tuple[dict | None, str | None]:
+    """(the layer summary of ``nnspec validate`` for the model's embedded spec, None), or
+    (None, why there is none): a model not written by nnspec, or a spec this version of nnspec
+    cannot read."""
+    from ..errors import NnspecError
+    from ..spec.shapes import infer, summary
+    from .read import ModelContents, model_io
+
+    contents = ModelContents(path, {p.key: p.value for p in model.metadata_props}, model)
+    if "nnspec_spec_yaml" not in contents.metadata:
+        return None, "no embedded nnspec spec (metadata nnspec_spec_yaml)"
+    try:
+        spec = contents.spec()
+        io = model_io(contents, spec)
+        return summary(spec, io, infer(spec, io)), None
+    except NnspecError as e:
+        first = str(e).splitlines()[0]
+        return None, f"the embedded spec cannot be read by nnspec {__version__}: {first}"
+
+
+def inspect_json(path: Path) -> dict:
+    """``nnspec inspect --json``: the keys of ``nnspec validate --json`` (null for a model
+    not written by nnspec), plus ``model``: what the file holds."""
+    model = load(path)  # once: AlexNet's file is 245 MB
+    info = model_info(path, model)
+    data, why = layer_summary(path, model)
+    if data is None:
+        data = {
+            "name": info["graph"],
+            "task": None,
+            "input": None,
+            "layers": None,
+            "total_params": info["params"],
+            "trainable_params": None,
+            "frozen_params": None,
+            "layers_unavailable": why,
+        }
+    data["model"] = info
+    return data
+
+
+def describe(path: Path, info: dict | None = None) -> str:
+    """The file in words (``info``: its ``model_info``): graph, producer, IR and opsets,
+    parameters, inputs, outputs and metadata; ``nnspec inspect`` prints the layer table under
+    it."""
+    info = info or model_info(path)
+    opsets = ", ".join(f"{domain} {version}" for domain, version in info["opsets"].items())
+    lines = [
+        f"{path}",
+        f"  graph:     {info['graph']} ({info['nodes']} nodes)",
+        f"  producer:  {info['producer']}",
+        f"  IR:        {info['ir_version']}; opset: {opsets}",
+        f"  params:    {info['params']:,}",
+    ]
+    for f in info["external_data"]:
+        if f["bytes"] is None:
+            lines.append(
+                f"  weights:   in {f['location']}, which is MISSING: the model cannot run "
+                "without it"
+            )
+        else:
+            size = f["bytes"]
+            shown = f"{size / 2**20:,.1f} MiB" if size >= 2**20 else f"{size / 2**10:,.1f} KiB"
+            lines.append(f"  weights:   in {f['location']} ({shown})")
+    lines += [
+        "  inputs:",
+        *(f"    {i['name']}: {i['type']}" for i in info["inputs"]),
+        "  outputs:",
+        *(f"    {o['name']}: {o['type']}" for o in info["outputs"]),
+    ]
+    if info["metadata"]:
+        lines.append("  metadata:")
+        for k, v in info["metadata"].items():
+            v = json.dumps(v, sort_keys=True) if not isinstance(v, str) else v
+            lines.append(f"    {k}: {v if len(v) <= 200 else v[:197] + '...'}")
+    if info["spec_yaml_lines"] is not None:
+        lines.append(f"  spec:      {info['spec_yaml_lines']} lines of YAML (nnspec_spec_yaml)")
+    return "\n".join(lines)

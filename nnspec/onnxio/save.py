@@ -1,0 +1,98 @@
+"""Writing models, with ONNX external data for those over protobuf's 2 GB.
+
+Protobuf cannot hold a message over 2 GB, and cannot even hold one tensor that large, so such
+a model never exists as one message: its tensors are streamed to ``<name>.data`` and the model
+refers to them by that relative name, so the two files move together. Both are written under
+temporary names in the target directory; then any old model is removed and the data and the
+model are renamed into place, in that order, so a crash leaves no model or the new pair, never
+an old model with new weights.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from .. import atomic
+
+ALIGN = 4096  # tensors start on page boundaries, so runtimes can memory-map them
+
+
+def write_tensors(tensors: list[tuple[str, np.ndarray]], data_file: Path) -> list[TensorProto]:
+    """Append each array to ``data_file``; TensorProtos that point into it by relative name."""
+    protos = []
+    with open(data_file, "wb") as f:
+        for name, array in tensors:
+            offset = -f.tell() % ALIGN + f.tell()
+            f.seek(offset)
+            # ONNX stores tensors little-endian, in C order.
+            f.write(memoryview(np.ascontiguousarray(array, array.dtype.newbyteorder("<"))))
+            t = TensorProto()
+            t.name = name
+            t.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
+            t.dims.extend(array.shape)
+            # onnx's set_external_data wants the bytes in the message first, which a tensor
+            # over 2 GB cannot be; the entries are three strings.
+            for key, value in (
+                ("location", data_file.name),
+                ("offset", str(offset)),
+                ("length", str(array.nbytes)),
+            ):
+                entry = t.external_data.add()
+                entry.key, entry.value = key, value
+            t.data_location = TensorProto.EXTERNAL
+            protos.append(t)
+        f.flush()
+        os.fsync(f.fileno())
+    return protos
+
+
+def write(
+    network,
+    path: str | Path,
+    opset: int | None = None,
+    finalize: Callable[[onnx.ModelProto, Path | None], None] | None = None,
+) -> onnx.ModelProto:
+    """Export ``network`` to ``path`` atomically; over 2 GB of weights, with ``<path>.data``.
+
+    ``finalize(model, staged)`` runs before anything is in place: ``staged`` is the written
+    model's temporary path when it has external data (None otherwise), so a check can run the
+    real files; it may add metadata, and an exception from it leaves nothing written. Returns
+    the model (for a large one, the message whose tensors point into the data file).
+    """
+    from .lower import MARGIN, MAX_PROTOBUF, check, to_onnx
+
+    path = Path(path)
+    atomic.check_writable(path)
+    float32_bytes = 4 * sum(a.size for a in network.arrays().values())
+    if float32_bytes + MARGIN <= MAX_PROTOBUF:
+        model = to_onnx(network, opset)
+        if finalize:
+            finalize(model, None)
+        atomic.write_bytes(path, model.SerializeToString())
+        return model
+    data_name = f"{path.name}.data"
+    try:
+        with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
+            staged = Path(tmp) / path.name
+            model = to_onnx(network, opset, data_file=Path(tmp) / data_name)
+            atomic.write_bytes(staged, model.SerializeToString())
+            check(str(staged))
+            if finalize:
+                finalize(model, staged)
+                atomic.write_bytes(staged, model.SerializeToString())
+            # The old model goes first: a kill between these steps leaves no model (and a data
+            # file the next write replaces), never the old model reading the new weights.
+            path.unlink(missing_ok=True)
+            os.replace(Path(tmp) / data_name, path.parent / data_name)
+            os.replace(staged, path)
+            atomic.sync_directory(path.parent)
+    except OSError as e:
+        raise atomic.OutputError(f"{path}: cannot write: {e.strerror}") from None
+    return model

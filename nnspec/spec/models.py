@@ -1,0 +1,524 @@
+"""The spec language (version 1): Pydantic models, and YAML -> Spec with located errors.
+
+Every field has a description: ``nnspec schema`` turns these models into the JSON Schema that
+editors use for completion and hover text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from pydantic import (
+    Discriminator,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    PrivateAttr,
+    Tag,
+    ValidationError,
+    model_validator,
+)
+
+from ..errors import Issue, SpecError
+from ..layers import LayerSpec, SpecModel
+from .messages import describe_value, issues_from_validation_error
+from .yamlload import Marks, load_yaml
+
+BUILTIN_DATASETS = ("iris", "mcycle", "digits", "digits28")
+MAX_SPEC_BYTES = 1_000_000
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+class SpecSource:
+    def __init__(self, text: str, file: str | None, marks: Marks):
+        self.text = text
+        self.file = file
+        self.marks = marks
+        self.sha256 = hashlib.sha256(text.encode()).hexdigest()
+
+    @property
+    def base_dir(self) -> Path:
+        """Directory that relative data paths are resolved against."""
+        return Path(self.file).resolve().parent if self.file else Path.cwd()
+
+    def issue(self, path: tuple, message: str, at_key: bool = False) -> Issue:
+        """An ``Issue`` located at the YAML node of ``path`` (or of its key)."""
+        mark = self.marks.key(path) if at_key else self.marks.value(path)
+        line, col = mark if mark else (None, None)
+        return Issue(message, path, self.file, line, col)
+
+
+class InputSpec(SpecModel):
+    """The network's input: flat features, or images of a given shape."""
+
+    features: PositiveInt | None = Field(
+        default=None,
+        description="Number of input features per sample, for a flat input (batch, features).",
+    )
+    shape: Annotated[list[PositiveInt], Field(min_length=1, max_length=3)] | None = Field(
+        default=None,
+        description="Shape of one sample without the batch: [channels, height, width] for "
+        "images (NCHW, as ONNX Conv takes them), or [features]. Flat data rows are reshaped "
+        "to it (row-major) when the sizes agree.",
+    )
+    names: list[str] | None = Field(
+        default=None,
+        description="Feature names, in column order (default: from the data, else x0, x1, ...).",
+    )
+
+    @model_validator(mode="after")
+    def _one_size(self) -> InputSpec:
+        if self.features is None and self.shape is None:
+            raise ValueError("expected features: N or shape: [channels, height, width]")
+        if self.features is not None and self.shape is not None:
+            size = math.prod(self.shape)
+            if size != self.features:
+                raise ValueError(
+                    f"features ({self.features}) and shape {self.shape} (= {size} values) "
+                    "disagree; give one of them"
+                )
+        return self
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.shape) if self.shape is not None else (self.features,)
+
+
+class InitSpec(SpecModel):
+    """Start from the weights of an existing model (pretraining, then fine-tuning)."""
+
+    from_: str = Field(
+        alias="from",
+        min_length=1,
+        description="Path of an .onnx file written by nnspec, relative to the spec file. The "
+        "layers whose names and weight shapes match are loaded; the others (a new head with "
+        "another number of classes) start fresh, and the report lists both.",
+    )
+    preprocess: Literal["model", "refit"] = Field(
+        default="model",
+        description="model: use the model's standardization statistics, so pretrained layers "
+        "see inputs scaled as in their training; refit: fit them on this spec's training data.",
+    )
+
+
+class _DataCommon(SpecModel):
+    test_fraction: Fraction = Field(
+        default=0.2,
+        description="Fraction of the samples held out as the test split (stratified by class "
+        "for classification, drawn with train.seed).",
+    )
+
+
+class BuiltinData(_DataCommon):
+    """A dataset shipped inside nnspec (works offline)."""
+
+    builtin: Literal[BUILTIN_DATASETS] = Field(  # type: ignore[valid-type]
+        description="iris (150x4, 3 classes), mcycle (133 rows, times -> accel), digits "
+        "(8x8 handwritten digits, 64 features, 10 classes) or digits28 (the same upscaled to "
+        "28x28 = 784 features)."
+    )
+    features: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Use only these feature columns, in this order (e.g. [petal_length, "
+        "petal_width] for a 2-D iris). Default: all of them.",
+    )
+
+
+class CsvData(_DataCommon):
+    """A CSV file with a header row."""
+
+    csv: str = Field(min_length=1, description="Path of the CSV file, relative to the spec file.")
+    target: str | Annotated[list[str], Field(min_length=1)] = Field(
+        description="Name of the target column (for regression, one name or a list of names)."
+    )
+    features: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Names of the feature columns, in order (default: every other column).",
+    )
+
+
+class NpzData(_DataCommon):
+    """A NumPy ``.npz`` archive (loaded without pickle)."""
+
+    npz: str = Field(min_length=1, description="Path of the .npz file, relative to the spec file.")
+    x: str = Field(default="x", description="Name of the array of inputs, (samples, features).")
+    y: str = Field(
+        default="y",
+        description="Name of the array of targets: class indices or labels (samples,) for "
+        "classification, (samples,) or (samples, outputs) floats for regression.",
+    )
+
+
+def _data_source(value: object) -> str | None:
+    if isinstance(value, dict):
+        for key in ("builtin", "csv", "npz"):
+            if key in value:
+                return key
+    return None
+
+
+DataSpec = Annotated[
+    Union[  # noqa: UP007
+        Annotated[BuiltinData, Tag("builtin")],
+        Annotated[CsvData, Tag("csv")],
+        Annotated[NpzData, Tag("npz")],
+    ],
+    Discriminator(
+        _data_source,
+        custom_error_type="data_source",
+        custom_error_message="expected a mapping with one of the keys builtin, csv or npz",
+    ),
+]
+
+
+class PreprocessSpec(SpecModel):
+    """Preprocessing fitted on the training split and baked into the exported graph."""
+
+    standardize: bool = Field(
+        default=True,
+        description="Scale the inputs to zero mean and unit variance, per feature for flat "
+        "inputs and per channel for images (exported as Sub and Div nodes before the first "
+        "layer).",
+    )
+    standardize_target: bool = Field(
+        default=False,
+        description="Regression only: train on standardized targets and undo the scaling in "
+        "the exported graph (Mul and Add after the last layer).",
+    )
+
+
+class SGDSpec(SpecModel):
+    """Stochastic gradient descent, optionally with (Nesterov) momentum."""
+
+    kind: Literal["sgd"] = Field(
+        description="Selects stochastic gradient descent as the optimizer."
+    )
+    lr: PositiveFloat = Field(
+        default=0.01,
+        description="Learning rate: each step moves the weights by lr times the gradient (or "
+        "the momentum velocity).",
+    )
+    momentum: Fraction = Field(
+        default=0.0,
+        description="Momentum coefficient in [0, 1): the fraction of the previous step carried "
+        "into the next one (0 is plain SGD).",
+    )
+    nesterov: bool = Field(
+        default=False,
+        description="Use Nesterov's accelerated momentum: the gradient step is taken from the "
+        "look-ahead point (only matters with momentum > 0).",
+    )
+
+
+class AdamSpec(SpecModel):
+    """Adam (Kingma & Ba, 2015)."""
+
+    kind: Literal["adam"] = Field(description="Selects Adam as the optimizer.")
+    lr: PositiveFloat = Field(
+        default=0.001, description="Learning rate: the largest size of each step (Adam's alpha)."
+    )
+    beta1: Fraction = Field(
+        default=0.9,
+        description="Decay rate of the running mean of the gradients (the first-moment "
+        "estimate), in [0, 1).",
+    )
+    beta2: Fraction = Field(
+        default=0.999,
+        description="Decay rate of the running mean of the squared gradients (the "
+        "second-moment estimate), in [0, 1).",
+    )
+    eps: PositiveFloat = Field(
+        default=1e-8,
+        description="Small constant added to the denominator sqrt(v) + eps, so that a "
+        "parameter with tiny gradients is not divided by zero.",
+    )
+
+
+OptimizerSpec = Annotated[Union[SGDSpec, AdamSpec], Field(discriminator="kind")]  # noqa: UP007
+
+
+class ConstantLR(SpecModel):
+    """The learning rate stays as given."""
+
+    kind: Literal["constant"] = Field(
+        description="Selects the constant schedule: the optimizer's lr throughout."
+    )
+
+
+class StepLR(SpecModel):
+    """Multiply the learning rate by ``gamma`` every ``step_size`` epochs."""
+
+    kind: Literal["step"] = Field(
+        description="Selects the step schedule: lr times gamma every step_size epochs."
+    )
+    step_size: PositiveInt = Field(
+        description="Number of epochs between two multiplications of the learning rate by gamma."
+    )
+    gamma: float = Field(
+        default=0.1,
+        gt=0.0,
+        le=1.0,
+        description="Factor in (0, 1] that the learning rate is multiplied by every step_size "
+        "epochs.",
+    )
+
+
+class CosineLR(SpecModel):
+    """Cosine annealing from the optimizer's lr down to ``min_lr`` over ``train.epochs``."""
+
+    kind: Literal["cosine"] = Field(
+        description="Selects cosine annealing from the optimizer's lr down to min_lr."
+    )
+    min_lr: NonNegativeFloat = Field(
+        default=0.0, description="Learning rate that the cosine curve reaches at the last epoch."
+    )
+
+
+ScheduleSpec = Annotated[
+    Union[ConstantLR, StepLR, CosineLR],  # noqa: UP007
+    Field(discriminator="kind"),
+]
+
+
+class EarlyStoppingSpec(SpecModel):
+    """Stop when the monitored validation metric stops improving; restore the best weights."""
+
+    patience: PositiveInt = Field(
+        description="Number of epochs without improvement of the monitored metric after which "
+        "training stops."
+    )
+    monitor: Literal["val_loss", "val_accuracy", "val_mse", "val_r2"] = Field(
+        default="val_loss",
+        description="Validation metric to watch: val_loss, val_accuracy (classification), "
+        "val_mse or val_r2 (regression). Loss and MSE are minimized, the others maximized.",
+    )
+    min_delta: NonNegativeFloat = Field(
+        default=0.0, description="Smallest change that counts as an improvement."
+    )
+
+
+class TrainSpec(SpecModel):
+    """How the NumPy trainer runs (minibatch backpropagation)."""
+
+    optimizer: OptimizerSpec = Field(
+        default=AdamSpec(kind="adam"),
+        description="Optimizer: {kind: sgd, lr, momentum, nesterov} or "
+        "{kind: adam, lr, beta1, beta2, eps}.",
+    )
+    lr_schedule: ScheduleSpec = Field(
+        default=ConstantLR(kind="constant"),
+        description="Learning-rate schedule, applied per epoch: constant, step or cosine.",
+    )
+    batch_size: PositiveInt = Field(
+        default=32,
+        description="Number of training samples per minibatch; the weights are updated once "
+        "per minibatch.",
+    )
+    epochs: PositiveInt = Field(default=100, description="Maximum number of passes over the data.")
+    seed: int = Field(
+        default=0,
+        ge=0,
+        description="Seed of the initial weights, the splits and the shuffling: the same spec "
+        "and seed give bit-identical weights.",
+    )
+    weight_decay: NonNegativeFloat = Field(
+        default=0.0,
+        description="L2 penalty (weight_decay / 2) * sum(W^2) on weights (not biases), added "
+        "to the loss.",
+    )
+    validation_fraction: Fraction = Field(
+        default=0.0,
+        description="Fraction of the training split held out for validation metrics and early "
+        "stopping.",
+    )
+    early_stopping: EarlyStoppingSpec | None = Field(
+        default=None,
+        description="Stop when a validation metric stops improving and restore the best "
+        "weights: {patience: N, monitor: val_loss}. Needs validation_fraction > 0.",
+    )
+    shuffle: bool = Field(
+        default=True,
+        description="Reshuffle the training samples before each epoch (seeded by train.seed).",
+    )
+    dtype: Literal["float32", "float64"] = Field(
+        default="float32",
+        description="Floating-point type of training (float64 for numerical checks). The "
+        "exported model is float32 either way.",
+    )
+    clip_grad_norm: PositiveFloat | None = Field(
+        default=None,
+        description="Largest global L2 norm of the gradients (of all trainable parameters "
+        "together): a larger one is scaled down to it before each step, as "
+        "torch.nn.utils.clip_grad_norm_ does. Guards against exploding gradients; none when "
+        "left out.",
+    )
+    checkpoint_every: PositiveInt | None = Field(
+        default=None,
+        description="Write a checkpoint every this many epochs (needs nnspec train --checkpoint "
+        "DIR); `--resume DIR` continues from it with bit-identical results. Without it, "
+        "--checkpoint DIR writes one only when training is interrupted (SIGINT, SIGTERM) or "
+        "diverges.",
+    )
+
+
+class ExportSpec(SpecModel):
+    """How the ONNX file is written."""
+
+    opset: int = Field(
+        # 18: Gemm-13, Softmax-13 and friends have long-standing CUDA kernels in onnxruntime,
+        # where some opset-22 variants still have gaps.
+        default=18,
+        ge=13,
+        le=22,
+        description="ONNX opset of the default domain (13 to 22). The IR version is set to "
+        "the lowest that the opset needs, so older runtimes can load the file.",
+    )
+
+
+class Spec(SpecModel):
+    """An nnspec model spec, version 1."""
+
+    spec_version: Literal[1] = Field(description="Version of the spec language; must be 1.")
+    name: str = Field(
+        min_length=1,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Model name (letters, digits, `_`, `.`, `-`); becomes the ONNX graph name.",
+    )
+    description: str | None = Field(
+        default=None,
+        description="Free text about the model, written as the ONNX graph's doc_string.",
+    )
+    task: Literal["classification", "regression"] = Field(
+        description="classification (class probabilities and a label) or regression "
+        "(real-valued predictions)."
+    )
+    input: InputSpec | None = Field(
+        default=None,
+        description="Input size. May be left out when `data` names a dataset, whose shape "
+        "then decides.",
+    )
+    init: InitSpec | None = Field(
+        default=None,
+        description="Initial weights from a trained model: {from: model.onnx}. Combine with "
+        "trainable: false on layers to freeze them.",
+    )
+    classes: list[str] | None = Field(
+        default=None,
+        min_length=2,
+        description="Class names, for a classification spec without data (with data, the "
+        "data's classes are used and must agree).",
+    )
+    data: DataSpec | None = Field(
+        default=None,
+        description="Training data: {builtin: iris|mcycle|digits|digits28}, "
+        "{csv: path, target: column} or {npz: path, x: key, y: key}, with test_fraction. "
+        "Optional for validate and compile.",
+    )
+    preprocess: PreprocessSpec = Field(
+        default=PreprocessSpec(),
+        description="Standardization of the inputs (and, for regression, of the targets), "
+        "fitted on the training split and baked into the exported graph.",
+    )
+    layers: list[LayerSpec] = Field(
+        min_length=1, description="The layers, input to output; the last one is the output."
+    )
+    loss: Literal["mse", "cross_entropy", "binary_cross_entropy"] = Field(
+        description="mse (mean squared error), cross_entropy (needs a softmax output; fused "
+        "and numerically stable) or binary_cross_entropy (needs a logistic output)."
+    )
+    train: TrainSpec = Field(
+        default=TrainSpec(),
+        description="How to train: optimizer, learning-rate schedule, batch size, epochs, seed, "
+        "regularization, validation split and early stopping.",
+    )
+    export: ExportSpec = Field(
+        default=ExportSpec(), description="How the ONNX file is written: its opset."
+    )
+
+    _source: SpecSource | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> SpecSource:
+        """Where the spec came from: its text, file and the YAML marks of every node."""
+        return self._source or SpecSource(text="", file=None, marks=Marks())
+
+    def layer_names(self) -> list[str]:
+        return [layer.name or f"{layer.kind}_{i}" for i, layer in enumerate(self.layers)]
+
+
+def read_spec_text(path: str | Path) -> str:
+    """Read a spec file as UTF-8, turning every way that can fail into a clear error."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size if p.is_file() else 0
+    except OSError:
+        size = 0
+    if size > MAX_SPEC_BYTES:
+        # Refused before reading: a spec is a few KB, and parsing megabytes takes seconds.
+        raise SpecError(
+            [
+                Issue(
+                    f"the file is {size / 1e6:.1f} MB; a spec is expected to be a few KB (at "
+                    f"most {MAX_SPEC_BYTES // 10**6} MB)",
+                    (),
+                    str(path),
+                )
+            ]
+        )
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise SpecError([Issue("no such file", (), str(path))]) from None
+    except IsADirectoryError:
+        raise SpecError(
+            [Issue("is a directory; expected a YAML spec file", (), str(path))]
+        ) from None
+    except OSError as e:
+        raise SpecError([Issue(f"cannot read the file: {e.strerror}", (), str(path))]) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise SpecError(
+            [
+                Issue(
+                    f"not UTF-8 text (byte 0x{raw[e.start]:02x}); expected a YAML spec",
+                    (),
+                    str(path),
+                    line,
+                    col,
+                )
+            ]
+        ) from None
+
+
+def parse_spec(text: str, file: str | None = None) -> Spec:
+    """YAML text -> validated ``Spec``; every problem becomes a located ``SpecError``."""
+    data, marks = load_yaml(text, file)
+    if not isinstance(data, dict):
+        line, col = marks.value(()) or (1, 1)
+        got = describe_value(data)
+        raise SpecError(
+            [Issue(f"expected a mapping of spec fields, got {got}", (), file, line, col)]
+        )
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(issues_from_validation_error(e, data, marks, file, Spec)) from None
+    spec._source = SpecSource(text, file, marks)
+    return spec
+
+
+def load_spec(path_or_text: str | Path) -> Spec:
+    """Load a spec from a file path, or from YAML text (a string with a newline in it)."""
+    if isinstance(path_or_text, str) and "\n" in path_or_text:
+        return parse_spec(path_or_text, None)
+    text = read_spec_text(path_or_text)
+    return parse_spec(text, str(path_or_text))

@@ -1,0 +1,1 @@
+"""Training: the minibatch loop, optimizers, learning-rate schedules, checkpoints and signals."""

@@ -1,0 +1,487 @@
+"""Training checkpoints: everything ``fit`` needs to go on exactly where it stopped.
+
+A checkpoint directory holds two files:
+
+- ``checkpoint-<12 hex>.npz``: the arrays (``np.savez``; read back with ``allow_pickle=False``):
+  ``net/<name>`` every array of ``network.arrays()`` (batchnorm statistics included),
+  ``pre/<x_mean|x_scale|y_mean|y_scale>`` the preprocessing statistics, ``opt/<velocity|m|v>/
+  <name>`` the optimizer's state, ``best/<name>`` the early-stopping snapshot, ``loop/order``
+  the epoch's sample order and ``loop/sq_err`` a regression epoch's running squared error.
+- ``checkpoint.json``: everything else (position, RNG states, running sums, history,
+  early-stopping counters, Adam's step count), the spec's sha256, and the NPZ's name and sha256.
+
+The NPZ is named after its own hash and the JSON is written last, each atomically: the JSON is
+the commit marker, so a crash at any moment leaves the previous checkpoint or the new one, never
+a mix. Nothing is pickled, so loading a checkpoint runs no code from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import signal
+import threading
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveInt, ValidationError
+
+from .. import atomic
+from .._version import __version__
+from ..errors import NnspecError
+from .optimizers import Adam
+
+if TYPE_CHECKING:
+    from ..nn.network import Network
+    from ..spec.models import Spec
+    from .loop import History
+
+JSON_NAME = "checkpoint.json"
+FORMAT = "nnspec-checkpoint"
+_NPZ_NAME = re.compile(r"^checkpoint-[0-9a-f]{12}\.npz$")
+_PRE = ("x_mean", "x_scale", "y_mean", "y_scale")
+
+
+class CheckpointError(NnspecError):
+    """A checkpoint that cannot be written, read, or used for this spec and network."""
+
+
+class TrainingInterrupted(NnspecError):
+    """Training stopped on request (SIGINT, SIGTERM or a test) after finishing a batch.
+
+    ``epoch`` counts from 1; ``batch`` is how many batches of it were done. The exit code is
+    the shell's convention for death by that signal: 128 + its number (130, 143).
+    """
+
+    def __init__(self, epoch: int, batch: int, batches: int, directory, signum: int):
+        self.epoch, self.batch, self.batches = epoch, batch, batches
+        self.directory = Path(directory) if directory is not None else None
+        self.signum = signum
+        self.exit_code = 128 + signum
+        where = f"interrupted at epoch {epoch}, batch {batch} (of {batches})"
+        if self.directory is None:
+            super().__init__(f"{where}; no checkpoint written (no checkpoint directory given)")
+        else:
+            super().__init__(f"{where}; checkpoint written to {self.directory}")
+
+
+class StopRequest:
+    """Asks ``fit`` to stop after the current batch. A signal handler sets it; so can a test."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def set(self, signum: int = signal.SIGINT) -> None:
+        self.signum = int(signum)
+
+    def __bool__(self) -> bool:
+        return self.signum is not None
+
+
+@contextmanager
+def stop_on_signals(stop: StopRequest | None = None) -> Iterator[StopRequest]:
+    """Within the block, SIGINT and SIGTERM set ``stop`` instead of ending the process.
+
+    A second SIGINT while a stop is pending raises KeyboardInterrupt at once, for a user who
+    does not want to wait for the batch to finish. The previous handlers are put back on exit.
+    Outside the main thread Python cannot install handlers, and signals keep their behaviour.
+    """
+    stop = stop if stop is not None else StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum, frame):
+        if stop and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for s, h in previous.items():
+            # None: a handler installed from C; the default is the closest we can restore.
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+
+
+@dataclass
+class LoopState:
+    """Where ``fit`` is, beyond the network's arrays, the optimizer and the RNGs."""
+
+    history: History
+    epoch: int = 0  # the epoch being run, from 0
+    batch: int = 0  # how many of its batches are done
+    order: np.ndarray | None = None  # the epoch's sample order (n,), None until drawn
+    total_loss: float = 0.0  # sum over the done batches of loss * batch size
+    correct: int = 0  # classification: correctly labelled samples so far
+    sq_err: np.ndarray | None = None  # regression: (outputs,) float64 squared error so far
+    seconds: float = 0.0  # time spent on this epoch before the current process took over
+    best_value: float | None = None  # early stopping: the best monitored value
+    best_arrays: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    waited: int = 0  # early stopping: epochs since the best one
+
+
+# -- the JSON part ---------------------------------------------------------------------------
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Position(_Model):
+    epoch: NonNegativeInt
+    batch: NonNegativeInt
+    batches_per_epoch: PositiveInt
+    samples: PositiveInt
+    order_drawn: bool
+
+
+class _Meta(_Model):
+    format: Literal["nnspec-checkpoint"]
+    format_version: Literal[1]
+    nnspec_version: str
+    reason: Literal["interrupted", "periodic", "diverged"]
+    spec_name: str
+    spec_file: str | None
+    spec_sha256: str
+    npz: str
+    npz_sha256: str
+    position: _Position
+    optimizer: Literal["sgd", "adam"]
+    adam_t: NonNegativeInt | None
+    shuffle_rng: dict[str, Any]
+    layer_rngs: dict[str, dict[str, Any]]
+    total_loss: float
+    correct: NonNegativeInt
+    seconds: float
+    history: list[dict[str, float | int | None]]
+    best_epoch: PositiveInt | None
+    best_value: float | None
+    has_best: bool
+    waited: NonNegativeInt
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: its validated JSON and its arrays (plain ndarrays, no objects)."""
+
+    path: Path  # the checkpoint.json
+    meta: _Meta
+    arrays: dict[str, np.ndarray]
+
+    @property
+    def where(self) -> str:
+        p = self.meta.position
+        return f"epoch {p.epoch + 1}, batch {p.batch} (of {p.batches_per_epoch})"
+
+    def check_spec(self, spec: Spec) -> None:
+        """Refuse a checkpoint written for another spec text (its sha256 differs)."""
+        if spec.source.sha256 != self.meta.spec_sha256:
+            raise CheckpointError(
+                f"{self.path}: written for another spec: expected the sha256 of "
+                f"{spec.source.file or 'this spec'} ({spec.source.sha256[:12]}…), the checkpoint "
+                f"has {self.meta.spec_sha256[:12]}… (spec {self.meta.spec_name!r}, file "
+                f"{self.meta.spec_file}). Resume with the unchanged spec it was written for, or "
+                "train afresh without --resume"
+            )
+
+
+def layer_rngs(network: Network) -> dict[str, np.random.Generator]:
+    """Layers that draw random numbers while training (dropout) keep their Generator as
+    ``self.rng``; their states are part of the checkpoint."""
+    return {la.name: la.rng for la in network.layers if getattr(la, "rng", None) is not None}
+
+
+# -- writing ---------------------------------------------------------------------------------
+def save(
+    directory: str | Path,
+    network: Network,
+    optimizer,
+    shuffle_rng: np.random.Generator,
+    state: LoopState,
+    *,
+    batches_per_epoch: int,
+    samples: int,
+    reason: str,
+) -> Path:
+    """Write the checkpoint of the current state into ``directory``; returns the JSON's path.
+
+    Only the latest checkpoint is kept: older NPZ files are removed once the JSON names the
+    new one.
+    """
+    directory = Path(directory)
+    data = _npz_bytes(_gather_arrays(network, optimizer, state))
+    digest = hashlib.sha256(data).hexdigest()
+    npz_name = f"checkpoint-{digest[:12]}.npz"
+    atomic.write_bytes(directory / npz_name, data)
+    source = network.spec.source
+    meta = _Meta(
+        format=FORMAT,
+        format_version=1,
+        nnspec_version=__version__,
+        reason=reason,
+        spec_name=network.spec.name,
+        spec_file=source.file,
+        spec_sha256=source.sha256,
+        npz=npz_name,
+        npz_sha256=digest,
+        position=_Position(
+            epoch=state.epoch,
+            batch=state.batch,
+            batches_per_epoch=batches_per_epoch,
+            samples=samples,
+            order_drawn=state.order is not None,
+        ),
+        optimizer="adam" if isinstance(optimizer, Adam) else "sgd",
+        adam_t=optimizer.t if isinstance(optimizer, Adam) else None,
+        shuffle_rng=shuffle_rng.bit_generator.state,
+        layer_rngs={k: g.bit_generator.state for k, g in layer_rngs(network).items()},
+        total_loss=state.total_loss,
+        correct=state.correct,
+        seconds=state.seconds,
+        history=state.history.epochs,
+        best_epoch=state.history.best_epoch,
+        best_value=state.best_value,
+        has_best=state.best_arrays is not None,
+        waited=state.waited,
+    )
+    # JSON floats round-trip exactly (shortest repr); NaN (an undefined R²) stays NaN.
+    path = directory / JSON_NAME
+    atomic.write_text(path, json.dumps(meta.model_dump(), indent=1) + "\n")
+    for old in directory.glob("checkpoint-*.npz"):
+        if old.name != npz_name and _NPZ_NAME.match(old.name):
+            old.unlink(missing_ok=True)
+    return path
+
+
+def _gather_arrays(network: Network, optimizer, state: LoopState) -> dict[str, np.ndarray]:
+    arrays = {f"net/{k}": v for k, v in network.arrays().items()}
+    arrays.update({f"pre/{k}": getattr(network, k) for k in _PRE})
+    for table, values in _optimizer_tables(optimizer).items():
+        arrays.update({f"opt/{table}/{k}": v for k, v in values.items()})
+    if state.best_arrays is not None:
+        arrays.update({f"best/{k}": v for k, v in state.best_arrays.items()})
+    if state.order is not None:
+        arrays["loop/order"] = state.order
+    if state.sq_err is not None:
+        arrays["loop/sq_err"] = state.sq_err
+    return arrays
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def prepare_directory(directory: str | Path) -> Path:
+    """Create the checkpoint directory if needed (its parent must exist); fail before training
+    when it cannot be written."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise CheckpointError(f"--checkpoint {directory}: expected a directory, got a file")
+    try:
+        directory.mkdir(exist_ok=True)
+    except OSError as e:
+        raise CheckpointError(f"--checkpoint {directory}: cannot create it: {e.strerror}") from None
+    atomic.check_writable(directory / JSON_NAME)
+    return directory
+
+
+# -- reading ---------------------------------------------------------------------------------
+def load(path: str | Path) -> Checkpoint:
+    """Read a checkpoint from its directory or its ``checkpoint.json``, checking that the JSON
+    is complete, names a well-formed NPZ beside it, and that the NPZ is the one it names."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / JSON_NAME
+    elif path.name != JSON_NAME:
+        raise CheckpointError(
+            f"--resume {path}: expected a checkpoint directory or the {JSON_NAME} in it"
+        )
+    if not path.is_file():
+        raise CheckpointError(
+            f"--resume {path.parent}: no checkpoint there (expected {path}, written by "
+            "nnspec train --checkpoint DIR)"
+        )
+    meta = _read_meta(path)
+    if not _NPZ_NAME.match(meta.npz):
+        # A hand-edited JSON must not send us reading other files (../../something).
+        raise CheckpointError(f"{path}: npz: expected a name like checkpoint-<hex>.npz")
+    npz = path.parent / meta.npz
+    try:
+        data = npz.read_bytes()
+    except OSError as e:
+        raise CheckpointError(
+            f"{npz}: cannot read the checkpoint's arrays ({e.strerror}); {path} needs it"
+        ) from None
+    if hashlib.sha256(data).hexdigest() != meta.npz_sha256:
+        raise CheckpointError(
+            f"{npz}: its sha256 differs from the one {path} records: the file is truncated "
+            "or was changed after the checkpoint was written"
+        )
+    return Checkpoint(path, meta, _read_npz(npz, data))
+
+
+def _read_meta(path: Path) -> _Meta:
+    try:
+        text = path.read_text(encoding="utf-8")
+        raw = json.loads(text)
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{path}: not UTF-8 text; expected a checkpoint's JSON") from None
+    except json.JSONDecodeError as e:
+        raise CheckpointError(
+            f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}); the checkpoint is "
+            "truncated or corrupt"
+        ) from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an nnspec checkpoint (expected format: {FORMAT})")
+    try:
+        return _Meta.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise CheckpointError(
+            f"{path}: {where}: {err['msg']} (got {err.get('input')!r:.60}); the checkpoint is "
+            f"corrupt or from another version of nnspec (this is {__version__})"
+        ) from None
+
+
+def _read_npz(npz: Path, data: bytes) -> dict[str, np.ndarray]:
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except ValueError as e:
+        # allow_pickle=False refuses object arrays, which only pickle could rebuild.
+        raise CheckpointError(
+            f"{npz}: unusable array ({e}); expected plain numeric arrays"
+        ) from None
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
+        raise CheckpointError(f"{npz}: not a readable NPZ archive ({e})") from None
+
+
+# -- restoring -------------------------------------------------------------------------------
+def restore(
+    ckpt: Checkpoint,
+    network: Network,
+    optimizer,
+    shuffle_rng: np.random.Generator,
+    state: LoopState,
+    *,
+    batches_per_epoch: int,
+    samples: int,
+) -> None:
+    """Put the checkpoint's state into a freshly built ``network``, ``optimizer``,
+    ``shuffle_rng`` and ``state``; arrays are copied in place, so references stay valid.
+    Everything is checked before anything is changed."""
+    meta, arrays = ckpt.meta, ckpt.arrays
+    ckpt.check_spec(network.spec)
+    _check_position(ckpt, batches_per_epoch, samples, network.spec.train.epochs)
+    live = network.arrays()
+    targets = {f"net/{k}": v for k, v in live.items()}
+    if meta.has_best:
+        targets.update({f"best/{k}": v for k, v in live.items()})
+    kind = "adam" if isinstance(optimizer, Adam) else "sgd"
+    if meta.optimizer != kind:
+        raise CheckpointError(f"{ckpt.path}: optimizer: expected {kind}, got {meta.optimizer}")
+    for table, values in _optimizer_tables(optimizer).items():
+        targets.update({f"opt/{table}/{k}": v for k, v in values.items()})
+    targets.update({f"pre/{k}": getattr(network, k) for k in _PRE})
+    _check_arrays(ckpt, targets, samples, network.task == "regression")
+    rngs = layer_rngs(network)
+    if set(meta.layer_rngs) != set(rngs):
+        raise CheckpointError(
+            f"{ckpt.path}: layer_rngs: expected the random layers {sorted(rngs)}, got "
+            f"{sorted(meta.layer_rngs)}"
+        )
+
+    for key, live_array in targets.items():
+        if not key.startswith(("best/", "pre/")):
+            live_array[...] = arrays[key]
+    for k in _PRE:
+        setattr(network, k, arrays[f"pre/{k}"].copy())
+    if meta.has_best:
+        state.best_arrays = {k: arrays[f"best/{k}"].copy() for k in live}
+    if kind == "adam":
+        optimizer.t = meta.adam_t or 0
+    _set_rng(ckpt, "shuffle_rng", shuffle_rng, meta.shuffle_rng)
+    for name, g in rngs.items():
+        _set_rng(ckpt, f"layer_rngs.{name}", g, meta.layer_rngs[name])
+    _restore_loop(ckpt, state)
+
+
+def _check_position(ckpt: Checkpoint, batches_per_epoch: int, samples: int, epochs: int):
+    p = ckpt.meta.position
+    if (p.samples, p.batches_per_epoch) != (samples, batches_per_epoch):
+        raise CheckpointError(
+            f"{ckpt.path}: position: written for {p.samples} training samples in "
+            f"{p.batches_per_epoch} batches, this run has {samples} in {batches_per_epoch}: "
+            "the data changed since the checkpoint was written"
+        )
+    if p.epoch >= epochs or p.batch > p.batches_per_epoch or (p.batch and not p.order_drawn):
+        raise CheckpointError(
+            f"{ckpt.path}: position: epoch {p.epoch + 1}, batch {p.batch} is not a place "
+            f"where {epochs} epochs of {p.batches_per_epoch} batches can stop"
+        )
+
+
+def _check_arrays(ckpt: Checkpoint, targets: dict, samples: int, regression: bool) -> None:
+    """Every expected array present with the live one's shape and dtype; no extra ones."""
+    npz = ckpt.path.parent / ckpt.meta.npz
+    expected = dict(targets)
+    if ckpt.meta.position.order_drawn:
+        # Running sums exist once an epoch has started: its order, and a regression's
+        # (outputs,) squared error.
+        expected["loop/order"] = np.empty(samples, dtype=np.int64)
+        if regression:
+            expected["loop/sq_err"] = np.empty(targets["pre/y_mean"].shape, dtype=np.float64)
+    for key, live in expected.items():
+        if key not in ckpt.arrays:
+            raise CheckpointError(f"{npz}: missing the array {key!r} that this network needs")
+        got = ckpt.arrays[key]
+        if got.shape != live.shape or got.dtype != live.dtype:
+            raise CheckpointError(
+                f"{npz}: {key}: expected {live.dtype} of shape {live.shape}, got {got.dtype} of "
+                f"shape {got.shape}: the checkpoint does not fit this network"
+            )
+    extra = sorted(set(ckpt.arrays) - set(expected))
+    if extra:
+        raise CheckpointError(f"{npz}: unexpected arrays {extra}; this network has no such state")
+    order = ckpt.arrays.get("loop/order")
+    if order is not None and not np.array_equal(np.sort(order), np.arange(samples)):
+        raise CheckpointError(f"{npz}: loop/order: expected a permutation of 0..{samples - 1}")
+
+
+def _optimizer_tables(optimizer) -> dict[str, dict[str, np.ndarray]]:
+    """The optimizer's per-parameter arrays by table: SGD's velocity (empty without
+    momentum), Adam's first and second moments."""
+    if isinstance(optimizer, Adam):
+        return {"m": optimizer.m, "v": optimizer.v}
+    return {"velocity": optimizer.velocity}
+
+
+def _set_rng(ckpt: Checkpoint, where: str, rng: np.random.Generator, value: dict) -> None:
+    try:
+        rng.bit_generator.state = value
+    except (TypeError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{ckpt.path}: {where}: not a usable generator state ({e})") from None
+
+
+def _restore_loop(ckpt: Checkpoint, state: LoopState) -> None:
+    meta, p = ckpt.meta, ckpt.meta.position
+    state.epoch, state.batch = p.epoch, p.batch
+    state.order = ckpt.arrays["loop/order"].copy() if p.order_drawn else None
+    state.total_loss, state.correct, state.seconds = meta.total_loss, meta.correct, meta.seconds
+    sq = ckpt.arrays.get("loop/sq_err")
+    state.sq_err = sq.copy() if sq is not None else None
+    state.history.epochs = [dict(row) for row in meta.history]
+    state.history.best_epoch = meta.best_epoch
+    state.best_value, state.waited = meta.best_value, meta.waited
