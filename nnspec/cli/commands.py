@@ -221,14 +221,15 @@ def _predict(args) -> int:
 
 
 def _inspect(args) -> int:
-    from ..onnxio.inspect import describe, inspect_json, layer_summary, load, model_info
+    from ..onnxio.inspect import describe, inspect_json, layer_summary, model_info
+    from ..onnxio.load import load_onnx
     from ..spec.shapes import print_summary
 
     path = Path(args.model)
     if args.json:
         print(json.dumps(inspect_json(path), indent=2))
         return 0
-    model = load(path)
+    model = load_onnx(path)
     print(describe(path, model_info(path, model)))
     data, why = layer_summary(path, model)
     print()

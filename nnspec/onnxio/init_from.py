@@ -19,7 +19,7 @@ from onnx import numpy_helper
 from ..errors import ModelError, SpecError
 from ..layers.base import dims
 from ..nn.network import Network
-from .inspect import load
+from .load import load_onnx
 
 # Which axes of an array hold the layer's inputs; a difference elsewhere is on the output side.
 # A weight (in_features, units) for dense, (filters, in_channels / groups, kh, kw) for conv2d;
@@ -75,7 +75,7 @@ class InitReport:
 def _read(path: Path, spec) -> dict[str, np.ndarray]:
     where = ("init", "from")
     try:
-        model = load(path)
+        model = load_onnx(path)
     except ModelError as e:
         raise SpecError([spec.source.issue(where, str(e))]) from None
     try:

@@ -10,7 +10,10 @@ import numpy as np
 import onnx
 
 from .._version import __version__
-from ..errors import ModelError
+from ..errors import NnspecError
+from ..spec.shapes import infer, summary
+from .load import load_onnx
+from .read import ModelContents, model_io
 
 
 def _type(value_info) -> str:
@@ -21,21 +24,6 @@ def _type(value_info) -> str:
     dtype = onnx.helper.tensor_dtype_to_np_dtype(t.tensor_type.elem_type).name
     dims = t.tensor_type.shape.dim
     return f"{dtype} (" + ", ".join(d.dim_param or str(d.dim_value) for d in dims) + ")"
-
-
-def load(path: Path) -> onnx.ModelProto:
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except FileNotFoundError:
-        raise ModelError(f"{path}: no such model file") from None
-    except IsADirectoryError:
-        raise ModelError(f"{path}: is a directory; expected an .onnx file") from None
-    except Exception as e:  # protobuf raises DecodeError and others for corrupt bytes
-        raise ModelError(f"{path}: not a readable ONNX model: {e}") from None
-    if not model.HasField("graph") or not model.graph.output:
-        # Protobuf parses an empty (or unrelated) file as an empty message without complaint.
-        raise ModelError(f"{path}: not an ONNX model (no graph with outputs)")
-    return model
 
 
 def _external_data(model: onnx.ModelProto, path: Path) -> list[dict]:
@@ -65,7 +53,7 @@ def _metadata_value(text: str) -> object:
 
 def model_info(path: Path, model: onnx.ModelProto | None = None) -> dict:
     """What the file holds, as JSON-ready data (the ``model`` part of ``inspect --json``)."""
-    model = model if model is not None else load(path)
+    model = model if model is not None else load_onnx(path)
     g = model.graph
     meta = {p.key: p.value for p in model.metadata_props}
     # nnspec records its count; for other models every initializer counts as a parameter.
@@ -107,10 +95,6 @@ def layer_summary(path: Path, model: onnx.ModelProto) -> tuple[dict | None, str 
     """(the layer summary of ``nnspec validate`` for the model's embedded spec, None), or
     (None, why there is none): a model not written by nnspec, or a spec this version of nnspec
     cannot read."""
-    from ..errors import NnspecError
-    from ..spec.shapes import infer, summary
-    from .read import ModelContents, model_io
-
     contents = ModelContents(path, {p.key: p.value for p in model.metadata_props}, model)
     if "nnspec_spec_yaml" not in contents.metadata:
         return None, "no embedded nnspec spec (metadata nnspec_spec_yaml)"
@@ -126,7 +110,7 @@ def layer_summary(path: Path, model: onnx.ModelProto) -> tuple[dict | None, str 
 def inspect_json(path: Path) -> dict:
     """``nnspec inspect --json``: the keys of ``nnspec validate --json`` (null for a model
     not written by nnspec), plus ``model``: what the file holds."""
-    model = load(path)  # once: AlexNet's file is 245 MB
+    model = load_onnx(path)  # once: AlexNet's file is 245 MB
     info = model_info(path, model)
     data, why = layer_summary(path, model)
     if data is None:

@@ -14,7 +14,7 @@ from .._version import __version__
 from ..errors import ModelError
 from ..layers import LAYERS
 from ..nn.network import Network
-from . import save as external
+from .external_data import write_tensors
 from .graph import GraphBuilder
 
 BATCH = "batch"
@@ -137,7 +137,7 @@ def _initializers(g: GraphBuilder, data_file: Path | None) -> list[onnx.TensorPr
                 "path)), which keeps the weights in <path>.data beside it"
             )
         return g.initializers()
-    return external.write_tensors(g.tensors, data_file)
+    return write_tensors(g.tensors, data_file)
 
 
 def add_metadata(model: onnx.ModelProto, extra: dict[str, object]) -> None:

@@ -21,7 +21,7 @@ from ..errors import ModelError
 from ..nn.network import Network, build
 from ..spec.models import Spec, parse_spec
 from ..spec.rules import ModelIO
-from .inspect import load
+from .load import load_onnx
 
 
 @dataclass
@@ -81,7 +81,7 @@ def read_model(path: str | Path) -> ModelContents:
     """Metadata and weights of the model at ``path``; weights are converted when asked for,
     so that a plot of one layer does not copy the other 240 MB of AlexNet."""
     path = Path(path)
-    model = load(path)
+    model = load_onnx(path)
     return ModelContents(path, {p.key: p.value for p in model.metadata_props}, model)
 
 

@@ -15,42 +15,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import onnx
-from onnx import TensorProto, helper
 
 from .. import atomic
-
-ALIGN = 4096  # tensors start on page boundaries, so runtimes can memory-map them
-
-
-def write_tensors(tensors: list[tuple[str, np.ndarray]], data_file: Path) -> list[TensorProto]:
-    """Append each array to ``data_file``; TensorProtos that point into it by relative name."""
-    protos = []
-    with open(data_file, "wb") as f:
-        for name, array in tensors:
-            offset = -f.tell() % ALIGN + f.tell()
-            f.seek(offset)
-            # ONNX stores tensors little-endian, in C order.
-            f.write(memoryview(np.ascontiguousarray(array, array.dtype.newbyteorder("<"))))
-            t = TensorProto()
-            t.name = name
-            t.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
-            t.dims.extend(array.shape)
-            # onnx's set_external_data wants the bytes in the message first, which a tensor
-            # over 2 GB cannot be; the entries are three strings.
-            for key, value in (
-                ("location", data_file.name),
-                ("offset", str(offset)),
-                ("length", str(array.nbytes)),
-            ):
-                entry = t.external_data.add()
-                entry.key, entry.value = key, value
-            t.data_location = TensorProto.EXTERNAL
-            protos.append(t)
-        f.flush()
-        os.fsync(f.fileno())
-    return protos
+from . import lower  # the module, so that the 2 GB limit is read at call time (tests lower it)
 
 
 def write(
@@ -66,13 +34,11 @@ def write(
     real files; it may add metadata, and an exception from it leaves nothing written. Returns
     the model (for a large one, the message whose tensors point into the data file).
     """
-    from .lower import MARGIN, MAX_PROTOBUF, check, to_onnx
-
     path = Path(path)
     atomic.check_writable(path)
     float32_bytes = 4 * sum(a.size for a in network.arrays().values())
-    if float32_bytes + MARGIN <= MAX_PROTOBUF:
-        model = to_onnx(network, opset)
+    if float32_bytes + lower.MARGIN <= lower.MAX_PROTOBUF:
+        model = lower.to_onnx(network, opset)
         if finalize:
             finalize(model, None)
         atomic.write_bytes(path, model.SerializeToString())
@@ -81,9 +47,9 @@ def write(
     try:
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
             staged = Path(tmp) / path.name
-            model = to_onnx(network, opset, data_file=Path(tmp) / data_name)
+            model = lower.to_onnx(network, opset, data_file=Path(tmp) / data_name)
             atomic.write_bytes(staged, model.SerializeToString())
-            check(str(staged))
+            lower.check(str(staged))
             if finalize:
                 finalize(model, staged)
                 atomic.write_bytes(staged, model.SerializeToString())
