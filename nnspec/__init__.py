@@ -26,7 +26,7 @@ _LAZY = {
     "train": "pipeline",
     "Spec": "spec.models",
     "load_spec": "spec.models",
-    "History": "training.loop",
+    "History": "training.state",
 }
 
 

@@ -27,7 +27,7 @@ from .spec.shapes import LayerSummary, infer
 
 if TYPE_CHECKING:
     from .nn.network import Network
-    from .training.loop import History
+    from .training.state import History
 
 # The trainer (network, train.loop) is imported by the functions that use it: `validate`
 # goes through resolve() only, and should not pay for loading the rest.

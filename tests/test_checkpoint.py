@@ -23,6 +23,7 @@ from onnx import numpy_helper
 import nnspec
 from nnspec import cli, pipeline
 from nnspec.training import checkpoint as ckpt
+from nnspec.training.interrupt import StopRequest, TrainingInterrupted, stop_on_signals
 
 # A small convnet on the 8x8 digits with everything that carries state between batches:
 # Adam moments, two batchnorms (running statistics), two dropouts (their own RNG streams), a
@@ -74,15 +75,15 @@ def _spec(text: str) -> nnspec.Spec:
     return nnspec.load_spec(text)
 
 
-def _interrupted(spec, directory, at, resume=None) -> ckpt.TrainingInterrupted:
+def _interrupted(spec, directory, at, resume=None) -> TrainingInterrupted:
     """Train until after batch ``at`` = (epoch, batch), counted from 0, then stop."""
-    stop = ckpt.StopRequest()
+    stop = StopRequest()
 
     def on_batch(epoch, batch):
         if (epoch, batch) == at:
             stop.set()
 
-    with pytest.raises(ckpt.TrainingInterrupted) as info:
+    with pytest.raises(TrainingInterrupted) as info:
         pipeline.train_full(
             spec, checkpoint_dir=directory, resume=resume, stop=stop, on_batch=on_batch
         )
@@ -340,7 +341,7 @@ def test_checkpoint_dir_that_is_a_file(tmp_path, capsys):
 
 def test_signal_handlers_are_restored():
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    with ckpt.stop_on_signals() as stop:
+    with stop_on_signals() as stop:
         assert signal.getsignal(signal.SIGINT) not in before
         signal.raise_signal(signal.SIGTERM)
         assert stop.signum == signal.SIGTERM

@@ -77,7 +77,7 @@ def _train(args) -> int:
     from ..errors import SpecError
     from ..onnxio import add_metadata, write
     from ..onnxio.parity import check_parity
-    from ..training import checkpoint
+    from ..training import checkpoint, interrupt
 
     spec = load_spec(args.spec)
     for path in filter(None, (args.output, args.metrics)):
@@ -109,12 +109,12 @@ def _train(args) -> int:
     try:
         # With a checkpoint directory, SIGINT/SIGTERM stop training after the current batch
         # and write a checkpoint; without one, Ctrl-C interrupts at once as before.
-        signals = checkpoint.stop_on_signals() if ckpt_dir else contextlib.nullcontext()
+        signals = interrupt.stop_on_signals() if ckpt_dir else contextlib.nullcontext()
         with signals as stop:
             result = pipeline.train_full(
                 spec, progress=progress, checkpoint_dir=ckpt_dir, resume=resume, stop=stop
             )
-    except checkpoint.TrainingInterrupted as e:
+    except interrupt.TrainingInterrupted as e:
         command = ["nnspec", "train", args.spec, "-o", args.output]
         command += ["--metrics", args.metrics] if args.metrics else []
         command += ["--quiet"] if args.quiet else []

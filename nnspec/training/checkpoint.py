@@ -3,7 +3,7 @@
 A checkpoint directory holds two files:
 
 - ``checkpoint-<12 hex>.npz``: the arrays (``np.savez``; read back with ``allow_pickle=False``):
-  ``net/<name>`` every array of ``network.arrays()`` (batchnorm statistics included),
+  ``net/<name>`` every array of ``network.arrays()`` (running statistics included),
   ``pre/<x_mean|x_scale|y_mean|y_scale>`` the preprocessing statistics, ``opt/<velocity|m|v>/
   <name>`` the optimizer's state, ``best/<name>`` the early-stopping snapshot, ``loop/order``
   the epoch's sample order and ``loop/sq_err`` a regression epoch's running squared error.
@@ -21,12 +21,8 @@ import hashlib
 import io
 import json
 import re
-import signal
-import threading
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -37,11 +33,11 @@ from .. import atomic
 from .._version import __version__
 from ..errors import NnspecError
 from .optimizers import Adam
+from .state import LoopState
 
 if TYPE_CHECKING:
     from ..nn.network import Network
     from ..spec.models import Spec
-    from .loop import History
 
 JSON_NAME = "checkpoint.json"
 FORMAT = "nnspec-checkpoint"
@@ -51,82 +47,6 @@ _PRE = ("x_mean", "x_scale", "y_mean", "y_scale")
 
 class CheckpointError(NnspecError):
     """A checkpoint that cannot be written, read, or used for this spec and network."""
-
-
-class TrainingInterrupted(NnspecError):
-    """Training stopped on request (SIGINT, SIGTERM or a test) after finishing a batch.
-
-    ``epoch`` counts from 1; ``batch`` is how many batches of it were done. The exit code is
-    the shell's convention for death by that signal: 128 + its number (130, 143).
-    """
-
-    def __init__(self, epoch: int, batch: int, batches: int, directory, signum: int):
-        self.epoch, self.batch, self.batches = epoch, batch, batches
-        self.directory = Path(directory) if directory is not None else None
-        self.signum = signum
-        self.exit_code = 128 + signum
-        where = f"interrupted at epoch {epoch}, batch {batch} (of {batches})"
-        if self.directory is None:
-            super().__init__(f"{where}; no checkpoint written (no checkpoint directory given)")
-        else:
-            super().__init__(f"{where}; checkpoint written to {self.directory}")
-
-
-class StopRequest:
-    """Asks ``fit`` to stop after the current batch. A signal handler sets it; so can a test."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-
-    def set(self, signum: int = signal.SIGINT) -> None:
-        self.signum = int(signum)
-
-    def __bool__(self) -> bool:
-        return self.signum is not None
-
-
-@contextmanager
-def stop_on_signals(stop: StopRequest | None = None) -> Iterator[StopRequest]:
-    """Within the block, SIGINT and SIGTERM set ``stop`` instead of ending the process.
-
-    A second SIGINT while a stop is pending raises KeyboardInterrupt at once, for a user who
-    does not want to wait for the batch to finish. The previous handlers are put back on exit.
-    Outside the main thread Python cannot install handlers, and signals keep their behaviour.
-    """
-    stop = stop if stop is not None else StopRequest()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def handler(signum, frame):
-        if stop and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        stop.set(signum)
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for s, h in previous.items():
-            # None: a handler installed from C; the default is the closest we can restore.
-            signal.signal(s, h if h is not None else signal.SIG_DFL)
-
-
-@dataclass
-class LoopState:
-    """Where ``fit`` is, beyond the network's arrays, the optimizer and the RNGs."""
-
-    history: History
-    epoch: int = 0  # the epoch being run, from 0
-    batch: int = 0  # how many of its batches are done
-    order: np.ndarray | None = None  # the epoch's sample order (n,), None until drawn
-    total_loss: float = 0.0  # sum over the done batches of loss * batch size
-    correct: int = 0  # classification: correctly labelled samples so far
-    sq_err: np.ndarray | None = None  # regression: (outputs,) float64 squared error so far
-    seconds: float = 0.0  # time spent on this epoch before the current process took over
-    best_value: float | None = None  # early stopping: the best monitored value
-    best_arrays: dict[str, np.ndarray] | None = field(default=None, repr=False)
-    waited: int = 0  # early stopping: epochs since the best one
 
 
 # -- the JSON part ---------------------------------------------------------------------------
@@ -193,8 +113,8 @@ class Checkpoint:
 
 
 def layer_rngs(network: Network) -> dict[str, np.random.Generator]:
-    """Layers that draw random numbers while training (dropout) keep their Generator as
-    ``self.rng``; their states are part of the checkpoint."""
+    """Layers that draw random numbers while training keep their Generator as ``self.rng``;
+    their states are part of the checkpoint, so a resumed run draws the same numbers."""
     return {la.name: la.rng for la in network.layers if getattr(la, "rng", None) is not None}
 
 

@@ -6,7 +6,6 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +15,10 @@ from ..errors import NnspecError
 from ..nn.losses import ones
 from ..nn.network import Network
 from . import checkpoint as ckpt
+from .interrupt import StopRequest, TrainingInterrupted
 from .optimizers import FLUSH_EVERY, OPTIMIZERS
 from .schedules import learning_rate
+from .state import History, LoopState
 
 # Training splits up to this size are gathered in shuffled order once per epoch (a copy);
 # larger ones are gathered batch by batch.
@@ -26,19 +27,6 @@ PRESHUFFLE_BYTES = 2**28
 
 class TrainingError(NnspecError):
     """Training cannot go on (a loss or gradient is no longer finite)."""
-
-
-@dataclass
-class History:
-    """One dict per epoch: epoch, lr, loss and metric (train), val_* (validation), seconds."""
-
-    epochs: list[dict] = field(default_factory=list)
-    stopped_early: bool = False
-    best_epoch: int | None = None
-
-    @property
-    def epochs_run(self) -> int:
-        return len(self.epochs)
 
 
 def regression_metrics(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -88,7 +76,7 @@ def fit(
     progress: bool | None = None,
     checkpoint_dir: str | Path | None = None,
     resume: ckpt.Checkpoint | None = None,
-    stop: ckpt.StopRequest | None = None,
+    stop: StopRequest | None = None,
     on_batch: Callable[[int, int], object] | None = None,
 ) -> History:
     """Train ``network`` in place on ``train``; validate on ``val`` after every epoch.
@@ -171,7 +159,7 @@ class _Run:
         train: Dataset,
         val: Dataset | None,
         checkpoint_dir: str | Path | None,
-        stop: ckpt.StopRequest | None,
+        stop: StopRequest | None,
         on_batch: Callable[[int, int], object] | None,
     ):
         cfg = network.spec.train
@@ -185,10 +173,11 @@ class _Run:
         self.params, self.grads = network.pack_trainable()
         self.grad_arrays = [self.grads.flat]
         self.lowest = network.lowest_trainable()
-        # Early stopping restores everything the model stores, batchnorm statistics included.
+        # Early stopping restores everything the model stores, running statistics included.
         self.saved = network.arrays()
-        # Arrays and RNGs that a forward pass changes (batchnorm's running statistics,
-        # dropout's masks): put back when a batch diverges, so its step is never taken.
+        # Arrays and RNGs that a training forward pass changes (running statistics, the
+        # generators of random masks): put back when a batch diverges, so its step is never
+        # taken.
         self.forward_state = list(network.state().values())
         self.layer_rngs = list(ckpt.layer_rngs(network).values())
         self.optimizer = OPTIMIZERS[cfg.optimizer.kind](cfg.optimizer, self.params)
@@ -196,7 +185,7 @@ class _Run:
         self.n = len(train.x)
         self.bs = min(cfg.batch_size, self.n)
         self.batches = -(-self.n // self.bs)
-        self.state = ckpt.LoopState(History())
+        self.state = LoopState(History())
         self._scale()
 
     @property
@@ -353,9 +342,7 @@ class _Run:
         st = self.state
         # At an epoch boundary the position reads "epoch e, batch <all>" of the epoch done.
         epoch, batch = (st.epoch, self.batches) if st.order is None else (st.epoch + 1, st.batch)
-        raise ckpt.TrainingInterrupted(
-            epoch, batch, self.batches, self.checkpoint_dir, self.stop.signum
-        )
+        raise TrainingInterrupted(epoch, batch, self.batches, self.checkpoint_dir, self.stop.signum)
 
     def _undo_point(self) -> tuple[list, list] | None:
         if not self.forward_state and not self.layer_rngs:
