@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT
 
 import nnspec
-from nnspec_runtime import Model, RuntimeModelError
+from nnspec_runtime import Model, RuntimeModelError, wire
 from nnspec_runtime import model as runtime_model
 
 
@@ -136,11 +136,11 @@ def test_the_wire_format_reader_skips_groups_and_unknown_fields():
     graph = b"\x3a\x00"  # field 7 (graph), empty
     group = b"\xdb\x06" + b"\x08\x01" + b"\xdc\x06"  # field 107: start group, a varint, end
     fixed = b"\x99\x06" + bytes(8) + b"\x9d\x06" + bytes(4)  # fields 99 (64-bit), 99 (32-bit)
-    assert runtime_model.external_refs(group + fixed + graph) == []
-    with pytest.raises(runtime_model._Corrupt, match="never closed"):
-        runtime_model.external_refs(graph + b"\xdb\x06\x08\x01")
-    with pytest.raises(runtime_model._Corrupt, match="past the end"):
-        runtime_model.external_refs(graph + b"\x99\x06" + bytes(3))
+    assert wire.external_refs(group + fixed + graph) == []
+    with pytest.raises(wire.Corrupt, match="never closed"):
+        wire.external_refs(graph + b"\xdb\x06\x08\x01")
+    with pytest.raises(wire.Corrupt, match="past the end"):
+        wire.external_refs(graph + b"\x99\x06" + bytes(3))
 
 
 def test_whole_models_still_load(models):
@@ -287,7 +287,7 @@ def test_nested_tensors_with_external_data_are_checked(tmp_path):
     onnx.save(model, str(tmp_path / "ok" / "m.onnx"))
     want = {t.name for t in external_data_helper._get_all_tensors(model)}
     raw = (tmp_path / "ok" / "m.onnx").read_bytes()
-    found = {name for name, location, _, _ in runtime_model.external_refs(raw)}
+    found = {name for name, location, _, _ in wire.external_refs(raw)}
     assert found == want == {"zero", "c_value", "then_out_value", "else_out_value"}
     m = Model(tmp_path / "ok" / "m.onnx", device="cpu")
     np.testing.assert_allclose(m.run(np.ones((2, 4)))["prediction"], np.full((2, 4), 5.0))

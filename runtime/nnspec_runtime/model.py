@@ -1,11 +1,14 @@
-"""Run an nnspec-exported ONNX model with onnxruntime, on the CPU or a CUDA GPU."""
+"""Run an nnspec-exported ONNX model with onnxruntime, on the CPU or a CUDA GPU.
+
+The model file is checked before onnxruntime opens it: ``wire.py`` reads its external-data
+references, ``external.py`` refuses those that point outside the model's directory.
+"""
 
 from __future__ import annotations
 
 import json
 import mmap
 import os
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,6 +27,8 @@ from .device import (
     session_config,
 )
 from .errors import DeviceError, RuntimeModelError
+from .external import check_external
+from .wire import Corrupt, external_refs
 
 # Bounded chunks bound the memory one run takes, and keep GPU kernels inside the batch sizes
 # they support (on CUDA never over MAX_CUDA_ROWS: cuDNN's MaxPool failed with
@@ -92,214 +97,6 @@ _KINDS = {
 
 def _dims(shape) -> str:
     return ", ".join(str(d) for d in shape)
-
-
-# --- Reading where a model's tensors live, without onnx (which the runtime never imports) ----
-#
-# A model's tensors may name an external data file (``location``), which onnxruntime opens
-# relative to the model's directory. A model from elsewhere could name ``../../etc/passwd``, an
-# absolute path, or onnxruntime's in-memory marker: only recent onnxruntime versions refuse
-# these (microsoft/onnxruntime#26776, late 2025), and older ones, which the runtime supports
-# (>= 1.17), read the file into the weights. So the runtime reads the ``location`` entries itself
-# (a few protobuf fields: the wire format only) and refuses any outside the model's directory; it
-# also says which data file is missing or too short, before onnxruntime opens anything.
-
-# Fields that hold messages, for each message type on the paths to a TensorProto.
-_MESSAGES = {
-    "model": {7: "graph", 20: "training", 25: "function"},
-    "training": {1: "graph", 2: "graph"},
-    "function": {7: "node", 11: "attribute"},
-    "graph": {1: "node", 5: "tensor", 15: "sparse"},
-    "node": {5: "attribute"},
-    "attribute": {5: "tensor", 6: "graph", 10: "tensor", 11: "graph", 22: "sparse", 23: "sparse"},
-    "sparse": {1: "tensor", 2: "tensor"},
-}
-_TENSOR_NAME, _TENSOR_EXTERNAL_DATA, _TENSOR_DATA_LOCATION = 8, 13, 14
-_EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
-_MAX_DEPTH = 64
-
-
-class _Corrupt(Exception):
-    """Bytes that are not protobuf wire format (a truncated or damaged file)."""
-
-
-def _varint(buf, pos: int, end: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= end:
-            raise _Corrupt(f"a number runs past the end of its message at byte {pos}")
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            return value, pos
-        shift += 7
-        if shift > 63:
-            raise _Corrupt(f"a number longer than 10 bytes at byte {pos}")
-
-
-def _fields(buf, pos: int, end: int):
-    """(field number, wire type, value) of each field in buf[pos:end]: an int for numbers, a
-    (start, end) pair for length-delimited fields; groups are skipped."""
-    while pos < end:
-        at = pos
-        key, pos = _varint(buf, pos, end)
-        number, wire = key >> 3, key & 7
-        if number == 0:
-            raise _Corrupt(f"field number 0 at byte {at}")
-        if wire == 0:
-            value, pos = _varint(buf, pos, end)
-        elif wire == 1 or wire == 5:
-            value, pos = None, pos + (8 if wire == 1 else 4)
-        elif wire == 2:
-            size, pos = _varint(buf, pos, end)
-            value, pos = (pos, pos + size), pos + size
-        elif wire == 3:  # a group: skip to its end marker
-            depth = 1
-            while depth:
-                if pos >= end:
-                    raise _Corrupt(f"a group opened at byte {at} is never closed")
-                key, pos = _varint(buf, pos, end)
-                if key & 7 == 3:
-                    depth += 1
-                elif key & 7 == 4:
-                    depth -= 1
-                elif key & 7 == 0:
-                    _, pos = _varint(buf, pos, end)
-                elif key & 7 in (1, 5):
-                    pos += 8 if key & 7 == 1 else 4
-                elif key & 7 == 2:
-                    size, pos = _varint(buf, pos, end)
-                    pos += size
-                else:
-                    raise _Corrupt(f"unknown wire type {key & 7} at byte {pos}")
-            value = None
-        else:
-            raise _Corrupt(f"unknown wire type {wire} at byte {at}")
-        if pos > end:
-            raise _Corrupt(f"a field at byte {at} runs {pos - end} bytes past the end")
-        yield number, wire, value
-
-
-def _tensor_refs(buf, start: int, end: int, found: list) -> None:
-    name, location, external, offset, length = "", None, False, 0, None
-    for number, wire, value in _fields(buf, start, end):
-        if number == _TENSOR_NAME and wire == 2:
-            name = bytes(buf[value[0] : value[1]]).decode("utf-8", "replace")
-        elif number == _TENSOR_DATA_LOCATION and wire == 0:
-            external = value == _EXTERNAL
-        elif number == _TENSOR_EXTERNAL_DATA and wire == 2:
-            key = entry = ""
-            for n, w, v in _fields(buf, *value):
-                if w == 2 and n in (1, 2):
-                    text = bytes(buf[v[0] : v[1]]).decode("utf-8", "replace")
-                    key, entry = (text, entry) if n == 1 else (key, text)
-            if key == "location":
-                location = entry
-            elif key in ("offset", "length"):
-                try:
-                    number_ = int(entry)
-                except ValueError:
-                    raise _Corrupt(f"tensor {name!r}: external data {key} {entry!r}") from None
-                offset, length = (number_, length) if key == "offset" else (offset, number_)
-    if external:
-        found.append((name, location, offset, length))
-
-
-def _walk(buf, start: int, end: int, kind: str, found: list, depth: int = 0) -> None:
-    if depth > _MAX_DEPTH:
-        raise _Corrupt(f"messages nested over {_MAX_DEPTH} deep")
-    if kind == "tensor":
-        _tensor_refs(buf, start, end, found)
-        return
-    children = _MESSAGES[kind]
-    for number, wire, value in _fields(buf, start, end):
-        if wire == 2 and number in children:
-            _walk(buf, *value, children[number], found, depth + 1)
-
-
-def external_refs(buf) -> list[tuple[str, str | None, int, int | None]]:
-    """(tensor name, location, offset, length) of each tensor of the serialized model ``buf``
-    (bytes or an mmap) that keeps its data in an external file; _Corrupt if ``buf`` is not
-    protobuf wire format, or holds no graph."""
-    found: list = []
-    graphs = 0
-    for number, wire, value in _fields(buf, 0, len(buf)):
-        if wire == 2 and number in _MESSAGES["model"]:
-            graphs += number == 7
-            _walk(buf, *value, _MESSAGES["model"][number], found, 1)
-    if not graphs:
-        raise _Corrupt("it holds no graph")
-    return found
-
-
-def _check_external(where: str, base: Path | None, refs: list) -> None:
-    """Refuse external data outside the model's directory, missing, or too short."""
-    by_file: dict[str, list] = {}
-    for name, location, offset, length in refs:
-        if not location:
-            raise RuntimeModelError(
-                f"{where}: tensor {name!r} is marked as external data but names no file"
-            )
-        by_file.setdefault(location, []).append((name, offset, length))
-
-    def of(location: str) -> str:
-        tensors = by_file[location]
-        more = f" and {len(tensors) - 1} more" if len(tensors) > 1 else ""
-        return f"the external data file {location!r} (of tensor {tensors[0][0]!r}{more})"
-
-    # Every location is checked for where it points before any is opened.
-    for location in by_file:
-        if base is None:
-            raise RuntimeModelError(
-                f"{where}: the model keeps weights in {of(location)}; load it from its .onnx "
-                "path, with that file beside it, not from bytes"
-            )
-        if "_ORT_MEM_ADDR_" in location:
-            raise RuntimeModelError(
-                f"{where}: {of(location)} is onnxruntime's marker for data in memory, which "
-                "would read from an address the file chooses; refused: expected a file name"
-            )
-        parts = Path(location).parts
-        if Path(location).is_absolute() or re.match(r"[A-Za-z]:|[\\/]", location):
-            raise RuntimeModelError(
-                f"{where}: {of(location)} is an absolute path; refused: expected a file name "
-                "relative to the model's directory"
-            )
-        if ".." in parts or "\\" in location:
-            raise RuntimeModelError(
-                f"{where}: {of(location)} points outside the model's directory ('..' or '\\' "
-                "in it); refused: expected a file beside the model"
-            )
-        try:
-            real, home = (base / location).resolve(), base.resolve()
-        except (OSError, RuntimeError) as e:  # a symlink loop
-            raise RuntimeModelError(f"{where}: {of(location)}: {e}") from None
-        if not real.is_relative_to(home):
-            raise RuntimeModelError(
-                f"{where}: {of(location)} is a link to {real}, outside the model's directory; "
-                "refused: expected a file beside the model"
-            )
-    for location, tensors in by_file.items():
-        file = base / location
-        try:
-            size = file.stat().st_size if file.is_file() else None
-        except OSError:
-            size = None
-        if size is None:
-            state = "is not a file" if file.exists() else "is missing"
-            raise RuntimeModelError(
-                f"{where}: {of(location)} {state} in {base}; a model over 2 GB keeps its "
-                "weights in <model>.onnx.data, which must be copied along with the .onnx file"
-            )
-        for tensor, offset, length in tensors:
-            stop = offset + (length or 0)
-            if offset < 0 or (length is not None and length < 0) or stop > size:
-                raise RuntimeModelError(
-                    f"{where}: {of(location)} is truncated or damaged: tensor {tensor!r} needs "
-                    f"bytes {offset} to {stop}, the file has {size}; copy it again from where "
-                    "the model was written"
-                )
 
 
 class Model:
@@ -389,14 +186,14 @@ class Model:
                 with self.path.open("rb") as f:
                     with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
                         refs = external_refs(m)
-        except _Corrupt as e:
+        except Corrupt as e:
             raise RuntimeModelError(
                 f"{where}: not a loadable ONNX model: truncated, damaged or not ONNX at all "
                 f"({e}); expected a whole .onnx file"
             ) from None
         except (OSError, ValueError) as e:
             raise RuntimeModelError(f"{where}: cannot read: {e}") from None
-        _check_external(where, self.path.parent if self.path else None, refs)
+        check_external(where, self.path.parent if self.path else None, refs)
 
     def _open(self, ort, data: bytes | str, device: str):
         where = str(self.path) if self.path else "<model bytes>"
