@@ -104,7 +104,7 @@ def _train(args) -> int:
             ]
         )
     if ckpt_dir is not None:
-        checkpoint.prepare_directory(ckpt_dir)
+        checkpoint.prepare_checkpoint_directory(ckpt_dir)
     progress = False if args.quiet else None
     try:
         # With a checkpoint directory, SIGINT/SIGTERM stop training after the current batch

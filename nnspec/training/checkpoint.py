@@ -118,24 +118,32 @@ def layer_rngs(network: Network) -> dict[str, np.random.Generator]:
     return {la.name: la.rng for la in network.layers if getattr(la, "rng", None) is not None}
 
 
+@dataclass(frozen=True)
+class RunParts:
+    """The live objects of one ``fit`` run that a checkpoint writes out and restores into.
+
+    ``samples`` training samples in ``batches_per_epoch`` batches: a checkpoint only fits a
+    run with the same split and batch size.
+    """
+
+    network: Network
+    optimizer: Any
+    shuffle_rng: np.random.Generator
+    state: LoopState
+    batches_per_epoch: int
+    samples: int
+
+
 # -- writing ---------------------------------------------------------------------------------
-def save(
-    directory: str | Path,
-    network: Network,
-    optimizer,
-    shuffle_rng: np.random.Generator,
-    state: LoopState,
-    *,
-    batches_per_epoch: int,
-    samples: int,
-    reason: str,
-) -> Path:
-    """Write the checkpoint of the current state into ``directory``; returns the JSON's path.
+def write_checkpoint(directory: str | Path, run: RunParts, *, reason: str) -> Path:
+    """Write the checkpoint of ``run``'s current state into ``directory``; returns the JSON's
+    path.
 
     Only the latest checkpoint is kept: older NPZ files are removed once the JSON names the
     new one.
     """
     directory = Path(directory)
+    network, optimizer, state = run.network, run.optimizer, run.state
     data = _npz_bytes(_gather_arrays(network, optimizer, state))
     digest = hashlib.sha256(data).hexdigest()
     npz_name = f"checkpoint-{digest[:12]}.npz"
@@ -154,13 +162,13 @@ def save(
         position=_Position(
             epoch=state.epoch,
             batch=state.batch,
-            batches_per_epoch=batches_per_epoch,
-            samples=samples,
+            batches_per_epoch=run.batches_per_epoch,
+            samples=run.samples,
             order_drawn=state.order is not None,
         ),
         optimizer="adam" if isinstance(optimizer, Adam) else "sgd",
         adam_t=optimizer.t if isinstance(optimizer, Adam) else None,
-        shuffle_rng=shuffle_rng.bit_generator.state,
+        shuffle_rng=run.shuffle_rng.bit_generator.state,
         layer_rngs={k: g.bit_generator.state for k, g in layer_rngs(network).items()},
         total_loss=state.total_loss,
         correct=state.correct,
@@ -200,7 +208,7 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def prepare_directory(directory: str | Path) -> Path:
+def prepare_checkpoint_directory(directory: str | Path) -> Path:
     """Create the checkpoint directory if needed (its parent must exist); fail before training
     when it cannot be written."""
     directory = Path(directory)
@@ -289,19 +297,12 @@ def _read_npz(npz: Path, data: bytes) -> dict[str, np.ndarray]:
 
 
 # -- restoring -------------------------------------------------------------------------------
-def restore(
-    ckpt: Checkpoint,
-    network: Network,
-    optimizer,
-    shuffle_rng: np.random.Generator,
-    state: LoopState,
-    *,
-    batches_per_epoch: int,
-    samples: int,
-) -> None:
-    """Put the checkpoint's state into a freshly built ``network``, ``optimizer``,
-    ``shuffle_rng`` and ``state``; arrays are copied in place, so references stay valid.
-    Everything is checked before anything is changed."""
+def restore(ckpt: Checkpoint, run: RunParts) -> None:
+    """Put the checkpoint's state into a freshly built run (network, optimizer, shuffle RNG,
+    loop state); arrays are copied in place, so references stay valid. Everything is checked
+    before anything is changed."""
+    network, optimizer, state, samples = run.network, run.optimizer, run.state, run.samples
+    batches_per_epoch = run.batches_per_epoch
     meta, arrays = ckpt.meta, ckpt.arrays
     ckpt.check_spec(network.spec)
     _check_position(ckpt, batches_per_epoch, samples, network.spec.train.epochs)
@@ -332,7 +333,7 @@ def restore(
         state.best_arrays = {k: arrays[f"best/{k}"].copy() for k in live}
     if kind == "adam":
         optimizer.t = meta.adam_t or 0
-    _set_rng(ckpt, "shuffle_rng", shuffle_rng, meta.shuffle_rng)
+    _set_rng(ckpt, "shuffle_rng", run.shuffle_rng, meta.shuffle_rng)
     for name, g in rngs.items():
         _set_rng(ckpt, f"layer_rngs.{name}", g, meta.layer_rngs[name])
     _restore_loop(ckpt, state)

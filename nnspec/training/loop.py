@@ -165,7 +165,7 @@ class _Run:
         cfg = network.spec.train
         self.network, self.val, self.cfg = network, val, cfg
         if checkpoint_dir is not None:
-            checkpoint_dir = ckpt.prepare_directory(checkpoint_dir)
+            checkpoint_dir = ckpt.prepare_checkpoint_directory(checkpoint_dir)
         self.checkpoint_dir, self.stop, self.on_batch = checkpoint_dir, stop, on_batch
         self.train = train
         # Frozen layers (trainable: false) are left out: the optimizer never touches them.
@@ -186,6 +186,9 @@ class _Run:
         self.bs = min(cfg.batch_size, self.n)
         self.batches = -(-self.n // self.bs)
         self.state = LoopState(History())
+        self.parts = ckpt.RunParts(
+            network, self.optimizer, self.shuffle_rng, self.state, self.batches, self.n
+        )
         self._scale()
 
     @property
@@ -203,15 +206,7 @@ class _Run:
             self.ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
 
     def restore(self, resume: ckpt.Checkpoint) -> None:
-        ckpt.restore(
-            resume,
-            self.network,
-            self.optimizer,
-            self.shuffle_rng,
-            self.state,
-            batches_per_epoch=self.batches,
-            samples=self.n,
-        )
+        ckpt.restore(resume, self.parts)
         self._scale()
 
     # -- one epoch -------------------------------------------------------------------------
@@ -325,16 +320,7 @@ class _Run:
         if self.state.order is not None:  # time spent so far on an unfinished epoch
             self.state.seconds += time.perf_counter() - self.started
             self.started = time.perf_counter()
-        return ckpt.save(
-            self.checkpoint_dir,
-            self.network,
-            self.optimizer,
-            self.shuffle_rng,
-            self.state,
-            batches_per_epoch=self.batches,
-            samples=self.n,
-            reason=reason,
-        )
+        return ckpt.write_checkpoint(self.checkpoint_dir, self.parts, reason=reason)
 
     def _interrupt(self) -> None:
         """Checkpoint the state after the batch just done, then stop."""
