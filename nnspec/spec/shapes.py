@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 
 from ..errors import SpecError
@@ -115,9 +117,11 @@ def summary_table(data: dict) -> str:
 def _styled(file) -> bool:
     """Whether ``file`` is a terminal that may get escape codes: never for a pipe or a file,
     and not where NO_COLOR is set (https://no-color.org) or the terminal is "dumb"."""
-    import os
-
     if not (hasattr(file, "isatty") and file.isatty()):
+        return False
+    # Windows' console shows escape codes as text unless a program turns on its VT mode,
+    # which Python does not: plain text there.
+    if sys.platform == "win32":
         return False
     return not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
@@ -125,8 +129,6 @@ def _styled(file) -> bool:
 def print_summary(data: dict, file=None) -> None:
     """Print ``summary_table``; on a terminal the title and the column header are bold, and
     the text is otherwise the same, so what a user sees is what a pipe or a log gets."""
-    import sys
-
     file = file or sys.stdout
     lines = _lines(data)
     if _styled(file):
