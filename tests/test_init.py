@@ -163,7 +163,10 @@ def test_refuses_to_overwrite_without_force(tmp_path, capsys):
     ("args", "message"),
     [
         (["--from-data", "missing.csv"], "missing.csv: data file not found"),
-        (["--from-data", "d.csv", "--target", "nope"], "d.csv:1: no column 'nope' in the header"),
+        (
+            ["--from-data", "d.csv", "--target", "nope"],
+            "d.csv:1: column(s) nope not in the header; the columns are: x, y",
+        ),
         (["--from-data", "one.csv", "--task", "classification"], "expected at least 2 classes"),
         (["--from-data", "d.txt"], "expected a .csv file (with a header row) or an .npz"),
         (["--target", "y"], "--target: expected together with --from-data FILE"),

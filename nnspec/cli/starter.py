@@ -18,8 +18,6 @@ at the spec's JSON Schema, for completion, validation and hover text while editi
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import re
@@ -29,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from ..data.core import read_csv_text
+from ..data import csv_table
 from ..errors import DataError, NnspecError
 
 SCHEMA_NAME = "schema.json"
@@ -106,25 +104,15 @@ def _guess_task(values: list[str]) -> tuple[str, str]:
 
 def _csv_target_values(path: Path, target: str | None) -> tuple[str, list[str]]:
     """(target column, its cells); the target defaults to the last column."""
-    text = read_csv_text(path)
-    try:
-        rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
-    except csv.Error as e:
-        raise DataError(f"{path}: cannot parse as CSV: {e}") from None
-    if len(rows) < 2:
-        raise DataError(f"{path}: expected a header row and data rows, got {len(rows)} row(s)")
-    header = [h.strip() for h in rows[0]]
-    if len(header) < 2:
+    table = csv_table.read(path)
+    if table.width < 2:
         raise DataError(
-            f"{path}:1: expected at least 2 columns (features and a target), got {len(header)}"
+            f"{path}:{table.header_line}: expected at least 2 columns (features and a target), "
+            f"got {table.width}"
         )
-    target = target or header[-1]
-    if target not in header:
-        raise DataError(
-            f"{path}:1: no column {target!r} in the header; the columns are: {', '.join(header)}"
-        )
-    j = header.index(target)
-    return target, [r[j].strip() for r in rows[1:] if j < len(r)]
+    target = target or table.header[-1]
+    (j,) = table.locate([target])
+    return target, [table.text(row, j) for row in table.rows]
 
 
 def _npz_target(path: Path, target: str):

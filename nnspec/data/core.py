@@ -6,7 +6,6 @@ class indices (samples,) int64 for classification, (samples, outputs) float64 fo
 
 from __future__ import annotations
 
-import csv
 import gzip
 import io
 import math
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from . import csv_table
 
 
 @dataclass(frozen=True)
@@ -104,13 +104,12 @@ def _builtin(name: str) -> tuple[np.ndarray, np.ndarray]:
             # Separable upscaling: each image I (8x8) becomes R I R^T (28x28).
             x = np.einsum("ij,njk,lk->nil", r, x.reshape(-1, 8, 8), r).reshape(-1, 784)
         return x, y
-    text = _resource_bytes(f"{name}.csv").decode()
-    rows = list(csv.reader(io.StringIO(text)))[1:]
+    table = csv_table.parse(_resource_bytes(f"{name}.csv").decode(), f"builtin:{name}")
     if name == "iris":
-        x = np.array([[float(v) for v in row[:4]] for row in rows])
-        y = np.array([_IRIS_CLASSES.index(row[4]) for row in rows], dtype=np.int64)
+        x = table.numbers(range(4))
+        y = np.array([_IRIS_CLASSES.index(table.text(r, 4)) for r in table.rows], dtype=np.int64)
         return x, y
-    data = np.array([[float(v) for v in row] for row in rows])
+    data = table.numbers(range(table.width))
     return data[:, :1], data[:, 1:]
 
 
@@ -173,110 +172,35 @@ def _bad_label(label: str) -> str | None:
     return None
 
 
-def _csv_rows(path: Path, text: str) -> list[tuple[int, list[str]]]:
-    """(line number where the row starts, cells) for each row, blank rows included; a quoted
-    cell over several lines keeps the numbers of the lines after it right."""
-    reader = csv.reader(io.StringIO(text))
-    rows, start = [], 1
-    try:
-        for row in reader:
-            rows.append((start, row))
-            start = reader.line_num + 1
-    except csv.Error as e:
-        raise DataError(f"{path}:{start}: cannot parse as CSV: {e}") from None
-    return rows
-
-
-def read_csv_text(path: Path) -> str:
-    """A CSV file's text (a UTF-8 byte-order mark dropped), or a DataError that says why not."""
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"{path}: data file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot read as UTF-8 CSV text: {e}") from None
-
-
 def load_csv(path: Path, target: str | list[str], features: list[str] | None, task: str) -> Dataset:
     """Read a CSV with a header row. Errors name the file, row and column."""
-    text = read_csv_text(path)
-    rows = [(n, r) for n, r in _csv_rows(path, text) if any(c.strip() for c in r)]
-    if not rows:
-        raise DataError(f"{path}: the file is empty; expected a header row and data rows")
-    hline, header = rows[0][0], [h.strip() for h in rows[0][1]]
+    table = csv_table.read(path)
     targets = [target] if isinstance(target, str) else list(target)
-    missing = [c for c in targets + (features or []) if c not in header]
-    if missing:
-        raise DataError(
-            f"{path}:{hline}: column(s) {', '.join(missing)} not in the header; "
-            f"the columns are: {', '.join(header)}"
-        )
-    feats = features or [h for h in header if h not in targets]
+    feats = features or [h for h in table.header if h not in targets]
+    # Every column used must be in the header, once, with a name: a duplicated 'a' would
+    # otherwise be read twice from its first column.
+    hint = "or list the features to use in data.features"
+    cols = table.locate(targets + feats, hint)
     if not feats:
-        raise DataError(f"{path}:{hline}: no feature columns left besides the target {targets}")
-    for name in dict.fromkeys(targets + feats):
-        where = [j + 1 for j, h in enumerate(header) if h == name]
-        if not name:
-            raise DataError(
-                f"{path}:{hline}: column {where[0]} has no name in the header; expected a name "
-                "for every column (or list the features to use in data.features)"
-            )
-        if len(where) > 1:
-            raise DataError(
-                f"{path}:{hline}: column name '{name}' appears {len(where)} times in the header "
-                f"(columns {', '.join(map(str, where))}); expected unique column names"
-            )
-    fcols = [header.index(f) for f in feats]
-    tcols = [header.index(t) for t in targets]
-    body = rows[1:]
-    if not body:
-        raise DataError(f"{path}: no data rows after the header (line {hline})")
-    x = np.empty((len(body), len(fcols)))
-    for k, (lineno, row) in enumerate(body):
-        if len(row) != len(header):
-            if len(row) < len(header):
-                detail = f"no cell for column(s) {', '.join(header[len(row) :])}"
-            else:
-                detail = f"{len(row) - len(header)} more than the header has columns"
-            raise DataError(
-                f"{path}:{lineno}: expected {len(header)} cells like the header, "
-                f"got {len(row)} ({detail})"
-            )
-        for j, c in enumerate(fcols):
-            x[k, j] = _number(row[c], path, lineno, header[c])
+        raise DataError(
+            f"{path}:{table.header_line}: no feature columns left besides the target {targets}"
+        )
+    tcols, fcols = cols[: len(targets)], cols[len(targets) :]
+    x = table.numbers(fcols)
     if task == "classification":
-        labels = [row[tcols[0]].strip() for _, row in body]
-        for (lineno, _), label in zip(body, labels, strict=True):
+        labels = [table.text(row, tcols[0]) for row in table.rows]
+        for row, label in zip(table.rows, labels, strict=True):
             why = _bad_label(label)
             if why:
                 raise DataError(
-                    f"{path}:{lineno}: column '{targets[0]}': expected a class label, got {why}"
+                    f"{path}:{row.line}: column '{targets[0]}': expected a class label, got {why}"
                 )
         y, classes = _class_encode(labels, str(path))
         info = DataInfo(len(feats), len(classes), feats, targets[:1], classes)
     else:
-        y = np.array([[_number(row[c], path, ln, header[c]) for c in tcols] for ln, row in body])
+        y = table.numbers(tcols)
         info = DataInfo(len(feats), len(tcols), feats, targets, None)
     return Dataset(x, y, info, str(path))
-
-
-def _number(cell: str, path: Path, lineno: int, column: str) -> float:
-    if not cell.strip():
-        raise DataError(
-            f"{path}:{lineno}: column '{column}': expected a number, got an empty cell "
-            "(a missing value?)"
-        )
-    try:
-        value = float(cell)
-    except ValueError:
-        raise DataError(
-            f"{path}:{lineno}: column '{column}': expected a number, got {cell!r}"
-        ) from None
-    if not math.isfinite(value):
-        raise DataError(
-            f"{path}:{lineno}: column '{column}': expected a finite number, got {cell.strip()}"
-        )
-    return value
 
 
 # Array kinds that hold real numbers: bool, signed and unsigned integers, floats. Not complex

@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
+from . import csv_table
 
 
 def _read_npy(path: Path, n_features: int | None) -> np.ndarray:
     try:
         x = np.load(path, allow_pickle=False)
     except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
+        raise DataError(f"{path}: data file not found") from None
     except (ValueError, OSError, EOFError) as e:
         raise DataError(f"{path}: not a readable .npy array (no pickle allowed): {e}") from None
     if not isinstance(x, np.ndarray):
@@ -51,60 +43,18 @@ def read_inputs(path: Path, feature_names: list[str] | None, n_features: int | N
     """
     if path.suffix == ".npy":
         return _read_npy(path, n_features)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot read as UTF-8 CSV text: {e}") from None
-    # Keep each row's line number in the file for messages (a quoted cell may span lines);
-    # blank lines are skipped.
-    reader = csv.reader(io.StringIO(text))
-    rows, start = [], 1
-    try:
-        for row in reader:
-            if any(map(str.strip, row)):
-                rows.append((start, row))
-            start = reader.line_num + 1
-    except csv.Error as e:
-        raise DataError(f"{path}:{start}: cannot parse as CSV: {e}") from None
-    if not rows:
-        raise DataError(f"{path}: the file is empty")
-    header = None
-    if not any(_is_number(c) for c in rows[0][1]):
-        header, rows = [h.strip() for h in rows[0][1]], rows[1:]
-    width = len(header) if header else len(rows[0][1]) if rows else 0
-    cols = list(range(width))
-    if header and feature_names:
-        missing = [f for f in feature_names if f not in header]
+    table = csv_table.read(path, header=None)
+    cols = list(range(table.width))
+    if table.header is not None and feature_names:
+        missing = [f for f in feature_names if f not in table.header]
         if missing:
             raise DataError(
-                f"{path}:1: the model's feature column(s) {', '.join(missing)} are not in the "
-                f"header ({', '.join(header)}); expected columns named {', '.join(feature_names)}"
+                f"{path}:{table.header_line}: the model's feature column(s) "
+                f"{', '.join(missing)} are not in the header ({', '.join(table.header)}); "
+                f"expected columns named {', '.join(feature_names)}"
             )
-        cols = [header.index(f) for f in feature_names]
-    x = np.empty((len(rows), len(cols)))
-    for i, (lineno, row) in enumerate(rows):
-        if len(row) != width:
-            like = "like the header" if header else "like the first row"
-            raise DataError(f"{path}:{lineno}: expected {width} cells {like}, got {len(row)}")
-        for j, c in enumerate(cols):
-            name = f"column '{header[c]}'" if header else f"column {c + 1}"
-            cell = row[c].strip()
-            if not cell:
-                raise DataError(
-                    f"{path}:{lineno}: {name}: expected a number, got an empty cell "
-                    "(a missing value?)"
-                )
-            try:
-                x[i, j] = float(cell)
-            except ValueError:
-                raise DataError(
-                    f"{path}:{lineno}: {name}: expected a number, got {row[c]!r}"
-                ) from None
-            if not math.isfinite(x[i, j]):
-                raise DataError(f"{path}:{lineno}: {name}: expected a finite number, got {cell}")
-    return x
+        cols = table.locate(feature_names)
+    return table.numbers(cols)
 
 
 def write_predictions(pred) -> str:

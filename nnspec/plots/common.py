@@ -172,6 +172,7 @@ def _map_classes(y: np.ndarray, names: list[str] | None, model_classes, source: 
 def _from_file(path: Path, spec, io) -> tuple[Samples, list[str] | None]:
     """``--data FILE``: a spec (its data), a CSV with a header, an .npz, or an .npy of inputs."""
     from ..data import core as datamod
+    from ..data import csv_table
     from ..data.predict_inputs import read_inputs
     from ..spec.models import load_spec
 
@@ -199,7 +200,7 @@ def _from_file(path: Path, spec, io) -> tuple[Samples, list[str] | None]:
     targets = [target] if isinstance(target, str) else list(target)
     if spec.task == "classification":
         target = targets[0]
-    header = _csv_header(path)
+    header = csv_table.read_header(path)
     if not set(targets) <= set(header):
         # Inputs only: the points are drawn without their classes or targets.
         return Samples(
@@ -207,18 +208,6 @@ def _from_file(path: Path, spec, io) -> tuple[Samples, list[str] | None]:
         ), None
     d = datamod.load_csv(path, target, io.feature_names, spec.task)
     return Samples(d.x, d.y, None, str(path)), d.info.class_names
-
-
-def _csv_header(path: Path) -> list[str]:
-    import csv
-
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            return next(csv.reader(f), [])
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot read as UTF-8 CSV text: {e}") from None
 
 
 def load_samples(spec, io, data=None, model_path: str | Path | None = None) -> Samples | None:

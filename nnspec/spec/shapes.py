@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 
 from ..errors import SpecError
@@ -64,11 +66,9 @@ def summary(spec: Spec, io: ModelIO, rows: list[LayerSummary]) -> dict:
     }
 
 
-# Cells are text as given: no markup ("[...]"), no ":emoji:" codes, no number colouring.
-_PLAIN_TEXT = {"markup": False, "emoji": False, "highlight": False}
-# rich.box.HORIZONTALS drawn with '-': a rule under the header and between sections only.
-_ASCII_RULES = " -- \n    \n -- \n    \n -- \n -- \n    \n -- \n"
 _COLUMNS = ("layer", "kind", "output shape", "params", "trainable")
+# Select Graphic Rendition codes: bold on, all attributes off.
+_BOLD, _RESET = "\x1b[1m", "\x1b[0m"
 
 
 def _cells(data: dict) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
@@ -87,44 +87,8 @@ def _cells(data: dict) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
     return body, totals
 
 
-def _table(data: dict, terminal: bool):
-    # Imported here, not at the top: rich costs tens of milliseconds, and only the commands
-    # that print a table pay for it (``nnspec validate`` must start in under half a second).
-    from rich import box
-    from rich.table import Table
-    from rich.text import Text
-
-    # Plain output (a pipe, a file, a CI log) draws its rules with '-' so that any encoding
-    # and any viewer shows it; a terminal gets rich's line characters and styles.
-    rules = box.HORIZONTALS if terminal else box.Box(_ASCII_RULES, ascii=True)
-    table = Table(
-        box=rules,
-        show_edge=False,
-        pad_edge=False,
-        header_style="bold" if terminal else "",
-        title=None,
-    )
-    for name in _COLUMNS:
-        table.add_column(name, justify="right" if name == "params" else "left", no_wrap=True)
-    body, totals = _cells(data)
-    for i, row in enumerate(body):
-        # On a terminal the input row and frozen layers are dimmed, the total is bold.
-        muted = terminal and (i == 0 or row[4] == "no")
-        table.add_row(*(Text(cell) for cell in row), style="dim" if muted else "")
-    table.add_section()
-    for i, row in enumerate(totals):
-        table.add_row(*(Text(cell) for cell in row), style="bold" if terminal and i == 0 else "")
-    return table
-
-
-def summary_table(data: dict) -> str:
-    """The summary as plain text: the model's name and task, then one row per layer (layer,
-    kind, output shape, params, trainable) and the total, trainable and frozen parameters.
-
-    The same text rich draws for ``_table(data, terminal=False)`` (a test holds the two
-    equal), written out here so that a pipe or a file does not pay for importing rich: the
-    ``nnspec validate`` start-up is measured in tenths of a second.
-    """
+def _lines(data: dict) -> list[str]:
+    """The table's lines: title, column header, rule, layers, rule, totals."""
     body, totals = _cells(data)
     rows = [_COLUMNS, *body, *totals]
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
@@ -134,36 +98,39 @@ def summary_table(data: dict) -> str:
             cell.rjust(w) if name == "params" else cell.ljust(w)
             for cell, w, name in zip(row, widths, _COLUMNS, strict=True)
         )
-        # Columns are 3 apart: rich's one space of padding on each side and a blank divider.
+        # Three spaces between columns, no trailing spaces: readable in any viewer, and a
+        # name of any length widens its column instead of being wrapped or cut.
         return "   ".join(cells).rstrip()
 
+    # '-' rather than box-drawing characters: any encoding and any viewer shows it.
     rule = "-" * (sum(widths) + 3 * (len(widths) - 1))
     title = f"{data['name']} ({data['task']})"
-    return "\n".join([title, line(_COLUMNS), rule, *map(line, body), rule, *map(line, totals)])
+    return [title, line(_COLUMNS), rule, *map(line, body), rule, *map(line, totals)]
 
 
-def _rich_plain_table(data: dict) -> str:
-    """What rich draws for the plain table: the reference ``summary_table`` is tested against."""
-    from rich.console import Console
+def summary_table(data: dict) -> str:
+    """The summary as plain text: the model's name and task, then one row per layer (layer,
+    kind, output shape, params, trainable) and the total, trainable and frozen parameters."""
+    return "\n".join(_lines(data))
 
-    # Wide enough that no layer name is ever wrapped or cut: the table keeps its own width.
-    console = Console(width=10_000, color_system=None, force_terminal=False, **_PLAIN_TEXT)
-    with console.capture() as captured:
-        console.print(_table(data, terminal=False))
-    lines = [line.rstrip() for line in captured.get().splitlines()]
-    return "\n".join([f"{data['name']} ({data['task']})", *lines])
+
+def _styled(file) -> bool:
+    """Whether ``file`` is a terminal that may get escape codes: never for a pipe or a file,
+    and not where NO_COLOR is set (https://no-color.org) or the terminal is "dumb"."""
+    if not (hasattr(file, "isatty") and file.isatty()):
+        return False
+    # Windows' console shows escape codes as text unless a program turns on its VT mode,
+    # which Python does not: plain text there.
+    if sys.platform == "win32":
+        return False
+    return not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
 def print_summary(data: dict, file=None) -> None:
-    """Print the summary: styled on a terminal, else the plain text of ``summary_table``."""
-    import sys
-
+    """Print ``summary_table``; on a terminal the title and the column header are bold, and
+    the text is otherwise the same, so what a user sees is what a pipe or a log gets."""
     file = file or sys.stdout
-    if not (hasattr(file, "isatty") and file.isatty()):
-        print(summary_table(data), file=file)
-        return
-    from rich.console import Console
-
-    console = Console(file=file, **_PLAIN_TEXT)
-    console.print(f"{data['name']} ({data['task']})", style="bold")
-    console.print(_table(data, terminal=True))
+    lines = _lines(data)
+    if _styled(file):
+        lines[:2] = [f"{_BOLD}{line}{_RESET}" for line in lines[:2]]
+    print("\n".join(lines), file=file)
