@@ -297,7 +297,8 @@ def _checkpointing(spec: Spec, checkpoint_dir, resume) -> tuple[Checkpoint | Non
                 spec.source.issue(
                     ("train", "checkpoint_every"),
                     "needs a directory to write checkpoints to; expected nnspec train "
-                    "--checkpoint DIR (or --resume DIR), got neither",
+                    "--checkpoint DIR (or --resume DIR), in Python checkpoint_dir= (or "
+                    "resume=), got neither",
                 )
             ]
         )
@@ -402,12 +403,20 @@ def export(
         network = source.network
         inputs, held = source.held_out
         x = held.x
-        described = {"inputs": inputs}
+        described, shown = {"inputs": inputs}, f"the {inputs} split"
         metadata = {"test_metrics": source.metrics, "epochs_run": source.history.epochs_run}
     else:
+        from .nn.network import Network
+
+        if not isinstance(source, Network):
+            raise TypeError(
+                "export: expected a TrainResult (from nnspec.train) or a Network (from "
+                f"nnspec.build_network), got {type(source).__name__}"
+            )
         network = source
         x = _parity_inputs(network)
         described = {"inputs": "random", "seed": RANDOM_PARITY_SEED}
+        shown = f"random inputs (seed {RANDOM_PARITY_SEED})"
         metadata = {}
     where = str(path) if path is not None else "<in-memory export>"
 
@@ -417,8 +426,7 @@ def export(
         try:
             parity = parity_module.check_parity(network, staged or model, x)
         except ParityError as e:
-            shown = described["inputs"] + (" split" if isinstance(source, TrainResult) else "")
-            raise ParityError(f"{where}: parity check on {shown} inputs: {e}") from None
+            raise ParityError(f"{where}: parity check on {shown}: {e}") from None
         add_metadata(model, {"parity": {**parity, **described}})
 
     if path is None:
