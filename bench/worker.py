@@ -117,7 +117,7 @@ def _nnspec_network(model_name: str, opt: str = "adam", batch: int = 64, epochs:
     import nnspec
 
     spec = nnspec.load_spec(nnspec_spec_text(model_name, opt, batch, epochs))
-    return spec, nnspec.build(spec)
+    return spec, nnspec.build_network(spec)
 
 
 def nnspec_train(task: dict, case: dict) -> dict:

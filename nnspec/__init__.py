@@ -3,10 +3,11 @@
 The public API::
 
     spec = nnspec.load_spec("specs/iris.yaml")
-    network = nnspec.build(spec, seed=0)            # untrained; .parameters(), .forward(x)
+    network = nnspec.build_network(spec, seed=0)    # untrained; .parameters(), .forward(x)
     loss, grads = network.loss_and_gradients(x, y)
-    network, history = nnspec.train(spec)
-    model = nnspec.export(network, "iris.onnx")
+    result = nnspec.train(spec)                     # a TrainResult: .network, .history, .metrics
+    model = nnspec.export(result, "iris.onnx")      # parity checked, metrics in the metadata
+    nnspec.compile(spec, "untrained.onnx")          # nnspec compile: seeded, untrained
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from .errors import DataError, ModelError, NnspecError, SpecError
 # and a command-line tool's start-up time is paid on every call.
 _LAZY = {
     "Network": "nn.network",
-    "build": "pipeline",
+    "Compiled": "pipeline",
+    "TrainResult": "pipeline",
+    "build_network": "pipeline",
+    "compile": "pipeline",
     "export": "pipeline",
     "resolve": "pipeline",
     "train": "pipeline",
@@ -43,6 +47,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "Compiled",
     "DataError",
     "History",
     "ModelError",
@@ -50,8 +55,10 @@ __all__ = [
     "NnspecError",
     "Spec",
     "SpecError",
+    "TrainResult",
     "__version__",
-    "build",
+    "build_network",
+    "compile",
     "export",
     "load_spec",
     "resolve",

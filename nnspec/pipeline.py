@@ -1,36 +1,56 @@
-"""The whole flow, one call per stage; the CLI and the Python API both go through here.
+"""The whole flow, one call per stage; the command line and the Python API both go through here.
 
-spec = load_spec(path)                  # YAML -> Spec, located errors
-io, rows = resolve(spec)                # cross-field rules + shape inference
-network = build(spec)                   # seeded weights, init.from loaded where it matches
-network, history = train(spec)          # NumPy minibatch backprop
-model = export(network, "m.onnx")       # ONNX, checked, written atomically
+spec = load_spec(path)                      # YAML -> Spec, located errors
+io, rows = resolve(spec)                    # cross-field rules + shape inference
+network = build_network(spec)               # seeded weights, init.from loaded where it matches
+compiled = compile(spec, "u.onnx")          # nnspec compile: untrained, exported, parity checked
+result = train(spec)                        # nnspec train: NumPy backprop; a TrainResult
+model = export(result, "m.onnx")            # ONNX, checked, parity checked, written atomically
+
+``export`` is the one way a model is written: it always runs the onnxruntime parity check (on
+the held-out data of a ``TrainResult``, on seeded random inputs for a bare network) and writes
+the same metadata whoever calls it, so ``nnspec train`` and ``nnspec.train`` + ``nnspec.export``
+give the same file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._version import __version__
 from .data import core as datamod
 from .data.core import DataInfo, Dataset
-from .errors import DataError, SpecError
+from .errors import DataError, ParityError, SpecError
 from .spec import memory
 from .spec.messages import unknown_name
-from .spec.models import Spec
+from .spec.models import BuiltinData, CsvData, Spec
 from .spec.rules import ModelIO, check
 from .spec.shapes import LayerSummary, infer
 
 if TYPE_CHECKING:
     from .nn.network import Network
+    from .onnxio import ModelProto
+    from .onnxio.init_from import InitReport
+    from .training.checkpoint import Checkpoint
+    from .training.interrupt import StopRequest
     from .training.state import History
 
-# The trainer (network, train.loop) is imported by the functions that use it: `validate`
+# The trainer (network, training, onnxio) is imported by the functions that use it: `validate`
 # goes through resolve() only, and should not pay for loading the rest.
+
+# A bare network has no held-out data: its parity check runs on this many seeded random inputs.
+RANDOM_PARITY_SAMPLES = 8
+RANDOM_PARITY_SEED = 0
+
+
+# --- data ----------------------------------------------------------------------------------
 
 
 def load_data(spec: Spec) -> Dataset | None:
@@ -38,20 +58,20 @@ def load_data(spec: Spec) -> Dataset | None:
     d = spec.data
     if d is None:
         return None
-    if hasattr(d, "builtin"):
+    if isinstance(d, BuiltinData):
         return datamod.load_builtin(d.builtin, d.features, spec.task)
     base = spec.source.base_dir
-    if hasattr(d, "csv"):
+    if isinstance(d, CsvData):
         return datamod.load_csv(base / d.csv, d.target, d.features, spec.task)
     return datamod.load_npz(base / d.npz, d.x, d.y, spec.task)
 
 
 def data_info(spec: Spec) -> DataInfo | None:
     """Sizes and names of the spec's data; built-in datasets are known without loading."""
-    if spec.data is None:
+    d = spec.data
+    if d is None:
         return None
-    if hasattr(spec.data, "builtin"):
-        d = spec.data
+    if isinstance(d, BuiltinData):
         known = datamod.BUILTIN_INFO[d.builtin].feature_names
         unknown = [
             spec.source.issue(("data", "features", i), unknown_name("feature", f, known, d.builtin))
@@ -78,25 +98,17 @@ def resolve(spec: Spec, info: DataInfo | None = None) -> tuple[ModelIO, list[Lay
     return io, rows
 
 
-def build(spec: Spec, seed: int | None = None, dtype=None) -> Network:
-    """A fresh, untrained network (seed defaults to ``spec.train.seed``), with the weights of
-    ``init.from`` loaded where they match."""
-    from .nn.network import build as build_network
-
-    io, _ = resolve(spec)
-    network = build_network(spec, io, seed=seed, dtype=dtype)
-    initialize(network)
-    return network
-
-
 @dataclass
 class Splits:
+    """The parts of a dataset: ``x`` of each is (samples, *input shape) as loaded (features,
+    or channels, height, width), ``y`` (samples,) class indices or (samples, outputs)."""
+
     train: Dataset
     val: Dataset | None
     test: Dataset | None
 
 
-def split(spec: Spec, dataset: Dataset) -> Splits:
+def split_data(spec: Spec, dataset: Dataset) -> Splits:
     """Deterministic test and validation splits from ``train.seed``, stratified by class.
 
     A class that lands only in a held-out part (a class of one sample, with a fraction of over
@@ -149,7 +161,10 @@ def split(spec: Spec, dataset: Dataset) -> Splits:
     return Splits(rest, val, test if len(test.x) else None)
 
 
-def initialize(network: Network):
+# --- network -------------------------------------------------------------------------------
+
+
+def load_pretrained(network: Network) -> InitReport | None:
     """Load ``init.from`` weights into a fresh network; the report, or None without init."""
     if network.spec.init is None:
         return None
@@ -158,9 +173,30 @@ def initialize(network: Network):
     return load_init(network)
 
 
-def fit_preprocess(network: Network, splits: Splits, report=None) -> None:
+def _fresh(spec: Spec, io: ModelIO, seed: int | None = None, dtype=None):
+    """A seeded, untrained network with ``init.from`` loaded; (network, InitReport or None)."""
+    from .nn import network as nn
+
+    network = nn.build(spec, io, seed=seed, dtype=dtype)
+    return network, load_pretrained(network)
+
+
+def build_network(spec: Spec, seed: int | None = None, dtype=None) -> Network:
+    """A fresh, untrained network (seed defaults to ``spec.train.seed``), with the weights of
+    ``init.from`` loaded where they match; its standardization is the identity until fitted."""
+    io, _ = resolve(spec)
+    return _fresh(spec, io, seed, dtype)[0]
+
+
+def check_pretrained(spec: Spec, io: ModelIO) -> InitReport | None:
+    """What ``init.from`` would load (None without it), by loading it into a throwaway network:
+    weights that do not fit are an error now, not after training."""
+    return _fresh(spec, io)[1] if spec.init is not None else None
+
+
+def _fit_preprocess(network: Network, splits: Splits, report: InitReport | None) -> None:
     """Standardization fitted on the training split, except the statistics that ``init.from``
-    took from the pretrained model (``report``, the InitReport)."""
+    took from the pretrained model (``report``)."""
     network.fit_preprocess(
         splits.train.x,
         splits.train.y,
@@ -169,30 +205,134 @@ def fit_preprocess(network: Network, splits: Splits, report=None) -> None:
     )
 
 
+# --- compile and train ---------------------------------------------------------------------
+
+
+@dataclass
+class Compiled:
+    """What ``compile`` made: the untrained ``network`` (standardization fitted on the training
+    split when the spec names data), the ``init`` report of ``init.from`` (None without it),
+    and the exported ``model`` (an ``onnx.ModelProto``; its tensors point into
+    ``<path>.data`` for a model over 2 GB)."""
+
+    network: Network
+    init: InitReport | None
+    model: ModelProto
+
+
+# Named after the command it is (nnspec.compile is `nnspec compile`), over Python's builtin.
+def compile(
+    spec: Spec, path: str | Path | None = None, *, seed: int | None = None, opset=None
+) -> Compiled:
+    """``nnspec compile``: a seeded, untrained network exported to ONNX, parity checked.
+
+    ``seed`` defaults to ``train.seed``. With data, the standardization is fitted on the
+    training split, as training would fit it; the weights stay untrained.
+    """
+    from . import atomic
+
+    if path is not None:
+        atomic.check_writable(path)  # before the data are read, not after
+    dataset = load_data(spec)
+    io, _ = resolve(spec, dataset.info if dataset else None)
+    network, report = _fresh(spec, io, seed)
+    if dataset is not None:
+        _fit_preprocess(network, split_data(spec, dataset), report)
+    return Compiled(network, report, export(network, path, opset))
+
+
 @dataclass
 class TrainResult:
+    """One training run of a spec (``train``); ``export(result, path)`` writes its model.
+
+    spec: the Spec trained.
+    network: the trained Network; ``network.predict(x)`` takes raw x of (batch, *input shape).
+    history: per-epoch rows (``history.epochs``), ``epochs_run``, ``stopped_early``,
+        ``best_epoch``.
+    metrics: the test split's scores, e.g. ``{"loss": 0.04, "accuracy": 0.97}`` (regression:
+        ``loss``, ``mse``, ``r2``); ``{}`` when the spec holds out no test split.
+    splits: the data as split (``train``, ``val``, ``test``: Datasets with ``x`` of
+        (samples, *input shape) and ``y`` of (samples,) or (samples, outputs); val and test
+        may be None).
+    seconds: wall-clock seconds of splitting, building, training and scoring.
+    init: the InitReport of ``init.from`` (layers loaded, fresh, frozen), or None.
+    resumed_from: where the run went on from a checkpoint ("epoch 3, batch 7 (of 19)"), or
+        None.
+    """
+
+    spec: Spec
     network: Network
     history: History
+    metrics: dict[str, float]
     splits: Splits
-    test: dict = field(default_factory=dict)
     seconds: float = 0.0
-    init: object = None  # the InitReport of init.from, if any
+    init: InitReport | None = None
+    resumed_from: str | None = None
+
+    @property
+    def held_out(self) -> tuple[str, Dataset]:
+        """(name, Dataset) that the parity check runs on: the test split, else the validation
+        split, else (a spec that holds out nothing) the training split."""
+        s = self.splits
+        if s.test is not None:
+            return "test", s.test
+        if s.val is not None:
+            return "validation", s.val
+        return "training", s.train
 
 
-def train_full(
+def _checkpointing(spec: Spec, checkpoint_dir, resume) -> tuple[Checkpoint | None, Path | None]:
+    """The loaded ``resume`` checkpoint (checked against the spec) and the directory to write
+    checkpoints to; both before any data is read, so a wrong checkpoint fails at once."""
+    from .training import checkpoint
+
+    if resume is not None and not isinstance(resume, checkpoint.Checkpoint):
+        resume = checkpoint.read_checkpoint(resume)
+    if resume is not None:
+        resume.check_spec(spec)
+    # Resuming keeps checkpointing into the checkpoint's own directory unless told otherwise.
+    directory = checkpoint_dir or (resume.path.parent if resume else None)
+    if spec.train.checkpoint_every and directory is None:
+        raise SpecError(
+            [
+                spec.source.issue(
+                    ("train", "checkpoint_every"),
+                    "needs a directory to write checkpoints to; expected nnspec train "
+                    "--checkpoint DIR (or --resume DIR), in Python checkpoint_dir= (or "
+                    "resume=), got neither",
+                )
+            ]
+        )
+    if directory is not None:
+        directory = checkpoint.prepare_checkpoint_directory(directory)
+    return resume, directory
+
+
+def train(
     spec: Spec,
     *,
     progress: bool | None = False,
     checkpoint_dir: str | Path | None = None,
-    resume=None,
-    stop=None,
+    resume: str | Path | Checkpoint | None = None,
+    stop: StopRequest | None = None,
     on_batch=None,
 ) -> TrainResult:
-    """Load and split the data, fit the preprocessing, train, and score the test split.
+    """``nnspec train`` without the export: load and split the data, fit the preprocessing,
+    train, and score the test split.
 
-    ``checkpoint_dir``, ``resume`` (a loaded ``nnspec.train.checkpoint.Checkpoint``), ``stop``
-    and ``on_batch`` go to ``fit``. When resuming, the preprocessing statistics come from the
-    checkpoint rather than being fitted again."""
+    progress: a progress bar (None: when standard error is a terminal).
+    checkpoint_dir: where checkpoints go (every ``train.checkpoint_every`` epochs, on a stop,
+        on divergence); needed when the spec sets ``checkpoint_every``. With a directory and
+        no ``stop``, SIGINT/SIGTERM stop training after the current batch, write a checkpoint
+        and raise ``TrainingInterrupted``; without one, Ctrl-C interrupts at once.
+    resume: a checkpoint directory, its checkpoint.json, or a loaded Checkpoint, written for
+        this spec; checkpoints then go on into its directory unless ``checkpoint_dir`` names
+        another. The preprocessing statistics come from the checkpoint, not fitted again.
+    stop, on_batch: as ``nnspec.training.loop.fit`` (a StopRequest; a per-batch callback).
+    """
+    from .training import interrupt, loop
+
+    resume, directory = _checkpointing(spec, checkpoint_dir, resume)
     dataset = load_data(spec)
     if dataset is None:
         raise DataError(
@@ -201,37 +341,144 @@ def train_full(
         )
     io, _ = resolve(spec, dataset.info)
     start = time.perf_counter()
-    from .nn.network import build as build_network
-    from .training import loop
-
-    splits = split(spec, dataset)
-    network = build_network(spec, io)
-    report = initialize(network)
+    splits = split_data(spec, dataset)
+    network, report = _fresh(spec, io)
     if resume is None:
-        fit_preprocess(network, splits, report)
-    history = loop.fit(
+        _fit_preprocess(network, splits, report)
+    signals = contextlib.nullcontext(stop)
+    if stop is None and directory is not None:
+        signals = interrupt.stop_on_signals()
+    with signals as stop:
+        history = loop.fit(
+            network,
+            splits.train,
+            splits.val,
+            progress=progress,
+            checkpoint_dir=directory,
+            resume=resume,
+            stop=stop,
+            on_batch=on_batch,
+        )
+    metrics = loop.evaluate(network, splits.test) if splits.test is not None else {}
+    return TrainResult(
+        spec,
         network,
-        splits.train,
-        splits.val,
-        progress=progress,
-        checkpoint_dir=checkpoint_dir,
-        resume=resume,
-        stop=stop,
-        on_batch=on_batch,
+        history,
+        metrics,
+        splits,
+        time.perf_counter() - start,
+        report,
+        resume.where if resume else None,
     )
-    test = loop.evaluate(network, splits.test) if splits.test is not None else {}
-    return TrainResult(network, history, splits, test, time.perf_counter() - start, report)
 
 
-def train(spec: Spec, *, progress: bool | None = False) -> tuple[Network, History]:
-    """Train the spec on its data; returns the network and the per-epoch history."""
-    result = train_full(spec, progress=progress)
-    return result.network, result.history
+# --- export --------------------------------------------------------------------------------
 
 
-def export(network: Network, path: str | Path | None = None, opset: int | None = None):
-    """ONNX ``ModelProto`` of ``network`` (checked); written atomically when ``path`` is given
-    (with its tensors in ``<path>.data`` when the model is over protobuf's 2 GB)."""
-    from .onnxio import to_onnx, write
+def _parity_inputs(network: Network) -> np.ndarray:
+    """Seeded random raw inputs (RANDOM_PARITY_SAMPLES, *input shape) for a bare network,
+    at the scale its standardization expects (mean + scale * N(0, 1)), so the check runs the
+    layers on the values they will see rather than on far-off ones."""
+    rng = np.random.default_rng(RANDOM_PARITY_SEED)
+    z = rng.standard_normal((RANDOM_PARITY_SAMPLES, *network.shape))
+    return np.asarray(network.x_mean + network.x_scale * z, np.float32)
 
-    return to_onnx(network, opset) if path is None else write(network, path, opset)
+
+def export(
+    source: Network | TrainResult, path: str | Path | None = None, opset: int | None = None
+) -> ModelProto:
+    """ONNX ``ModelProto`` of a trained result or a bare network, checked by the ONNX checker
+    and by the onnxruntime parity check; written atomically when ``path`` is given (with its
+    tensors in ``<path>.data`` when the model is over protobuf's 2 GB).
+
+    The parity check compares onnxruntime (CPU) with ``network.predict``: on the held-out
+    split of a ``TrainResult`` (test, else validation, else training), on seeded random inputs
+    for a bare network. A mismatch raises ``ParityError`` and writes nothing. Its numbers go
+    into the metadata as ``nnspec_parity``; a ``TrainResult`` also adds
+    ``nnspec_test_metrics`` and ``nnspec_epochs_run``.
+    """
+    from .onnxio import add_metadata, to_onnx, write
+    from .onnxio import parity as parity_module
+
+    if isinstance(source, TrainResult):
+        network = source.network
+        inputs, held = source.held_out
+        x = held.x
+        described, shown = {"inputs": inputs}, f"the {inputs} split"
+        metadata = {"test_metrics": source.metrics, "epochs_run": source.history.epochs_run}
+    else:
+        from .nn.network import Network
+
+        if not isinstance(source, Network):
+            raise TypeError(
+                "export: expected a TrainResult (from nnspec.train) or a Network (from "
+                f"nnspec.build_network), got {type(source).__name__}"
+            )
+        network = source
+        x = _parity_inputs(network)
+        described = {"inputs": "random", "seed": RANDOM_PARITY_SEED}
+        shown = f"random inputs (seed {RANDOM_PARITY_SEED})"
+        metadata = {}
+    where = str(path) if path is not None else "<in-memory export>"
+
+    def check_and_record(model, staged):
+        # Parity runs on the exported graph (from its staged files when it has external
+        # data) before anything is written; a mismatch raises and leaves nothing behind.
+        try:
+            parity = parity_module.check_parity(network, staged or model, x)
+        except ParityError as e:
+            raise ParityError(f"{where}: parity check on {shown}: {e}") from None
+        add_metadata(model, {"parity": {**parity, **described}})
+
+    if path is None:
+        model = to_onnx(network, opset, metadata=metadata)
+        check_and_record(model, None)
+        return model
+    return write(network, path, opset, finalize=check_and_record, metadata=metadata)
+
+
+def read_metadata(model: ModelProto) -> dict[str, object]:
+    """The model's ``nnspec_*`` metadata, decoded: ``{"parity": {...}, "test_metrics": ...}``
+    (the spec's YAML text stays text)."""
+    out = {}
+    for p in model.metadata_props:
+        if p.key.startswith("nnspec_"):
+            try:
+                out[p.key[len("nnspec_") :]] = json.loads(p.value)
+            except ValueError:
+                out[p.key[len("nnspec_") :]] = p.value
+    return out
+
+
+def metrics_record(result: TrainResult, model: ModelProto) -> dict:
+    """What ``nnspec train --metrics`` writes: the run, the test metrics and the parity numbers
+    recorded in ``model`` (the export of ``result``); JSON-safe (an undefined metric is None)."""
+    network, history = result.network, result.history
+    return _json_safe(
+        {
+            "spec": result.spec.name,
+            "spec_sha256": result.spec.source.sha256,
+            "nnspec_version": __version__,
+            "param_count": network.param_count(),
+            "init": result.init.as_dict() if result.init else None,
+            "epochs_run": history.epochs_run,
+            "stopped_early": history.stopped_early,
+            "best_epoch": history.best_epoch,
+            "history": history.epochs,
+            "test": result.metrics,
+            "parity": read_metadata(model).get("parity"),
+            "seconds": result.seconds,
+            "resumed_from": result.resumed_from,
+        }
+    )
+
+
+def _json_safe(value):
+    """NaN (an undefined metric, such as R² of a constant target) becomes JSON null."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value

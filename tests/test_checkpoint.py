@@ -84,9 +84,7 @@ def _interrupted(spec, directory, at, resume=None) -> TrainingInterrupted:
             stop.set()
 
     with pytest.raises(TrainingInterrupted) as info:
-        pipeline.train_full(
-            spec, checkpoint_dir=directory, resume=resume, stop=stop, on_batch=on_batch
-        )
+        pipeline.train(spec, checkpoint_dir=directory, resume=resume, stop=stop, on_batch=on_batch)
     return info.value
 
 
@@ -105,12 +103,12 @@ def _assert_same(result, reference) -> None:
     assert _rows(result.history) == _rows(reference.history)
     assert result.history.best_epoch == reference.history.best_epoch
     assert result.history.stopped_early == reference.history.stopped_early
-    assert result.test == reference.test
+    assert result.metrics == reference.metrics
 
 
 @pytest.fixture(scope="module")
 def conv_reference():
-    result = pipeline.train_full(_spec(CONV))
+    result = pipeline.train(_spec(CONV))
     # The scenario the interruption points below rely on.
     assert (result.history.epochs_run, result.history.best_epoch) == (11, 8)
     assert result.history.stopped_early
@@ -132,51 +130,51 @@ def test_conv_adam_dropout_batchnorm_resumes_bit_identical(tmp_path, conv_refere
     stopped = _interrupted(spec, tmp_path, at)
     assert (stopped.epoch, stopped.batch, stopped.batches) == (at[0] + 1, at[1] + 1, 19)
     assert stopped.exit_code == 130
-    loaded = ckpt.load(tmp_path)
+    loaded = ckpt.read_checkpoint(tmp_path)
     assert loaded.meta.position.epoch == at[0] and loaded.meta.position.batch == at[1] + 1
     if at == (9, 10):
         assert loaded.meta.waited == 1 and loaded.meta.has_best
-    _assert_same(pipeline.train_full(spec, resume=loaded), conv_reference)
+    _assert_same(pipeline.train(spec, resume=loaded), conv_reference)
 
 
 def test_resume_of_a_resumed_run_is_still_identical(tmp_path, conv_reference):
     spec = _spec(CONV)
     _interrupted(spec, tmp_path, (1, 3))
-    _interrupted(spec, tmp_path, (6, 12), resume=ckpt.load(tmp_path))
-    _assert_same(pipeline.train_full(spec, resume=ckpt.load(tmp_path)), conv_reference)
+    _interrupted(spec, tmp_path, (6, 12), resume=ckpt.read_checkpoint(tmp_path))
+    _assert_same(pipeline.train(spec, resume=ckpt.read_checkpoint(tmp_path)), conv_reference)
 
 
 def test_periodic_checkpoints_resume_and_only_the_latest_is_kept(tmp_path, conv_reference):
     # checkpoint_every changes no number: the reference without it applies.
     spec = _spec(CONV.replace("  seed: 1\n", "  seed: 1\n  checkpoint_every: 3\n"))
-    _assert_same(pipeline.train_full(spec, checkpoint_dir=tmp_path), conv_reference)
+    _assert_same(pipeline.train(spec, checkpoint_dir=tmp_path), conv_reference)
     # Written after epochs 3, 6 and 9; training then stopped early after epoch 11.
-    loaded = ckpt.load(tmp_path)
+    loaded = ckpt.read_checkpoint(tmp_path)
     assert (loaded.meta.reason, loaded.meta.position.epoch) == ("periodic", 9)
     assert loaded.meta.position.batch == 0 and not loaded.meta.position.order_drawn
     assert [p.name for p in tmp_path.iterdir() if p.suffix == ".npz"] == [loaded.meta.npz]
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
-    _assert_same(pipeline.train_full(spec, resume=loaded), conv_reference)
+    _assert_same(pipeline.train(spec, resume=loaded), conv_reference)
 
 
 @pytest.mark.parametrize("at", [(0, 0), (5, 3), (12, 6), (40, 0)])
 def test_iris_sgd_momentum_step_schedule_resumes_bit_identical(tmp_path, at):
     spec = _spec(IRIS)
-    reference = pipeline.train_full(spec)
+    reference = pipeline.train(spec)
     assert reference.history.stopped_early and reference.history.epochs_run > 41
     _interrupted(spec, tmp_path, at)
-    loaded = ckpt.load(tmp_path)
+    loaded = ckpt.read_checkpoint(tmp_path)
     assert set(k.split("/")[1] for k in loaded.arrays if k.startswith("opt/")) == {"velocity"}
-    _assert_same(pipeline.train_full(spec, resume=loaded), reference)
+    _assert_same(pipeline.train(spec, resume=loaded), reference)
 
 
 def test_regression_running_error_resumes_bit_identical(tmp_path):
     spec = _spec(MCYCLE)
-    reference = pipeline.train_full(spec)
+    reference = pipeline.train(spec)
     _interrupted(spec, tmp_path, (17, 2))
-    loaded = ckpt.load(tmp_path)
+    loaded = ckpt.read_checkpoint(tmp_path)
     assert loaded.arrays["loop/sq_err"].dtype == np.float64
-    _assert_same(pipeline.train_full(spec, resume=loaded), reference)
+    _assert_same(pipeline.train(spec, resume=loaded), reference)
 
 
 def test_checkpoint_files_hold_the_whole_state_without_pickle(tmp_path):
@@ -431,7 +429,7 @@ def test_signal_writes_checkpoint_and_resume_matches(tmp_path, slow_spec, signum
     assert "interrupted at epoch " in err and f"checkpoint written to {directory}" in err
     assert f"resume with: nnspec train {spec_path} -o {model} --resume {directory}" in err
     assert not model.exists()
-    loaded = ckpt.load(directory)
+    loaded = ckpt.read_checkpoint(directory)
     assert loaded.meta.reason == "interrupted" and loaded.meta.position.epoch < 59
     with zipfile.ZipFile(directory / loaded.meta.npz) as z:
         assert all(name.endswith(".npy") for name in z.namelist())

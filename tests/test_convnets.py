@@ -71,7 +71,7 @@ def test_lenet_fine_tune_with_frozen_convolutions(lenet, tmp_path):
     text = text.replace("units: 10, activation: softmax", "units: 5, activation: softmax")
     text = text.replace("epochs: 15", "epochs: 4")
     (tmp_path / "ft.yaml").write_text(text)
-    result = pipeline.train_full(nnspec.load_spec(tmp_path / "ft.yaml"))
+    result = pipeline.train(nnspec.load_spec(tmp_path / "ft.yaml"))
     assert result.init.loaded == ["conv1", "conv2", "fc1", "fc2"]
     assert list(result.init.fresh) == ["output"]
     assert result.init.frozen == ["conv1", "conv2"]
@@ -80,7 +80,7 @@ def test_lenet_fine_tune_with_frozen_convolutions(lenet, tmp_path):
     for key in ("conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias"):
         np.testing.assert_array_equal(params[key], pretrained[key])
     assert not np.array_equal(params["fc1.weight"], pretrained["fc1.weight"])
-    assert result.test["accuracy"] >= 0.95, result.test
+    assert result.metrics["accuracy"] >= 0.95, result.metrics
 
 
 def test_shipped_finetune_example(lenet, tmp_path, capsys):
@@ -126,7 +126,7 @@ def test_large_models_use_external_data(tmp_path, monkeypatch):
     relative location: the pair of files can move anywhere together."""
     module = importlib.import_module("nnspec.onnxio.lower")  # the function shadows it
     monkeypatch.setattr(module, "MAX_PROTOBUF", 10_000)
-    network, _ = nnspec.train(nnspec.load_spec(SPECS / "digits.yaml"))
+    network = nnspec.train(nnspec.load_spec(SPECS / "digits.yaml")).network
     nnspec.export(network, tmp_path / "d.onnx")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.onnx", "d.onnx.data"]
     proto = onnx.load(str(tmp_path / "d.onnx"), load_external_data=False)
@@ -143,7 +143,7 @@ def test_large_models_use_external_data(tmp_path, monkeypatch):
     # init.from reads external data too.
     spec_text = (SPECS / "digits.yaml").read_text() + "init: {from: d.onnx}\n"
     (moved / "again.yaml").write_text(spec_text)
-    again = nnspec.build(nnspec.load_spec(moved / "again.yaml"), dtype="float32")
+    again = nnspec.build_network(nnspec.load_spec(moved / "again.yaml"), dtype="float32")
     np.testing.assert_array_equal(
         again.parameters()["dense_0.weight"], network.parameters()["dense_0.weight"]
     )
@@ -157,7 +157,7 @@ def test_a_model_over_two_gigabytes(tmp_path):
         "layers: [{kind: dense, units: 32768, use_bias: false}, {kind: dense, units: 1}]\n"
         "loss: mse\n"
     )
-    network = nnspec.build(spec)
+    network = nnspec.build_network(spec)
     nnspec.export(network, tmp_path / "huge.onnx")
     data = tmp_path / "huge.onnx.data"
     assert data.stat().st_size > 2**31 and (tmp_path / "huge.onnx").stat().st_size < 2**20

@@ -146,7 +146,7 @@ def test_predict_header_only_file_is_an_error(tmp_path, capsys):
     import nnspec
 
     model = tmp_path / "iris.onnx"
-    nnspec.export(nnspec.build(nnspec.load_spec(ROOT / "specs" / "iris.yaml")), model)
+    nnspec.export(nnspec.build_network(nnspec.load_spec(ROOT / "specs" / "iris.yaml")), model)
     (tmp_path / "x.csv").write_text("sepal_length,sepal_width,petal_length,petal_width\n")
     assert cli.main(["predict", str(model), str(tmp_path / "x.csv")]) == 2
     assert (

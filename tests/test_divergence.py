@@ -55,7 +55,7 @@ def _diverge(text: str, **kw):
     loop.fit = fit
     try:
         with pytest.raises(TrainingError) as info:
-            pipeline.train_full(nnspec.load_spec(text), on_batch=on_batch, **kw)
+            pipeline.train(nnspec.load_spec(text), on_batch=on_batch, **kw)
     finally:
         loop.fit = real_fit
     return info.value, networks[0], after
@@ -97,7 +97,7 @@ def test_batchnorm_and_dropout_state_of_the_bad_batch_is_undone(tmp_path):
     _assert_arrays_equal(network.arrays(), after[-1])
     # The dropout RNG is back where the last good step left it: the bad batch's mask is redrawn.
     assert _rng_states(network) == rng_states[-1] != {}
-    loaded = ckpt.load(tmp_path)
+    loaded = ckpt.read_checkpoint(tmp_path)
     assert loaded.meta.layer_rngs == rng_states[-1]
     assert loaded.meta.reason == "diverged"
     assert (loaded.meta.position.epoch, loaded.meta.position.batch) == (0, 4)
@@ -132,10 +132,10 @@ def test_non_finite_gradient_with_finite_loss_is_caught(monkeypatch):
 
 def test_clipping_lets_the_diverging_spec_train():
     with pytest.raises(TrainingError):
-        pipeline.train_full(nnspec.load_spec(MCYCLE))
-    result = pipeline.train_full(nnspec.load_spec(_clipped(MCYCLE, 1.0)))
+        pipeline.train(nnspec.load_spec(MCYCLE))
+    result = pipeline.train(nnspec.load_spec(_clipped(MCYCLE, 1.0)))
     assert result.history.epochs_run == 300
-    assert result.test["r2"] > 0.6
+    assert result.metrics["r2"] > 0.6
 
 
 def test_clip_scales_to_the_bound_in_place_keeping_float32():
@@ -165,10 +165,10 @@ def test_norm_past_float32_range_is_still_clipped():
 def test_clipping_changes_training_only_through_the_bound():
     # A bound far above every gradient norm leaves training bit-identical.
     stable = MCYCLE.replace("lr: 2.0", "lr: 0.5")
-    plain = pipeline.train_full(nnspec.load_spec(stable))
-    loose = pipeline.train_full(nnspec.load_spec(_clipped(stable, 1e30)))
+    plain = pipeline.train(nnspec.load_spec(stable))
+    loose = pipeline.train(nnspec.load_spec(_clipped(stable, 1e30)))
     _assert_arrays_equal(plain.network.arrays(), loose.network.arrays())
-    tight = pipeline.train_full(nnspec.load_spec(_clipped(stable, 0.1)))
+    tight = pipeline.train(nnspec.load_spec(_clipped(stable, 0.1)))
     assert not np.array_equal(
         plain.network.arrays()["dense_0.weight"], tight.network.arrays()["dense_0.weight"]
     )
@@ -205,4 +205,4 @@ def test_cli_divergence_is_exit_2_without_a_model(tmp_path, capsys):
     assert "at epoch 4, batch 3 (of 7): training diverged" in err
     assert f"a checkpoint of that state was written to {directory}" in err
     assert not model.exists()
-    assert ckpt.load(directory).meta.reason == "diverged"
+    assert ckpt.read_checkpoint(directory).meta.reason == "diverged"

@@ -28,7 +28,7 @@ def test_quickstart(tmp_path):
 
 def test_deploy(tmp_path):
     path = tmp_path / "iris.onnx"
-    nnspec.export(nnspec.build(nnspec.load_spec(ROOT / "specs" / "iris.yaml")), path)
+    nnspec.export(nnspec.build_network(nnspec.load_spec(ROOT / "specs" / "iris.yaml")), path)
     script = [sys.executable, str(ROOT / "examples" / "deploy.py"), str(path)]
     out = subprocess.run([*script, "--batch", "64"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -115,14 +115,14 @@ def test_training_loop_flushes_every_few_steps(monkeypatch):
     spec = spec.model_copy(
         update={"train": spec.train.model_copy(update={"epochs": 3, "early_stopping": None})}
     )
-    pipeline.train_full(spec)
+    pipeline.train(spec)
     assert calls and all(t % FLUSH_EVERY == 0 for t in calls)
     assert calls == list(range(FLUSH_EVERY, calls[-1] + 1, FLUSH_EVERY))
 
 
 def test_training_packs_the_network_and_layers_train_the_views():
     spec = nnspec.load_spec(ROOT / "specs" / "iris.yaml")
-    network, _ = pipeline.train(spec)
+    network = pipeline.train(spec).network
     params, grads = network.pack_trainable()
     live = network.trainable_parameters()
     assert params.owns(live)
@@ -233,8 +233,8 @@ def test_image_layers_hand_on_batch_last_memory_without_copies():
 def test_fit_batches_are_the_same_with_and_without_the_preshuffled_copy(monkeypatch):
     spec = nnspec.load_spec(ROOT / "specs" / "iris.yaml")
     spec = spec.model_copy(update={"train": spec.train.model_copy(update={"epochs": 5})})
-    a, _ = pipeline.train(spec)
+    a = pipeline.train(spec).network
     monkeypatch.setattr(loop, "PRESHUFFLE_BYTES", -1)  # gather batch by batch instead
-    b, _ = pipeline.train(spec)
+    b = pipeline.train(spec).network
     for k, v in a.parameters().items():
         np.testing.assert_array_equal(v, b.parameters()[k])

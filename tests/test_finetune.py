@@ -27,7 +27,7 @@ def initializers(path) -> dict[str, np.ndarray]:
 def digits_model(tmp_path_factory):
     """specs/digits.yaml trained once (64-64-10 MLP), exported."""
     path = tmp_path_factory.mktemp("pretrained") / "digits.onnx"
-    network, _ = nnspec.train(nnspec.load_spec(ROOT / "specs" / "digits.yaml"))
+    network = nnspec.train(nnspec.load_spec(ROOT / "specs" / "digits.yaml")).network
     nnspec.export(network, path)
     return path
 
@@ -64,7 +64,7 @@ def test_finetune_new_head_on_frozen_pretrained_layer(tmp_path, digits_model):
     subset_npz(tmp_path)
     spec = finetune_spec(tmp_path, digits_model)
     pretrained = initializers(digits_model)
-    result = pipeline.train_full(spec)
+    result = pipeline.train(spec)
     report, network = result.init, result.network
     assert report.loaded == ["dense_0"]
     assert list(report.fresh) == ["dense_1"]
@@ -78,7 +78,7 @@ def test_finetune_new_head_on_frozen_pretrained_layer(tmp_path, digits_model):
     np.testing.assert_array_equal(network.x_mean, pretrained["preprocess.mean"])
     # The new head learned: pretrained features separate five digits almost perfectly.
     assert params["dense_1.weight"].shape == (64, 5)
-    assert result.test["accuracy"] >= 0.95, result.test
+    assert result.metrics["accuracy"] >= 0.95, result.metrics
     # The exported fine-tuned model carries the same frozen weights.
     model = nnspec.export(network, tmp_path / "ft.onnx")
     assert model.graph.output[0].type.tensor_type.shape.dim[1].dim_value == 5
@@ -90,11 +90,11 @@ def test_unfrozen_layers_load_then_move(tmp_path, digits_model):
     subset_npz(tmp_path)
     spec = finetune_spec(tmp_path, digits_model, frozen="true", init=", preprocess: refit")
     pretrained = initializers(digits_model)
-    network = nnspec.build(spec)
+    network = nnspec.build_network(spec)
     np.testing.assert_array_equal(
         network.parameters()["dense_0.weight"], pretrained["dense_0.weight"]
     )
-    result = pipeline.train_full(spec)
+    result = pipeline.train(spec)
     assert result.init.frozen == []
     assert result.init.preprocess == "fitted on the training data"
     assert not np.array_equal(
@@ -106,7 +106,7 @@ def test_same_shapes_load_everything_and_reproduce_the_model(tmp_path, digits_mo
     """A spec of the same layers loads every weight: its network predicts as the model does."""
     subset_npz(tmp_path, classes=range(10))
     spec = finetune_spec(tmp_path, digits_model, head_units=10)
-    network = nnspec.build(spec, dtype="float32")
+    network = nnspec.build_network(spec, dtype="float32")
     from nnspec_runtime import Model
 
     x = load_builtin("digits").x[:37]
@@ -119,7 +119,7 @@ def test_frozen_layer_that_was_not_loaded_is_an_error(tmp_path, digits_model):
     extra = "  - {kind: dense, name: extra, units: 32, activation: relu, trainable: false}\n"
     spec = finetune_spec(tmp_path, digits_model, extra_layers=extra)
     with pytest.raises(SpecError) as e:
-        nnspec.build(spec)
+        nnspec.build_network(spec)
     msg = str(e.value)
     assert "finetune.yaml:8:" in msg and "layers[1].trainable: is false" in msg
     assert "extra was not loaded" in msg and "random initial weights" in msg
@@ -131,7 +131,7 @@ def test_input_side_mismatch_is_located_at_the_layer(tmp_path, digits_model):
     np.savez(tmp_path / "subset.npz", x=d.x[:, :32], y=d.y)
     spec = finetune_spec(tmp_path, digits_model, head_units=10)
     with pytest.raises(SpecError) as e:
-        nnspec.build(spec)
+        nnspec.build_network(spec)
     msg = str(e.value)
     assert "finetune.yaml:7:5: layers[0] (dense): cannot load dense_0.weight" in msg
     assert "input features differ (model 64, spec 32)" in msg
@@ -171,7 +171,7 @@ def test_unusable_init_file_is_located(tmp_path, value, message):
     subset_npz(tmp_path)
     spec = finetune_spec(tmp_path, value)
     with pytest.raises(SpecError) as e:
-        nnspec.build(spec)
+        nnspec.build_network(spec)
     assert "finetune.yaml:4:14: init.from:" in str(e.value)
     assert message in str(e.value)
 
@@ -185,7 +185,7 @@ def test_a_model_without_matching_layers_is_an_error(tmp_path):
     subset_npz(tmp_path)
     spec = finetune_spec(tmp_path, "i.onnx")
     with pytest.raises(SpecError, match="no layer of i.onnx matches this spec"):
-        nnspec.build(spec)
+        nnspec.build_network(spec)
 
 
 def test_every_layer_frozen_is_an_error(tmp_path, digits_model):
@@ -236,16 +236,16 @@ def test_frozen_batchnorm_keeps_its_statistics(tmp_path):
         "loss: cross_entropy\ntrain: {epochs: 2, seed: 0}\n"
     )
     (tmp_path / "bn.yaml").write_text(text.replace("FROZEN", "true"))
-    network, _ = nnspec.train(nnspec.load_spec(tmp_path / "bn.yaml"))
+    network = nnspec.train(nnspec.load_spec(tmp_path / "bn.yaml")).network
     assert not np.array_equal(network.state()["bn.running_mean"], 0)
     nnspec.export(network, tmp_path / "bn.onnx")
     frozen_text = text.replace("FROZEN", "false") + "init: {from: bn.onnx}\n"
     (tmp_path / "frozen.yaml").write_text(frozen_text.replace("seed: 0", "seed: 1"))
     frozen = nnspec.load_spec(tmp_path / "frozen.yaml")
-    before = {k: v.copy() for k, v in nnspec.build(frozen).arrays().items()}
+    before = {k: v.copy() for k, v in nnspec.build_network(frozen).arrays().items()}
     for key in ("bn.scale", "bn.bias", "bn.running_mean", "bn.running_var"):
         np.testing.assert_array_equal(before[key], network.arrays()[key])
-    after = nnspec.train(frozen)[0].arrays()
+    after = nnspec.train(frozen).network.arrays()
     for key in ("bn.scale", "bn.bias", "bn.running_mean", "bn.running_var"):
         np.testing.assert_array_equal(after[key], before[key])
     assert not np.array_equal(after["hidden.weight"], before["hidden.weight"])
@@ -286,7 +286,7 @@ def _small_model(tmp_path, name="base", extra_text="", layers=None):
         f"layers:\n{layers}loss: cross_entropy\ntrain: {{epochs: 1}}\n{extra_text}"
     )
     (tmp_path / f"{name}.yaml").write_text(text)
-    network, _ = nnspec.train(nnspec.load_spec(tmp_path / f"{name}.yaml"))
+    network = nnspec.train(nnspec.load_spec(tmp_path / f"{name}.yaml")).network
     nnspec.export(network, tmp_path / f"{name}.onnx")
     return text
 
@@ -295,20 +295,20 @@ def test_a_bias_the_layer_would_drop_is_not_a_load(tmp_path):
     text = _small_model(tmp_path)
     ft = text.replace("activation: relu}", "activation: relu, use_bias: false}")
     (tmp_path / "ft.yaml").write_text(ft + "init: {from: base.onnx}\n")
-    report = pipeline.initialize(nnspec.build(nnspec.load_spec(tmp_path / "ft.yaml")))
+    report = pipeline.load_pretrained(nnspec.build_network(nnspec.load_spec(tmp_path / "ft.yaml")))
     assert report.loaded == ["out"]
     assert report.fresh == {"hidden": "the model also has hidden.bias, this layer not"}
     frozen = ft.replace("use_bias: false}", "use_bias: false, trainable: false}")
     (tmp_path / "ft.yaml").write_text(frozen + "init: {from: base.onnx}\n")
     with pytest.raises(SpecError, match="layers\\[0\\].trainable: is false, but hidden was not"):
-        nnspec.build(nnspec.load_spec(tmp_path / "ft.yaml"))
+        nnspec.build_network(nnspec.load_spec(tmp_path / "ft.yaml"))
 
 
 def test_a_model_without_standardization_keeps_inputs_as_they_were(tmp_path):
     text = _small_model(tmp_path, extra_text="preprocess: {standardize: false}\n")
     ft = text.replace("preprocess: {standardize: false}\n", "")  # standardize: true here
     (tmp_path / "ft.yaml").write_text(ft + "init: {from: base.onnx}\n")
-    result = pipeline.train_full(nnspec.load_spec(tmp_path / "ft.yaml"))
+    result = pipeline.train(nnspec.load_spec(tmp_path / "ft.yaml"))
     assert result.init.preprocess == "none: the model was trained without standardization"
     np.testing.assert_array_equal(result.network.x_mean, 0)
     np.testing.assert_array_equal(result.network.x_scale, 1)
@@ -322,17 +322,17 @@ def test_regression_target_scaling_must_agree_with_a_loaded_output_layer(tmp_pat
         "preprocess: {standardize_target: true}\nloss: mse\ntrain: {epochs: 2}\n"
     )
     (tmp_path / "mc.yaml").write_text(base)
-    network, _ = nnspec.train(nnspec.load_spec(tmp_path / "mc.yaml"))
+    network = nnspec.train(nnspec.load_spec(tmp_path / "mc.yaml")).network
     nnspec.export(network, tmp_path / "mc.onnx")
     same = base + "init: {from: mc.onnx}\n"
     (tmp_path / "ft.yaml").write_text(same)
-    again = nnspec.build(nnspec.load_spec(tmp_path / "ft.yaml"))
+    again = nnspec.build_network(nnspec.load_spec(tmp_path / "ft.yaml"))
     np.testing.assert_array_equal(again.y_scale, network.y_scale)
     (tmp_path / "ft.yaml").write_text(
         same.replace("standardize_target: true", "standardize_target: false")
     )
     with pytest.raises(SpecError) as e:
-        nnspec.build(nnspec.load_spec(tmp_path / "ft.yaml"))
+        nnspec.build_network(nnspec.load_spec(tmp_path / "ft.yaml"))
     assert "preprocess.standardize_target: is false, but the output layer out" in str(e.value)
     assert "trained with standardized targets" in str(e.value)
 
@@ -346,7 +346,7 @@ def test_missing_external_data_is_located(tmp_path, monkeypatch):
     (tmp_path / "ft.yaml").write_text(text + "init: {from: base.onnx}\n")
     assert cli.main(["validate", str(tmp_path / "ft.yaml")]) == 2
     with pytest.raises(SpecError, match="init.from: .*base.onnx: cannot read the model's weights"):
-        nnspec.build(nnspec.load_spec(tmp_path / "ft.yaml"))
+        nnspec.build_network(nnspec.load_spec(tmp_path / "ft.yaml"))
 
 
 def test_default_names_get_a_note(tmp_path):
@@ -356,7 +356,7 @@ def test_default_names_get_a_note(tmp_path):
     )
     text = _small_model(tmp_path, layers=layers)
     (tmp_path / "ft.yaml").write_text(text + "init: {from: base.onnx}\n")
-    report = pipeline.initialize(nnspec.build(nnspec.load_spec(tmp_path / "ft.yaml")))
+    report = pipeline.load_pretrained(nnspec.build_network(nnspec.load_spec(tmp_path / "ft.yaml")))
     assert report.loaded == ["dense_0", "dense_1"]
     assert report.notes == [
         "dense_0, dense_1 matched by default name (<kind>_<index>), which changes when a layer "

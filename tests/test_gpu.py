@@ -35,9 +35,9 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def dbn_model(tmp_path_factory):
     spec = nnspec.load_spec(ROOT / "specs" / "dbn.yaml")
-    network = nnspec.build(spec)
+    network = nnspec.build_network(spec)
     dataset = pipeline.load_data(spec)
-    network.fit_preprocess(pipeline.split(spec, dataset).train.x)
+    network.fit_preprocess(pipeline.split_data(spec, dataset).train.x)
     path = tmp_path_factory.mktemp("gpu") / "dbn.onnx"
     nnspec.export(network, path)
     return path, dataset.x
@@ -66,7 +66,7 @@ def test_cuda_matches_cpu(dbn_model):
 @pytest.fixture(scope="module")
 def lenet_model(tmp_path_factory):
     path = tmp_path_factory.mktemp("gpu") / "lenet.onnx"
-    nnspec.export(nnspec.build(nnspec.load_spec(ROOT / "specs" / "lenet.yaml")), path)
+    nnspec.export(nnspec.build_network(nnspec.load_spec(ROOT / "specs" / "lenet.yaml")), path)
     x = np.random.default_rng(0).normal(size=(512, 1, 28, 28)).astype(np.float32)
     return path, x
 

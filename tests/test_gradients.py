@@ -74,7 +74,7 @@ CASES += [(h, "identity", "mse", "regression", 2) for h in HIDDEN]
 )
 def test_activation_loss_gradients(hidden, output, loss, task, units):
     spec = mlp_spec(hidden, output, loss, task, units=units)
-    network = nnspec.build(spec)
+    network = nnspec.build_network(spec)
     assert network.dtype == np.float64
     x, y = data(task, units=units)
     network.fit_preprocess(x, y if task == "regression" else None)
@@ -83,7 +83,7 @@ def test_activation_loss_gradients(hidden, output, loss, task, units):
 
 def test_weight_decay_gradient():
     spec = mlp_spec("gaussian", "softmax", "cross_entropy", extra=", weight_decay: 0.3")
-    network = nnspec.build(spec)
+    network = nnspec.build_network(spec)
     x, y = data("classification")
     assert_gradients_match(network, x, y)
 
@@ -91,7 +91,7 @@ def test_weight_decay_gradient():
 def test_standardized_regression_targets_gradient():
     text = mlp_spec("tanh", "identity", "mse", "regression", units=2).source.text
     spec = nnspec.load_spec(text + "preprocess: {standardize: true, standardize_target: true}\n")
-    network = nnspec.build(spec)
+    network = nnspec.build_network(spec)
     x, y = data("regression", units=2)
     network.fit_preprocess(x, y)
     assert not np.allclose(network.y_scale, 1)
@@ -126,7 +126,7 @@ def test_every_registered_kind_gradient(kind):
 
 
 def test_loss_and_gradients_returns_copies_keyed_like_parameters():
-    network = nnspec.build(mlp_spec())
+    network = nnspec.build_network(mlp_spec())
     x, y = data("classification")
     loss, grads = network.loss_and_gradients(x, y)
     assert isinstance(loss, float) and loss > 0
@@ -167,7 +167,7 @@ train: {dtype: float64, seed: 4, weight_decay: 0.01}
 def test_convnet_gradients_through_every_kind(conv_trainable):
     """The whole network, images standardized per channel, dropout with a fixed mask: the loss
     gradient of every trainable parameter (a frozen first conv has none)."""
-    network = nnspec.build(nnspec.load_spec(CONVNET))
+    network = nnspec.build_network(nnspec.load_spec(CONVNET))
     network.layers[0].trainable = conv_trainable  # as trainable: false with init.from sets it
     rng = np.random.default_rng(5)
     x = rng.normal(size=(9, 2 * 7 * 6)) * 3 + 1  # flat rows, reshaped to (9, 2, 7, 6)

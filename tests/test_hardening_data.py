@@ -365,7 +365,7 @@ def test_a_single_sample_class_stays_in_training_with_a_small_fraction(tmp_path)
     spec = nnspec.load_spec(
         _spec_units(write_spec(tmp_path, "{csv: d.csv, target: kind, test_fraction: 0.25}"), 3)
     )
-    splits = pipeline.split(spec, pipeline.load_data(spec))
+    splits = pipeline.split_data(spec, pipeline.load_data(spec))
     assert 2 in splits.train.y and 2 not in splits.test.y
 
 
@@ -375,7 +375,7 @@ def test_the_unseen_label_error_is_a_spec_error(tmp_path):
         _spec_units(write_spec(tmp_path, "{csv: d.csv, target: kind, test_fraction: 0.6}"), 3)
     )
     with pytest.raises(SpecError, match="class 'z'"):
-        pipeline.split(spec, pipeline.load_data(spec))
+        pipeline.split_data(spec, pipeline.load_data(spec))
 
 
 # --- nnspec predict inputs --------------------------------------------------------------------
@@ -386,7 +386,7 @@ def iris_model(tmp_path_factory):
     from conftest import ROOT
 
     path = tmp_path_factory.mktemp("model") / "iris.onnx"
-    nnspec.export(nnspec.build(nnspec.load_spec(ROOT / "specs" / "iris.yaml")), path)
+    nnspec.export(nnspec.build_network(nnspec.load_spec(ROOT / "specs" / "iris.yaml")), path)
     return str(path)
 
 

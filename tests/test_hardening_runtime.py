@@ -26,14 +26,16 @@ def models(tmp_path_factory) -> dict[str, Path]:
     """An iris model with its weights inside, the same with external data (the 2 GB threshold
     lowered so that a small model gets a ``.onnx.data`` file), and an image model."""
     tmp = tmp_path_factory.mktemp("models")
-    network, _ = nnspec.train(nnspec.load_spec(ROOT / "specs" / "iris.yaml"))
+    network = nnspec.train(nnspec.load_spec(ROOT / "specs" / "iris.yaml")).network
     nnspec.export(network, tmp / "iris.onnx")
     (tmp / "ext").mkdir()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(importlib.import_module("nnspec.onnxio.lower"), "MAX_PROTOBUF", 10_000)
         nnspec.export(network, tmp / "ext" / "m.onnx")
     assert (tmp / "ext" / "m.onnx.data").is_file()
-    nnspec.export(nnspec.build(nnspec.load_spec(ROOT / "specs" / "lenet.yaml")), tmp / "img.onnx")
+    nnspec.export(
+        nnspec.build_network(nnspec.load_spec(ROOT / "specs" / "lenet.yaml")), tmp / "img.onnx"
+    )
     return {"iris": tmp / "iris.onnx", "ext": tmp / "ext" / "m.onnx", "img": tmp / "img.onnx"}
 
 

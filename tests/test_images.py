@@ -66,7 +66,8 @@ def test_npz_images_without_channel_axis_or_with_one(tmp_path):
         io_, rows = nnspec.resolve(spec)
         assert io_.shape == (1, 8, 8) and io_.features == 64
         assert [r.output_shape for r in rows] == CNN_SHAPES
-        network, history = nnspec.train(spec)
+        result = nnspec.train(spec)
+        network, history = result.network, result.history
         assert network.shape == (1, 8, 8)
         assert history.epochs_run == 3
         assert history.epochs[-1]["loss"] < history.epochs[0]["loss"]
@@ -98,7 +99,7 @@ def test_npz_with_three_axes_feeds_dense_layers_as_flat_rows(tmp_path):
     assert io_.shape == (6,) and io_.features == 6
     assert [r.output_shape for r in rows] == [(None, 5), (None, 2)]
     assert [r.params for r in rows] == [6 * 5 + 5, 5 * 2 + 2]
-    network, _ = nnspec.train(spec)
+    network = nnspec.train(spec).network
     assert network.predict(x.reshape(60, 6))["probabilities"].shape == (60, 2)
 
 
@@ -131,8 +132,8 @@ def test_input_shape_on_builtin_digits_is_what_the_builtin_gives(tmp_path):
         assert io_.shape == (1, 8, 8)
         assert io_.feature_names[:2] == ["pixel_0_0", "pixel_0_1"]
         assert [r.output_shape for r in rows] == CNN_SHAPES
-    a, _ = nnspec.train(inferred)
-    b, _ = nnspec.train(given)
+    a = nnspec.train(inferred).network
+    b = nnspec.train(given).network
     for key, value in a.arrays().items():
         assert np.array_equal(value, b.arrays()[key]), key
 
@@ -170,7 +171,7 @@ def test_standardization_is_per_channel(tmp_path):
     )
     assert nnspec.resolve(spec)[0].shape == (3, 5, 5)
 
-    network = nnspec.build(spec)
+    network = nnspec.build_network(spec)
     network.fit_preprocess(x.reshape(120, -1))  # flat rows, as the data loaders give them
     assert network.x_mean.shape == network.x_scale.shape == (3, 1, 1)
     np.testing.assert_allclose(network.x_mean.ravel(), x.mean(axis=(0, 2, 3)), rtol=1e-6)
@@ -184,7 +185,7 @@ def test_standardization_is_per_channel(tmp_path):
     np.testing.assert_array_equal(network.x_mean, images)
 
     # Training fits them on the training split only.
-    result = pipeline.train_full(spec)
+    result = pipeline.train(spec)
     train_x = result.splits.train.x.reshape(-1, 3, 25)
     assert len(train_x) == 90
     np.testing.assert_allclose(result.network.x_mean.ravel(), train_x.mean(axis=(0, 2)), rtol=1e-6)
@@ -207,7 +208,7 @@ def digits_cnn(tmp_path_factory):
     """An untrained CNN on the built-in digits (so its feature names are pixel_r_c), exported."""
     directory = tmp_path_factory.mktemp("cnn")
     spec = write_spec(directory, "data: {builtin: digits}\n")
-    network = nnspec.build(spec)
+    network = nnspec.build_network(spec)
     network.fit_preprocess(DIGITS.x)
     path = directory / "cnn.onnx"
     nnspec.export(network, path)
@@ -329,7 +330,7 @@ def test_training_a_convnet_is_bit_identical_for_a_seed(tmp_path):
 
     def trained(seed: int) -> dict[str, np.ndarray]:
         train = f"train: {{epochs: 2, batch_size: 64, seed: {seed}}}\n"
-        network, _ = nnspec.train(write_spec(tmp_path, body, DETERMINISTIC, train))
+        network = nnspec.train(write_spec(tmp_path, body, DETERMINISTIC, train)).network
         return network.arrays()
 
     first, again, other = trained(5), trained(5), trained(6)

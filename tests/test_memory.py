@@ -74,7 +74,7 @@ def test_the_estimate_is_close_to_what_training_takes():
     io, rows = pipeline.resolve(spec)
     want = memory.estimate(spec, io, rows).total
     dataset = pipeline.load_data(spec)  # the data are not part of the estimate
-    splits = pipeline.split(spec, dataset)
+    splits = pipeline.split_data(spec, dataset)
     tracemalloc.start()
     network = nnspec.nn.network.build(spec, io)
     network.fit_preprocess(splits.train.x)

@@ -54,11 +54,11 @@ def shipped_network(path) -> tuple[Network, np.ndarray]:
     """The spec's seeded network with preprocessing fitted on its data, and 37 input rows (from
     the test split, or random images for a spec without data, such as AlexNet)."""
     spec = nnspec.load_spec(path)
-    network = nnspec.build(spec, dtype="float32")
+    network = nnspec.build_network(spec, dtype="float32")
     dataset = pipeline.load_data(spec)
     if dataset is None:
         return network, np.random.default_rng(0).normal(size=(37, *network.shape))
-    splits = pipeline.split(spec, dataset)
+    splits = pipeline.split_data(spec, dataset)
     network.fit_preprocess(splits.train.x, splits.train.y)
     return network, splits.test.x
 
@@ -84,7 +84,7 @@ def test_shipped_spec_parity(path, batch):
 
 def test_parity_of_a_trained_model(tmp_path):
     spec = nnspec.load_spec(SPECS[0].parent / "iris.yaml")
-    network, _ = nnspec.train(spec)
+    network = nnspec.train(spec).network
     model = nnspec.export(network, tmp_path / "iris.onnx")
     x = np.random.default_rng(0).normal(5, 2, size=(37, 4))
     assert_parity(network, model, x)
@@ -97,7 +97,7 @@ def test_every_activation_at_several_opsets(activation, opset):
     output = activation if ACTIVATIONS[activation].output_only else "identity"
     hidden = "tanh" if ACTIVATIONS[activation].output_only else activation
     spec = mlp_spec(hidden, output, "mse", "classification", dtype="float32")
-    network = nnspec.build(spec)
+    network = nnspec.build_network(spec)
     x = np.random.default_rng(1).normal(size=(37, 4))
     network.fit_preprocess(x + 3)
     model = nnspec.export(network, opset=opset)
@@ -123,7 +123,7 @@ def test_every_registered_kind_parity(kind):
             f"input: {{shape: {list(in_shape[1:])}}}\n"
             f"layers: [{', '.join(layers)}]\nloss: mse\n"
         )
-        network = nnspec.build(spec, dtype="float32")
+        network = nnspec.build_network(spec, dtype="float32")
         rng = np.random.default_rng(2)
         for values in network.state().values():  # batchnorm: running statistics in use
             values[...] = rng.uniform(0.5, 2.0, size=values.shape)
@@ -157,7 +157,7 @@ def test_export_is_deterministic():
 
 def test_single_logistic_unit_gives_two_probabilities():
     spec = mlp_spec("tanh", "logistic", "binary_cross_entropy", units=1, dtype="float32")
-    network = nnspec.build(spec)
+    network = nnspec.build_network(spec)
     x = np.random.default_rng(3).normal(size=(37, 4))
     model = nnspec.export(network)
     assert_parity(network, model, x)
@@ -177,8 +177,8 @@ def test_parity_check_fails_loudly_and_writes_nothing(tmp_path, monkeypatch, cap
     with pytest.raises(ParityError, match="does not match the NumPy network"):
         parity.check_parity(network, model, x)
 
-    def broken_to_onnx(net, opset=None, data_file=None):
-        m = to_onnx(net, opset, data_file)
+    def broken_to_onnx(net, opset=None, data_file=None, metadata=None):
+        m = to_onnx(net, opset, data_file, metadata)
         w = next(t for t in m.graph.initializer if t.name == "dense_0.weight")
         w.CopyFrom(
             onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(w) + np.float32(1e-2), w.name)

@@ -21,7 +21,7 @@ from nnspec_runtime import DeviceError, Model, RuntimeModelError
 
 @pytest.fixture(scope="module")
 def iris_model(tmp_path_factory) -> tuple[Path, nnspec.Network]:
-    network, _ = nnspec.train(nnspec.load_spec(ROOT / "specs" / "iris.yaml"))
+    network = nnspec.train(nnspec.load_spec(ROOT / "specs" / "iris.yaml")).network
     path = tmp_path_factory.mktemp("m") / "iris.onnx"
     nnspec.export(network, path)
     return path, network
@@ -174,7 +174,7 @@ def test_missing_and_corrupt_model_files(tmp_path):
 
 
 def test_regression_prediction(tmp_path):
-    network, _ = nnspec.train(nnspec.load_spec(ROOT / "specs" / "mcycle.yaml"))
+    network = nnspec.train(nnspec.load_spec(ROOT / "specs" / "mcycle.yaml")).network
     nnspec.export(network, tmp_path / "m.onnx")
     pred = Model(tmp_path / "m.onnx", device="cpu").predict(np.array([[10.0], [20.0], [40.0]]))
     assert pred.task == "regression" and pred.target_names == ["accel"]

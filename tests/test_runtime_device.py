@@ -36,14 +36,14 @@ CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 @pytest.fixture(scope="module")
 def mlp(tmp_path_factory):
     path = tmp_path_factory.mktemp("dev") / "mlp.onnx"
-    nnspec.export(nnspec.build(mlp_spec(features=4, units=3)), path)
+    nnspec.export(nnspec.build_network(mlp_spec(features=4, units=3)), path)
     return path
 
 
 @pytest.fixture(scope="module")
 def convnet(tmp_path_factory):
     path = tmp_path_factory.mktemp("dev") / "lenet.onnx"
-    nnspec.export(nnspec.build(nnspec.load_spec(ROOT / "specs" / "lenet.yaml")), path)
+    nnspec.export(nnspec.build_network(nnspec.load_spec(ROOT / "specs" / "lenet.yaml")), path)
     return path
 
 

@@ -150,7 +150,7 @@ def test_the_wire_reader_finds_what_onnx_finds_everywhere(tmp_path):
 
 
 def test_the_wire_reader_agrees_with_onnx_on_an_nnspec_model_with_external_data(tmp_path):
-    network = nnspec.build(nnspec.load_spec(ROOT / "specs" / "iris.yaml"))
+    network = nnspec.build_network(nnspec.load_spec(ROOT / "specs" / "iris.yaml"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(importlib.import_module("nnspec.onnxio.lower"), "MAX_PROTOBUF", 10_000)
         nnspec.export(network, tmp_path / "m.onnx")

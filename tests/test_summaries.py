@@ -14,7 +14,7 @@ from conftest import ROOT, SPECS
 from onnx import TensorProto, helper
 
 from nnspec import cli, load_spec
-from nnspec.pipeline import resolve, train_full
+from nnspec.pipeline import resolve, train
 from nnspec.spec.shapes import print_summary, summary, summary_table
 
 SPEC_DIR = ROOT / "specs"
@@ -249,7 +249,7 @@ def test_train_quiet_prints_nothing(tmp_path, capsys):
 
 def test_progress_bar_shows_loss_metric_and_eta(capsys):
     """One bar, on stderr, with the epoch count, the ETA and the current loss and accuracy."""
-    train_full(load_spec(SPEC_DIR / "iris.yaml"), progress=True)
+    train(load_spec(SPEC_DIR / "iris.yaml"), progress=True)
     err = capsys.readouterr().err
     last = re.split(r"[\r\n]", err.strip())[-1]
     assert last.startswith("iris-mlp:")

@@ -7,7 +7,6 @@ import pytest
 from conftest import ROOT
 
 import nnspec
-from nnspec.pipeline import train_full
 from nnspec.spec.models import AdamSpec, CosineLR, SGDSpec, StepLR
 from nnspec.training.optimizers import SGD, Adam
 from nnspec.training.schedules import learning_rate
@@ -18,35 +17,35 @@ def spec(name: str) -> nnspec.Spec:
 
 
 def test_iris_accuracy():
-    result = train_full(spec("iris"))
-    assert result.test["accuracy"] >= 0.95
+    result = nnspec.train(spec("iris"))
+    assert result.metrics["accuracy"] >= 0.95
     assert result.history.stopped_early  # patience 20 triggers well before 200 epochs
 
 
 def test_iris2d_textbook_setting():
-    result = train_full(spec("iris2d"))
+    result = nnspec.train(spec("iris2d"))
     assert result.network.io.features == 2
-    assert result.test["accuracy"] >= 0.9
+    assert result.metrics["accuracy"] >= 0.9
 
 
 def test_digits_accuracy():
-    assert train_full(spec("digits")).test["accuracy"] >= 0.95
+    assert nnspec.train(spec("digits")).metrics["accuracy"] >= 0.95
 
 
 def test_mcycle_r2():
-    result = train_full(spec("mcycle"))
-    assert result.test["r2"] >= 0.7
-    assert result.test["mse"] > 0
+    result = nnspec.train(spec("mcycle"))
+    assert result.metrics["r2"] >= 0.7
+    assert result.metrics["mse"] > 0
 
 
 @pytest.mark.slow
 def test_dbn_accuracy():
-    assert train_full(spec("dbn")).test["accuracy"] >= 0.95
+    assert nnspec.train(spec("dbn")).metrics["accuracy"] >= 0.95
 
 
 def test_same_seed_gives_bit_identical_weights():
-    a, _ = nnspec.train(spec("iris"))
-    b, _ = nnspec.train(spec("iris"))
+    a = nnspec.train(spec("iris")).network
+    b = nnspec.train(spec("iris")).network
     for (ka, va), (kb, vb) in zip(a.parameters().items(), b.parameters().items(), strict=True):
         assert ka == kb and va.dtype == vb.dtype == np.float32
         assert va.tobytes() == vb.tobytes(), ka
@@ -54,13 +53,13 @@ def test_same_seed_gives_bit_identical_weights():
 
 def test_other_seed_gives_other_weights():
     text = spec("iris").source.text.replace("seed: 0", "seed: 1")
-    a, _ = nnspec.train(spec("iris"))
-    b, _ = nnspec.train(nnspec.load_spec(text))
+    a = nnspec.train(spec("iris")).network
+    b = nnspec.train(nnspec.load_spec(text)).network
     assert not np.array_equal(a.parameters()["dense_0.weight"], b.parameters()["dense_0.weight"])
 
 
 def test_early_stopping_restores_best_weights():
-    result = train_full(spec("iris"))
+    result = nnspec.train(spec("iris"))
     history = result.history
     best = min(row["val_loss"] for row in history.epochs)
     assert history.epochs[history.best_epoch - 1]["val_loss"] == best
@@ -72,7 +71,7 @@ def test_early_stopping_restores_best_weights():
 
 
 def test_history_has_metrics_per_epoch():
-    result = train_full(spec("digits"))
+    result = nnspec.train(spec("digits"))
     row = result.history.epochs[0]
     assert {"epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"} <= set(row)
     assert [r["epoch"] for r in result.history.epochs] == list(
@@ -85,7 +84,7 @@ def test_splits_are_stratified_and_disjoint():
     from nnspec import pipeline
 
     s = spec("iris")
-    splits = pipeline.split(s, pipeline.load_data(s))
+    splits = pipeline.split_data(s, pipeline.load_data(s))
     assert len(splits.test.x) == 30 and np.bincount(splits.test.y).tolist() == [10, 10, 10]
     rows = {tuple(r) for part in (splits.train, splits.val, splits.test) for r in part.x.tolist()}
     total = len(splits.train.x) + len(splits.val.x) + len(splits.test.x)
@@ -95,7 +94,7 @@ def test_splits_are_stratified_and_disjoint():
 
 def test_float64_training_option():
     text = spec("iris").source.text.replace("seed: 0", "seed: 0\n  dtype: float64")
-    network, _ = nnspec.train(nnspec.load_spec(text))
+    network = nnspec.train(nnspec.load_spec(text)).network
     assert network.parameters()["dense_0.weight"].dtype == np.float64
 
 
@@ -146,7 +145,7 @@ def test_sgd_momentum_formula(nesterov):
 def test_regression_history_has_mse_and_r2_in_target_units():
     text = spec("mcycle").source.text.replace("epochs: 2000", "epochs: 300")
     text = text.replace("seed: 0", "seed: 0\n  validation_fraction: 0.2")
-    result = train_full(nnspec.load_spec(text))
+    result = nnspec.train(nnspec.load_spec(text))
     last = result.history.epochs[-1]
     assert {"mse", "r2", "val_mse", "val_r2", "val_loss"} <= set(last)
     assert 0.5 < last["r2"] < 1
@@ -170,7 +169,7 @@ def test_regression_targets_of_the_wrong_shape_are_refused():
     text = (ROOT / "specs" / "mcycle.yaml").read_text()
     text = text.replace("units: 1, activation: identity", "units: 2, activation: identity")
     text = text.replace("data: {builtin: mcycle, test_fraction: 0.2}", "input: {features: 1}")
-    network = nnspec.build(nnspec.load_spec(text))
+    network = nnspec.build_network(nnspec.load_spec(text))
     with pytest.raises(ValueError, match=r"expected regression targets of shape \(batch, 2\)"):
         network.loss_and_gradients(np.zeros((3, 1)), np.zeros(3))
 

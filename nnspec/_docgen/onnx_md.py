@@ -261,10 +261,10 @@ def _spec_text(case: Case) -> str:
 
 
 def _export(case: Case):
-    from ..pipeline import build, export
+    from ..pipeline import build_network, export
     from ..spec.models import load_spec
 
-    return export(build(load_spec(_spec_text(case))))
+    return export(build_network(load_spec(_spec_text(case))))
 
 
 def _value(v) -> str:

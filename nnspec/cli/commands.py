@@ -25,11 +25,7 @@ from ..spec.models import load_spec  # noqa: E402
 def _validate(args) -> int:
     spec = load_spec(args.spec)
     io, rows = pipeline.resolve(spec)
-    report = None
-    if spec.init is not None:  # the model's weights must fit: check now, not after training
-        from ..nn.network import build
-
-        report = pipeline.initialize(build(spec, io))
+    report = pipeline.check_pretrained(spec, io)  # weights that do not fit: now, not later
     from ..spec.shapes import print_summary, summary
 
     data = summary(spec, io, rows)
@@ -45,39 +41,24 @@ def _validate(args) -> int:
 
 
 def _compile(args) -> int:
-    from .. import atomic
-    from ..nn.network import build
-
     spec = load_spec(args.spec)
-    atomic.check_writable(args.output)
-    dataset = pipeline.load_data(spec)
-    io, _ = pipeline.resolve(spec, dataset.info if dataset else None)
-    network = build(spec, io, seed=args.seed)
-    report = pipeline.initialize(network)
-    if report:
-        print("\n".join(report.lines()))
-    if dataset is not None:
-        # Untrained weights, but the standardization of the training split, as train would.
-        pipeline.fit_preprocess(network, pipeline.split(spec, dataset), report)
-    pipeline.export(network, args.output)
+    compiled = pipeline.compile(spec, args.output, seed=args.seed)
+    if compiled.init:
+        print("\n".join(compiled.init.lines()))
     print(
         f"wrote {args.output}: {spec.name}, untrained (seed "
         f"{spec.train.seed if args.seed is None else args.seed}"
-        f"{', init from ' + spec.init.from_ if report else ''}), "
-        f"{network.param_count():,} parameters, opset {spec.export.opset}"
+        f"{', init from ' + spec.init.from_ if compiled.init else ''}), "
+        f"{compiled.network.param_count():,} parameters, opset {spec.export.opset}"
     )
     return 0
 
 
 def _train(args) -> int:
-    import contextlib
     import shlex
 
     from .. import atomic
-    from ..errors import SpecError
-    from ..onnxio import add_metadata, write
-    from ..onnxio.parity import check_parity
-    from ..training import checkpoint, interrupt
+    from ..training.interrupt import TrainingInterrupted
 
     spec = load_spec(args.spec)
     for path in filter(None, (args.output, args.metrics)):
@@ -86,35 +67,14 @@ def _train(args) -> int:
         from ..plots.command import prepare_directory
 
         prepare_directory(args.plots)
-    resume = None
-    if args.resume:
-        # Checked before any data is read: a wrong or damaged checkpoint fails at once.
-        resume = checkpoint.load(args.resume)
-        resume.check_spec(spec)
-    # Resuming keeps checkpointing into the checkpoint's own directory unless told otherwise.
-    ckpt_dir = args.checkpoint or (resume.path.parent if resume else None)
-    if spec.train.checkpoint_every and ckpt_dir is None:
-        raise SpecError(
-            [
-                spec.source.issue(
-                    ("train", "checkpoint_every"),
-                    "needs a directory to write checkpoints to; expected nnspec train "
-                    "--checkpoint DIR (or --resume DIR), got neither",
-                )
-            ]
-        )
-    if ckpt_dir is not None:
-        checkpoint.prepare_checkpoint_directory(ckpt_dir)
-    progress = False if args.quiet else None
     try:
-        # With a checkpoint directory, SIGINT/SIGTERM stop training after the current batch
-        # and write a checkpoint; without one, Ctrl-C interrupts at once as before.
-        signals = interrupt.stop_on_signals() if ckpt_dir else contextlib.nullcontext()
-        with signals as stop:
-            result = pipeline.train_full(
-                spec, progress=progress, checkpoint_dir=ckpt_dir, resume=resume, stop=stop
-            )
-    except interrupt.TrainingInterrupted as e:
+        result = pipeline.train(
+            spec,
+            progress=False if args.quiet else None,
+            checkpoint_dir=args.checkpoint,
+            resume=args.resume,
+        )
+    except TrainingInterrupted as e:
         command = ["nnspec", "train", args.spec, "-o", args.output]
         command += ["--metrics", args.metrics] if args.metrics else []
         command += ["--quiet"] if args.quiet else []
@@ -122,56 +82,21 @@ def _train(args) -> int:
         command += ["--resume", str(e.directory)]
         print(f"{e}; resume with: {shlex.join(map(str, command))}", file=sys.stderr)
         return e.exit_code
-    network, history = result.network, result.history
-    held_out = result.splits.test or result.splits.val or result.splits.train
-    network.metrics = {"test_metrics": result.test}
-    metrics = {
-        "spec": spec.name,
-        "spec_sha256": spec.source.sha256,
-        "nnspec_version": __version__,
-        "param_count": network.param_count(),
-        "init": result.init.as_dict() if result.init else None,
-        "epochs_run": history.epochs_run,
-        "stopped_early": history.stopped_early,
-        "best_epoch": history.best_epoch,
-        "history": history.epochs,
-        "test": result.test,
-        "parity": None,
-        "seconds": result.seconds,
-        "resumed_from": resume.where if resume else None,
-    }
-
-    def check_and_record(model, staged):
-        # Parity runs on the exported graph (from its staged files when it has external
-        # data) before anything is written; a mismatch raises and leaves nothing behind.
-        metrics["parity"] = check_parity(network, staged or model, held_out.x)
-        add_metadata(model, {"parity": metrics["parity"], "epochs_run": history.epochs_run})
-
-    write(network, args.output, finalize=check_and_record)
+    model = pipeline.export(result, args.output)
+    record = pipeline.metrics_record(result, model)
     if args.metrics:
-        atomic.write_text(args.metrics, json.dumps(_json_safe(metrics), indent=2) + "\n")
+        atomic.write_text(args.metrics, json.dumps(record, indent=2) + "\n")
     if not args.quiet:
         if result.init:
             print("\n".join(result.init.lines()))
-        _print_train_summary(spec, metrics, args)
+        _print_train_summary(result, record["parity"], args)
     if args.plots:
         from ..plots.command import write_plots
 
-        lines = write_plots(args.plots, args.output, _json_safe(metrics), spec)
+        lines = write_plots(args.plots, args.output, record, spec)
         if not args.quiet:
             print("\n".join(lines))
     return 0
-
-
-def _json_safe(value):
-    """NaN (an undefined metric, such as R² of a constant target) becomes JSON null."""
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _seed(text: str) -> int:
@@ -184,17 +109,17 @@ def _seed(text: str) -> int:
     return value
 
 
-def _print_train_summary(spec, m: dict, args) -> None:
-    stop = f", stopped early (best epoch {m['best_epoch']})" if m["stopped_early"] else ""
-    resumed = f", resumed from {m['resumed_from']}" if m.get("resumed_from") else ""
-    print(f"{spec.name}: {m['epochs_run']} epochs in {m['seconds']:.2f} s{resumed}{stop}")
-    if m["test"]:
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in m["test"].items())
+def _print_train_summary(result, parity: dict, args) -> None:
+    h = result.history
+    stop = f", stopped early (best epoch {h.best_epoch})" if h.stopped_early else ""
+    resumed = f", resumed from {result.resumed_from}" if result.resumed_from else ""
+    print(f"{result.spec.name}: {h.epochs_run} epochs in {result.seconds:.2f} s{resumed}{stop}")
+    if result.metrics:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
         print(f"test: {shown}")
-    p = m["parity"]
     print(
-        f"parity (onnxruntime {p['provider']} vs NumPy, {p['samples']} samples): "
-        f"max abs err {p['max_abs_err']:.2e}, max rel err {p['max_rel_err']:.2e}"
+        f"parity (onnxruntime {parity['provider']} vs NumPy, {parity['samples']} samples): "
+        f"max abs err {parity['max_abs_err']:.2e}, max rel err {parity['max_rel_err']:.2e}"
     )
     print(f"wrote {args.output}" + (f" and {args.metrics}" if args.metrics else ""))
 

@@ -28,7 +28,7 @@ def _io(name: str, elem_type: int, dims: list) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, elem_type, dims)
 
 
-def _metadata(network: Network) -> dict[str, str]:
+def _metadata(network: Network, extra: dict[str, object]) -> dict[str, str]:
     spec, io = network.spec, network.io
     meta = {
         "nnspec_version": __version__,
@@ -43,13 +43,16 @@ def _metadata(network: Network) -> dict[str, str]:
     }
     if io.class_names is not None:
         meta["nnspec_class_names"] = json.dumps(io.class_names)
-    for key, value in network.metrics.items():
+    for key, value in extra.items():
         meta[f"nnspec_{key}"] = json.dumps(value, sort_keys=True)
     return meta
 
 
 def to_onnx(
-    network: Network, opset: int | None = None, data_file: Path | None = None
+    network: Network,
+    opset: int | None = None,
+    data_file: Path | None = None,
+    metadata: dict[str, object] | None = None,
 ) -> onnx.ModelProto:
     """Float32 ONNX graph of ``network``: input ``input`` (batch, features) or, for images,
     (batch, channels, height, width); outputs
@@ -58,6 +61,9 @@ def to_onnx(
 
     With ``data_file``, the weights are written there and the model refers to them by the
     file's name (ONNX external data), as a model over 2 GB needs; otherwise they are inside.
+
+    ``metadata`` (such as ``{"test_metrics": {...}}``) adds ``nnspec_<key>`` entries, values
+    as JSON, to those every model has (version, spec, names, shapes).
     """
     spec, io = network.spec, network.io
     opset = opset or spec.export.opset
@@ -122,7 +128,7 @@ def to_onnx(
         # lowest IR that the opset needs loads everywhere the opset does.
         ir_version=helper.find_min_ir_version_for(opsets),
     )
-    helper.set_model_props(model, _metadata(network))
+    helper.set_model_props(model, _metadata(network, metadata or {}))
     if data_file is None:
         check(model)  # a model with external data is checked from its files by ``write``
     return model

@@ -42,7 +42,7 @@ def check_parity(network: Network, model: onnx.ModelProto | Path, x: np.ndarray)
     )
     if result["worst_ratio"] > 1:
         raise ParityError(
-            f"the exported model does not match the NumPy network on {len(x)} held-out samples: "
+            f"the exported model does not match the NumPy network on {len(x)} samples: "
             f"max abs error {result['max_abs_err']:.3g}, max rel error "
             f"{result['max_rel_err']:.3g} (allowed rtol {RTOL}, atol {ATOL}); no model written"
         )

@@ -26,6 +26,7 @@ def write(
     path: str | Path,
     opset: int | None = None,
     finalize: Callable[[onnx.ModelProto, Path | None], None] | None = None,
+    metadata: dict[str, object] | None = None,
 ) -> onnx.ModelProto:
     """Export ``network`` to ``path`` atomically; over 2 GB of weights, with ``<path>.data``.
 
@@ -33,12 +34,13 @@ def write(
     model's temporary path when it has external data (None otherwise), so a check can run the
     real files; it may add metadata, and an exception from it leaves nothing written. Returns
     the model (for a large one, the message whose tensors point into the data file).
+    ``metadata`` goes to ``to_onnx``.
     """
     path = Path(path)
     atomic.check_writable(path)
     float32_bytes = 4 * sum(a.size for a in network.arrays().values())
     if float32_bytes + lower.MARGIN <= lower.MAX_PROTOBUF:
-        model = lower.to_onnx(network, opset)
+        model = lower.to_onnx(network, opset, metadata=metadata)
         if finalize:
             finalize(model, None)
         atomic.write_bytes(path, model.SerializeToString())
@@ -47,7 +49,9 @@ def write(
     try:
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
             staged = Path(tmp) / path.name
-            model = lower.to_onnx(network, opset, data_file=Path(tmp) / data_name)
+            model = lower.to_onnx(
+                network, opset, data_file=Path(tmp) / data_name, metadata=metadata
+            )
             atomic.write_bytes(staged, model.SerializeToString())
             lower.check(str(staged))
             if finalize:

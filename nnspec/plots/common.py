@@ -139,7 +139,7 @@ def _from_spec(spec, bases: list[Path]) -> tuple[Samples, list[str] | None] | No
     if spec.data is None:
         return None
     dataset = _dataset_from_spec(spec, bases, spec.task)
-    parts = pipeline.split(spec, dataset)
+    parts = pipeline.split_data(spec, dataset)
     train = [p for p in (parts.train, parts.val) if p is not None]
     test = [parts.test] if parts.test is not None else []
     x = np.concatenate([p.x for p in train + test])

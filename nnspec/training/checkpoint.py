@@ -223,7 +223,7 @@ def prepare_checkpoint_directory(directory: str | Path) -> Path:
 
 
 # -- reading ---------------------------------------------------------------------------------
-def load(path: str | Path) -> Checkpoint:
+def read_checkpoint(path: str | Path) -> Checkpoint:
     """Read a checkpoint from its directory or its ``checkpoint.json``, checking that the JSON
     is complete, names a well-formed NPZ beside it, and that the NPZ is the one it names."""
     path = Path(path)
