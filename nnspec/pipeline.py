@@ -31,7 +31,7 @@ from .errors import DataError, ParityError, SpecError
 from .spec import memory
 from .spec.messages import unknown_name
 from .spec.models import BuiltinData, CsvData, Spec
-from .spec.rules import ModelIO, check
+from .spec.rules import ModelIO, check_rules
 from .spec.shapes import LayerSummary, infer
 
 if TYPE_CHECKING:
@@ -90,9 +90,9 @@ def resolve(spec: Spec, info: DataInfo | None = None) -> tuple[ModelIO, list[Lay
     if info is None and spec.input is not None and spec.data is not None:
         # The spec gives its input: an impossible stack (or one too big for this machine) is
         # reported before any data is read.
-        io = check(spec, None)
+        io = check_rules(spec, None)
         memory.check(spec, io, infer(spec, io))
-    io = check(spec, info if info is not None else data_info(spec))
+    io = check_rules(spec, info if info is not None else data_info(spec))
     rows = infer(spec, io)
     memory.check(spec, io, rows)
     return io, rows

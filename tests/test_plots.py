@@ -19,7 +19,7 @@ import matplotlib.image as mpimg  # noqa: E402
 
 from nnspec import cli  # noqa: E402
 from nnspec.onnxio.read import load_network  # noqa: E402
-from nnspec.plots.common import PlotError, save  # noqa: E402
+from nnspec.plots.common import PlotError, save_figure  # noqa: E402
 from nnspec.plots.filters import plot_filters  # noqa: E402
 from nnspec.plots.fit import fit_components, plot_fit  # noqa: E402
 from nnspec.plots.history import plot_history  # noqa: E402
@@ -240,7 +240,7 @@ def test_wrong_suffix_is_exit_2(trained, capsys):
     assert "expected a .png or .svg file to write, got '.jpg'" in err
     assert not (trained / "fit.jpg").exists()
     with pytest.raises(PlotError):
-        save(plot_history(trained / "iris.json"), trained / "history.pdf")
+        save_figure(plot_history(trained / "iris.json"), trained / "history.pdf")
 
 
 @pytest.mark.parametrize(

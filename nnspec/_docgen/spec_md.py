@@ -390,11 +390,11 @@ def spec_reference(schema: dict | None = None) -> str:
     return ref.render()
 
 
-def main() -> int:
+def print_spec_md() -> int:
     """Print the reference: ``python -m nnspec._docgen.spec_md > docs/spec.md``."""
     sys.stdout.write(spec_reference())
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(print_spec_md())

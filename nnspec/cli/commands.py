@@ -64,9 +64,9 @@ def _train(args) -> int:
     for path in filter(None, (args.output, args.metrics)):
         atomic.check_writable(path)
     if args.plots:  # matplotlib missing or DIR unwritable: say so before training, not after
-        from ..plots.command import prepare_directory
+        from ..plots.command import prepare_plot_directory
 
-        prepare_directory(args.plots)
+        prepare_plot_directory(args.plots)
     try:
         result = pipeline.train(
             spec,
@@ -166,9 +166,9 @@ def _inspect(args) -> int:
 
 
 def _plot(args) -> int:
-    from ..plots.command import run
+    from ..plots.command import plot_command
 
-    return run(args)
+    return plot_command(args)
 
 
 def _schema(args) -> int:

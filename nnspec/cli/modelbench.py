@@ -124,10 +124,10 @@ def add_parser(sub) -> None:
         "--chunk-size", type=_positive, help="most rows per onnxruntime run (default: the model's)"
     )
     s.add_argument("--json", action="store_true", help="print the results as JSON")
-    s.set_defaults(func=run)
+    s.set_defaults(func=bench_command)
 
 
-def run(args) -> int:
+def bench_command(args) -> int:
     from nnspec_runtime.bench import PATHS, measure, table
 
     model = open_model(args, chunk_size=args.chunk_size)

@@ -5,7 +5,7 @@
 
 from onnx import ModelProto  # what to_onnx returns; named here so callers need not import onnx
 
-from .lower import add_metadata, check, to_onnx
+from .lower import add_metadata, check_onnx_model, to_onnx
 from .save import write
 
-__all__ = ["ModelProto", "add_metadata", "check", "to_onnx", "write"]
+__all__ = ["ModelProto", "add_metadata", "check_onnx_model", "to_onnx", "write"]

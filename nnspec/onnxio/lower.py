@@ -130,7 +130,7 @@ def to_onnx(
     )
     helper.set_model_props(model, _metadata(network, metadata or {}))
     if data_file is None:
-        check(model)  # a model with external data is checked from its files by ``write``
+        check_onnx_model(model)  # a model with external data is checked from its files by ``write``
     return model
 
 
@@ -153,7 +153,7 @@ def add_metadata(model: onnx.ModelProto, extra: dict[str, object]) -> None:
     helper.set_model_props(model, props)
 
 
-def check(model: onnx.ModelProto | str) -> None:
+def check_onnx_model(model: onnx.ModelProto | str) -> None:
     """The full checker and strict, type-checked shape inference; a failure is a bug.
 
     A path (of a model with external data) is checked from the file, as protobuf cannot hold

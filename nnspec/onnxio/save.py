@@ -53,7 +53,7 @@ def write(
                 network, opset, data_file=Path(tmp) / data_name, metadata=metadata
             )
             atomic.write_bytes(staged, model.SerializeToString())
-            lower.check(str(staged))
+            lower.check_onnx_model(str(staged))
             if finalize:
                 finalize(model, staged)
                 atomic.write_bytes(staged, model.SerializeToString())

@@ -82,9 +82,9 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--layer", help="the conv2d layer to show (default: the first)")
 
 
-def run(args) -> int:
+def plot_command(args) -> int:
     """Draw the plot that ``args`` (parsed by ``add_subcommands``) asks for and write it."""
-    from .common import check_output, require_matplotlib, save
+    from .common import check_output, require_matplotlib, save_figure
 
     check_output(args.output)  # a wrong suffix fails before any work
     require_matplotlib()
@@ -110,12 +110,12 @@ def run(args) -> int:
         from .filters import plot_filters
 
         fig = plot_filters(args.model, layer=args.layer, dpi=args.dpi)
-    save(fig, args.output)
+    save_figure(fig, args.output)
     print(f"wrote {args.output}")
     return 0
 
 
-def prepare_directory(directory: str | Path) -> Path:
+def prepare_plot_directory(directory: str | Path) -> Path:
     """Before training with ``--plots DIR``: matplotlib is there and DIR can be written."""
     from ..atomic import OutputError
     from .common import require_matplotlib
@@ -138,7 +138,7 @@ def write_plots(directory: str | Path, model: str | Path, metrics: dict, spec) -
     ``spec`` is the spec as loaded from its file, so that its relative data paths resolve.
     """
     from ..onnxio.read import model_io, read_model
-    from .common import load_samples, save
+    from .common import load_samples, save_figure
     from .filters import conv_layers, plot_filters
     from .fit import plot_fit
     from .history import plot_history
@@ -178,6 +178,6 @@ def write_plots(directory: str | Path, model: str | Path, metrics: dict, spec) -
             lines.append(f"skipped plot {name}: {why}")
             continue
         path = directory / f"{name}.png"
-        save(draw(), path)
+        save_figure(draw(), path)
         lines.append(f"wrote {path}")
     return lines

@@ -77,7 +77,7 @@ def check_output(path: str | Path) -> str:
     return fmt
 
 
-def save(fig, path: str | Path) -> None:
+def save_figure(fig, path: str | Path) -> None:
     """Write ``fig`` to ``path`` (.png or .svg) atomically, at the figure's own size and dpi
     (no tight bounding box, so the image is exactly the size asked for)."""
     fmt = check_output(path)

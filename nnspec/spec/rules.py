@@ -202,7 +202,7 @@ def _train_issues(spec: Spec) -> list[Issue]:
     return issues
 
 
-def check(spec: Spec, data: DataInfo | None) -> ModelIO:
+def check_rules(spec: Spec, data: DataInfo | None) -> ModelIO:
     """All cross-field rules; returns the resolved sizes or raises one ``SpecError`` for all."""
     src = spec.source
     issues = _layer_issues(spec) + _io_issues(spec) + _train_issues(spec)
