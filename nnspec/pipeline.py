@@ -53,14 +53,15 @@ RANDOM_PARITY_SEED = 0
 # --- data ----------------------------------------------------------------------------------
 
 
-def load_data(spec: Spec) -> Dataset | None:
-    """The spec's full dataset (before splitting), or None when it names none."""
+def load_data(spec: Spec, base: Path | None = None) -> Dataset | None:
+    """The spec's full dataset (before splitting), or None when it names none. A data file
+    is read relative to ``base`` (default: the spec file's directory)."""
     d = spec.data
     if d is None:
         return None
     if isinstance(d, BuiltinData):
         return datamod.load_builtin(d.builtin, d.features, spec.task)
-    base = spec.source.base_dir
+    base = spec.source.base_dir if base is None else base
     if isinstance(d, CsvData):
         return datamod.load_csv(base / d.csv, d.target, d.features, spec.task)
     return datamod.load_npz(base / d.npz, d.x, d.y, spec.task)

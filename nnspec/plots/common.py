@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import atomic
 from ..errors import DataError, NnspecError
+from ..spec.models import BuiltinData, CsvData, NpzData
 
 INSTALL = 'pip install "nnspec[plot]"'
 FORMATS = {".png": "png", ".svg": "svg"}
@@ -90,7 +91,7 @@ def save_figure(fig, path: str | Path) -> None:
 
 def label(spec, name: str) -> str:
     """An axis label: the column's name, with its unit when the data set is known to have one."""
-    builtin = getattr(spec.data, "builtin", None)
+    builtin = spec.data.builtin if isinstance(spec.data, BuiltinData) else None
     unit = UNITS.get(builtin, {}).get(name)
     return f"{name} ({unit})" if unit else name
 
@@ -112,23 +113,23 @@ class Samples:
     source: str
 
 
-def _dataset_from_spec(spec, bases: list[Path], task: str):
-    from ..data import core as datamod
+def _dataset_from_spec(spec, bases: list[Path]):
+    """The spec's dataset, its file looked for in each of ``bases`` in turn (a model does not
+    record where its spec file was)."""
+    from .. import pipeline
 
     d = spec.data
-    if hasattr(d, "builtin"):
-        return datamod.load_builtin(d.builtin, d.features, task)
-    name = d.csv if hasattr(d, "csv") else d.npz
-    found = next((b / name for b in bases if (b / name).is_file()), None)
+    if isinstance(d, BuiltinData):
+        return pipeline.load_data(spec)
+    name = d.csv if isinstance(d, CsvData) else d.npz
+    found = next((b for b in bases if (b / name).is_file()), None)
     if found is None:
         where = " or ".join(str(b) for b in bases)
         raise DataError(
             f"the model's spec reads its data from {name}, relative to the spec file, which "
             f"the model does not record; not found in {where}. Pass the data with --data FILE"
         )
-    if hasattr(d, "csv"):
-        return datamod.load_csv(found, d.target, d.features, task)
-    return datamod.load_npz(found, d.x, d.y, task)
+    return pipeline.load_data(spec, base=found)
 
 
 def _from_spec(spec, bases: list[Path]) -> tuple[Samples, list[str] | None] | None:
@@ -138,7 +139,7 @@ def _from_spec(spec, bases: list[Path]) -> tuple[Samples, list[str] | None] | No
 
     if spec.data is None:
         return None
-    dataset = _dataset_from_spec(spec, bases, spec.task)
+    dataset = _dataset_from_spec(spec, bases)
     parts = pipeline.split_data(spec, dataset)
     train = [p for p in (parts.train, parts.val) if p is not None]
     test = [parts.test] if parts.test is not None else []
@@ -188,7 +189,7 @@ def _from_file(path: Path, spec, io) -> tuple[Samples, list[str] | None]:
             read_inputs(path, io.feature_names, io.features), None, None, str(path)
         ), None
     if suffix == ".npz":
-        keys = (spec.data.x, spec.data.y) if hasattr(spec.data, "npz") else ("x", "y")
+        keys = (spec.data.x, spec.data.y) if isinstance(spec.data, NpzData) else ("x", "y")
         d = datamod.load_npz(path, *keys, spec.task)
         return Samples(d.x.reshape(len(d.x), -1), d.y, None, str(path)), d.info.class_names
     if suffix != ".csv":
@@ -196,7 +197,7 @@ def _from_file(path: Path, spec, io) -> tuple[Samples, list[str] | None]:
             f"{path}: expected data as .csv (with a header row), .npz, .npy, or a spec .yaml "
             f"whose data to use, got '{suffix or 'no suffix'}'"
         )
-    target = spec.data.target if hasattr(spec.data, "csv") else io.target_names
+    target = spec.data.target if isinstance(spec.data, CsvData) else io.target_names
     targets = [target] if isinstance(target, str) else list(target)
     if spec.task == "classification":
         target = targets[0]
