@@ -13,7 +13,7 @@ from pydantic import Field, PositiveInt
 
 from ..nn import initializers
 from ..nn.activations import ACTIVATIONS
-from ..nn.losses import ones
+from ..nn.numeric import ones
 from . import window
 from .base import InitializerName, Layer, ParamLayerSpecBase, Shape, ShapeError
 from .window import IntOrPair, Padding

@@ -9,7 +9,7 @@ from pydantic import Field, PositiveInt
 
 from ..nn import initializers
 from ..nn.activations import ACTIVATIONS
-from ..nn.losses import ones
+from ..nn.numeric import ones
 from .base import (
     ActivationName,
     InitializerName,

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..data.core import Dataset
 from ..errors import NnspecError
-from ..nn.losses import ones
+from ..nn.numeric import ones
 from ..nn.network import Network
 from . import checkpoint as ckpt
 from .optimizers import FLUSH_EVERY, OPTIMIZERS
