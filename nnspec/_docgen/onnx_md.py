@@ -216,16 +216,6 @@ LAYERS = [
     ),
 ]
 
-_ACTIVATION_NOTES = {
-    "identity": "No node: the Gemm's (or Conv's) output is used as it is.",
-    "logistic": "1 / (1 + exp(-z)).",
-    "tanh": "",
-    "gaussian": "exp(-z² / 2), written out as Exp(Mul(Mul(z, z), -0.5)).",
-    "relu": "",
-    "leaky_relu": "Slope 0.01 below zero.",
-    "softmax": "Over the units (last axis); the output layer only.",
-}
-
 
 def _activation_cases() -> list[Case]:
     from ..nn.activations import ACTIVATIONS
@@ -234,9 +224,7 @@ def _activation_cases() -> list[Case]:
     for name, act in ACTIVATIONS.items():
         shown = f"{{kind: dense, name: x, units: 3, activation: {name}}}"
         layers = (shown,) if act.output_only else (shown, _OUT)
-        cases.append(
-            Case(f"`{name}`", f"activation: {name}", layers, ("x",), _ACTIVATION_NOTES[name])
-        )
+        cases.append(Case(f"`{name}`", f"activation: {name}", layers, ("x",), act.doc_note))
     return cases
 
 

@@ -11,7 +11,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, PositiveInt
 
-from ..nn import initializers
+from ..nn import activations, initializers
 from ..nn.activations import ACTIVATIONS
 from ..nn.numeric import ones
 from . import window
@@ -19,8 +19,7 @@ from .base import InitializerName, Layer, ParamLayerSpecBase, Shape, ShapeError
 from .window import IntOrPair, Padding
 
 # Softmax normalizes across the units of a flat output: over feature maps it means nothing.
-_HIDDEN = tuple(a for a, f in ACTIVATIONS.items() if not f.output_only)
-HiddenActivationName = Literal[_HIDDEN]  # type: ignore[valid-type]
+HiddenActivationName = Literal[activations.HIDDEN]  # type: ignore[valid-type]
 
 
 class Conv2dSpec(ParamLayerSpecBase):
@@ -47,14 +46,13 @@ class Conv2dSpec(ParamLayerSpecBase):
     )
     activation: HiddenActivationName = Field(
         default="identity",
-        description="Non-linearity applied to the convolution's output: identity, logistic, "
-        "tanh, gaussian, relu or leaky_relu (softmax is for flat outputs only).",
+        description="Non-linearity applied to the convolution's output: "
+        + activations.in_prose(activations.HIDDEN)
+        + f" ({activations.in_prose(activations.OUTPUT_ONLY)} is for flat outputs only).",
     )
     initializer: InitializerName = Field(
         default="auto",
-        description="Weight initializer: glorot_uniform, glorot_normal, he_uniform, he_normal, "
-        "or auto (He for relu/leaky_relu, Glorot otherwise), with fan-in "
-        "C / groups * kh * kw. Biases start at zero.",
+        description=initializers.HELP + ", with fan-in C / groups * kh * kw. Biases start at zero.",
     )
     use_bias: bool = Field(default=True, description="Add a learned bias per filter.")
 

@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, PositiveInt
 
-from ..nn import initializers
+from ..nn import activations, initializers
 from ..nn.activations import ACTIVATIONS
 from ..nn.numeric import ones
 from .base import (
@@ -28,14 +28,13 @@ class DenseSpec(ParamLayerSpecBase):
     units: PositiveInt = Field(description="Number of output units (neurons) of this layer.")
     activation: ActivationName = Field(
         default="identity",
-        description="Non-linearity applied to the linear response x W + b: identity, "
-        "logistic (sigmoid), tanh, gaussian exp(-z^2/2), relu, leaky_relu (slope 0.01) or "
-        "softmax (last layer only).",
+        description="Non-linearity applied to the linear response x W + b: "
+        + activations.in_prose(ACTIVATIONS, glossed=True)
+        + ".",
     )
     initializer: InitializerName = Field(
         default="auto",
-        description="Weight initializer: glorot_uniform, glorot_normal, he_uniform, he_normal, "
-        "or auto (He for relu/leaky_relu, Glorot otherwise). Biases start at zero.",
+        description=initializers.HELP + ". Biases start at zero.",
     )
     use_bias: bool = Field(default=True, description="Add a learned bias b to x W.")
 

@@ -13,8 +13,8 @@ import numpy as np
 
 from ..data.core import Dataset
 from ..errors import NnspecError
-from ..nn.numeric import ones
 from ..nn.network import Network
+from ..nn.numeric import ones
 from . import checkpoint as ckpt
 from .optimizers import FLUSH_EVERY, OPTIMIZERS
 from .schedules import learning_rate
