@@ -6,6 +6,7 @@ copies them into a matrix, and one batched matrix product over the groups does t
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -15,7 +16,15 @@ from ..nn import activations, initializers
 from ..nn.activations import ACTIVATIONS
 from ..nn.numeric import ones
 from . import window
-from .base import InitializerName, Layer, ParamLayerSpecBase, Shape, ShapeError
+from .base import (
+    DocCase,
+    InitializerName,
+    Layer,
+    LayerKind,
+    ParamLayerSpecBase,
+    Shape,
+    ShapeError,
+)
 from .window import IntOrPair, Padding
 
 # Softmax normalizes across the units of a flat output: over feature maps it means nothing.
@@ -197,3 +206,54 @@ def examples() -> list[tuple[Conv2dSpec, Shape]]:
             (None, 4, 5, 4),
         ),
     ]
+
+
+def im2col_elements(spec: Conv2dSpec, in_shape: Shape) -> int:
+    """Values per sample of the im2col matrix that a training forward pass keeps for backward:
+    each output pixel's whole window, C * kh * kw * H' * W'."""
+    kh, kw = window.pair(spec.kernel_size)
+    out = spec.output_shape(in_shape)
+    return int(in_shape[1]) * kh * kw * math.prod(out[2:])
+
+
+KINDS = (
+    LayerKind(
+        Conv2dSpec,
+        Conv2d,
+        lower_conv2d,
+        examples,
+        docs=(
+            DocCase(
+                "{kind: conv2d, name: x, filters: 4, kernel_size: 3}",
+                "`conv2d`",
+                "Weight (filters, channels / groups, kh, kw), ONNX's layout. Padding is always "
+                "explicit (`pads`), never `auto_pad`.",
+                image=True,
+            ),
+            DocCase(
+                "{kind: conv2d, name: x, filters: 4, kernel_size: 2, padding: same}",
+                "`conv2d`, `padding: same`",
+                "An odd total padding puts the extra row and column at the bottom and right, as "
+                "TensorFlow and ONNX SAME_UPPER do.",
+                image=True,
+            ),
+            DocCase(
+                "{kind: conv2d, name: x, filters: 4, kernel_size: [3, 2], padding: [1, 0]}",
+                "`conv2d`, explicit padding",
+                "`[ph, pw]` pads top and bottom by ph, left and right by pw.",
+                image=True,
+            ),
+            DocCase(
+                "{kind: conv2d, name: x, filters: 4, kernel_size: 3, stride: 2, dilation: 2, "
+                "groups: 2, activation: relu}",
+                "`conv2d`, stride, dilation, groups and an activation",
+                "The activation follows as its own node(s).",
+                image=True,
+            ),
+        ),
+        takes_images=True,
+        # weight (filters, C / groups, kh, kw): all but the filters follow the input.
+        input_axes={"weight": (1, 2, 3), "bias": ()},
+        cache_elements=im2col_elements,
+    ),
+)

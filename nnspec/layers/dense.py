@@ -12,8 +12,10 @@ from ..nn.activations import ACTIVATIONS
 from ..nn.numeric import ones
 from .base import (
     ActivationName,
+    DocCase,
     InitializerName,
     Layer,
+    LayerKind,
     ParamLayerSpecBase,
     Shape,
     ShapeError,
@@ -108,3 +110,22 @@ def examples() -> list[tuple[DenseSpec, Shape]]:
     return [
         (DenseSpec(kind="dense", units=3, activation=act), (None, 4)) for act in ACTIVATIONS
     ] + [(DenseSpec(kind="dense", units=2, use_bias=False), (None, 3))]
+
+
+KINDS = (
+    LayerKind(
+        DenseSpec,
+        Dense,
+        lower_dense,
+        examples,
+        docs=(
+            DocCase("{kind: dense, name: x, units: 4}", "`dense`", "Weight (in, out): x W + b."),
+            DocCase(
+                "{kind: dense, name: x, units: 4, use_bias: false}",
+                "`dense` without bias",
+                "Gemm with two inputs.",
+            ),
+        ),
+        input_axes={"weight": (0,), "bias": ()},  # weight (in_features, units)
+    ),
+)
