@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from test_gradients import central_differences, half_squared_error, rel_error
 
 from nnspec.layers.base import ShapeError
-from nnspec.layers.conv import Conv2d, Conv2dSpec, examples, lower_conv2d
+from nnspec.layers.conv import Conv2d, Conv2dSpec, examples, im2col_elements, lower_conv2d
 from nnspec.layers.pool import (
     AvgPool2d,
     AvgPool2dSpec,
@@ -388,3 +388,11 @@ def test_a_cifar_sized_batch_runs_vectorized():
     assert layer.backward(y).shape == x.shape
     pool = build("maxpool2d", maxpool(kernel_size=2), (None, 16, 32, 32), np.float32)
     assert pool.backward(pool.forward(y, training=True)).shape == y.shape
+
+
+def test_im2col_elements_is_what_a_training_pass_keeps():
+    """The memory estimate's hook for conv2d counts exactly the im2col matrix of a batch."""
+    for spec, in_shape in examples():
+        layer = Conv2d(spec, "c", in_shape, np.random.default_rng(0), np.float64)
+        layer.forward(np.random.default_rng(1).normal(size=(3, *in_shape[1:])), training=True)
+        assert layer._cols.size == 3 * im2col_elements(spec, in_shape), spec
