@@ -8,7 +8,9 @@ import pytest
 from conftest import ROOT
 from layer_checks import assert_parity, check_gradients, make, normal
 from pydantic import ValidationError
+from test_malformed_specs import Case, assert_located, conv, write_case
 
+from nnspec.cli.commands import main
 from nnspec.layers import ShapeError
 from nnspec.layers.lrn import LRN, LRNSpec
 
@@ -77,3 +79,17 @@ def test_onnx_md_shows_both_lrn_lowerings():
     rows = [line for line in text.splitlines() if line.startswith("| `lrn`")]
     assert len(rows) == 2
     assert "`LRN` (" in rows[0] and "`Pow`" in rows[1]
+
+
+def test_lrn_size_zero_is_located(tmp_path, capsys):
+    """`nnspec validate` points at the value, as for every malformed spec."""
+    case = Case(
+        conv({7: "  - {kind: lrn, size: 0}"}),
+        7,
+        23,
+        "layers[1].size",
+        "expected a positive integer, got 0",
+    )
+    path = write_case(tmp_path, case)
+    assert main(["validate", str(path)]) == 2
+    assert_located(capsys.readouterr().err, path, case)

@@ -553,13 +553,6 @@ CASES: dict[str, Case] = {
         "layers[1].rate",
         "expected a number < 1.0, got 1",
     ),
-    "lrn_size_zero": Case(
-        conv({7: "  - {kind: lrn, size: 0}"}),
-        7,
-        23,
-        "layers[1].size",
-        "expected a positive integer, got 0",
-    ),
     "batchnorm_negative_epsilon": Case(
         conv({7: "  - {kind: batchnorm, epsilon: -1.0e-5}"}),
         7,

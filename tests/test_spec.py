@@ -77,8 +77,8 @@ def test_registry_refuses_duplicates_and_names_known_kinds():
         "expected a new kind name for nnspec.layers.dense.DenseSpec"
     )
     fresh = Registry()
-    with pytest.raises(ValueError, match="'lrn' is already registered"):
-        fresh.register(LAYERS["lrn"], LAYERS["lrn"])
+    with pytest.raises(ValueError, match="'dense' is already registered"):
+        fresh.register(entry, entry)
     assert len(fresh) == 0  # a refused call adds nothing, not even the first of the two
     assert list(LAYERS) == before
     with pytest.raises(KeyError) as e:

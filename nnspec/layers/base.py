@@ -141,7 +141,7 @@ class DocCase:
     initializers that the export emits for it."""
 
     shown: str  # the layer as written in a spec, a YAML flow mapping with ``name: x``
-    construct: str  # the row's first column, Markdown: "`lrn`, even `size`"
+    construct: str  # the row's first column, Markdown: "`dense` without bias"
     note: str = ""  # the notes column, the only text of the row written by hand
     image: bool = False  # images (batch, 4, 6, 6) as input rather than (batch, 3) features
 
