@@ -21,7 +21,8 @@ def make(cls, spec, in_shape, dtype=np.float64, seed=0):
 
 
 def forward(layer, x, training):
-    """A forward pass that draws the same dropout mask every time."""
+    """A forward pass that draws the same random numbers every time (a layer that draws any
+    keeps its Generator as ``rng``)."""
     if hasattr(layer, "rng"):
         layer.rng = np.random.default_rng(0)
     return layer.forward(x, training=training)

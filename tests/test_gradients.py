@@ -100,7 +100,7 @@ def test_standardized_regression_targets_gradient():
 
 
 def training_forward(layer, x):
-    if hasattr(layer, "rng"):  # dropout: the same mask at every evaluation
+    if hasattr(layer, "rng"):  # a layer that draws random numbers: the same at every evaluation
         layer.rng = np.random.default_rng(0)
     return layer.forward(x, training=True)
 
