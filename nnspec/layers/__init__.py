@@ -1,11 +1,13 @@
-"""The layer kinds: one module each, registered here in one line.
+"""The layer kinds: one module each (pool.py holds both poolings, which share their geometry),
+registered here in one line per module.
 
 To add a kind: write ``nnspec/layers/<module>.py`` with its spec (``kind`` literal, fields,
 ``output_shape``), its NumPy layer, its ``lower_*`` function and a ``KINDS`` tuple holding its
 ``LayerKind`` record (examples for the generic tests, doc cases for docs/onnx.md, and the hooks
-whose defaults do not fit), then add the module's line to ``_MODULES``. The spec's ``layers``
-union, the schema, the docs and the gradient and parity tests all follow from ``LAYERS``; a
-kind defined elsewhere (a plugin) joins with ``LAYERS.register(LayerKind(...))``.
+whose defaults do not fit), add the module's line to ``_MODULES``, and regenerate the generated
+files (docs/spec.md, docs/onnx.md, nnspec/schema.json). The spec's ``layers`` union, the
+schema, the docs and the generic gradient, parity and docs tests all follow from ``LAYERS``;
+a kind defined elsewhere (a plugin) joins with ``LAYERS.register(LayerKind(...))``.
 """
 
 from __future__ import annotations
