@@ -163,3 +163,23 @@ def test_the_source_tree_holds_one_schema_file():
     tops = [d for d in tops if d.name not in ("build", "dist")]
     copies = sorted(p.relative_to(ROOT).as_posix() for d in tops for p in d.rglob("schema.json"))
     assert copies == ["nnspec/schema.json"], copies
+
+
+def test_activation_and_initializer_descriptions_follow_the_tables():
+    """Field descriptions are built from the activation and initializer tables: each names
+    every activation its field accepts, every initializer, and auto's rectifiers."""
+    from nnspec.nn.initializers import INITIALIZERS, RECTIFIERS
+
+    # He for the rectifiers: the flag on the activation records says which they are.
+    assert set(RECTIFIERS) == {"relu", "leaky_relu"}
+    mapping = SCHEMA["properties"]["layers"]["items"]["discriminator"]["mapping"]
+    models = [SCHEMA["$defs"][ref.rsplit("/", 1)[-1]]["properties"] for ref in mapping.values()]
+    with_activation = [props for props in models if "activation" in props]
+    assert with_activation
+    for props in with_activation:
+        described = props["activation"]["description"]
+        for name in props["activation"]["enum"]:
+            assert re.search(rf"\b{name}\b", described), (name, described)
+        initializer = props["initializer"]["description"]
+        assert all(name in initializer for name in INITIALIZERS), initializer
+        assert f"He for {'/'.join(RECTIFIERS)}, Glorot otherwise" in initializer
