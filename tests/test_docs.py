@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import pytest
@@ -10,6 +11,7 @@ from conftest import ROOT
 
 from nnspec import load_spec
 from nnspec._docgen.spec_md import EXAMPLE, spec_reference
+from nnspec.layers import LAYERS
 from nnspec.spec.models import Spec
 
 DOC = ROOT / "docs" / "spec.md"
@@ -41,11 +43,29 @@ def _sections(text: str) -> dict[str, list[re.Match]]:
     return sections
 
 
+@functools.cache
+def generated_spec_md() -> str:
+    return spec_reference()
+
+
+@pytest.mark.parametrize("kind", list(LAYERS))
+def test_every_registered_kind_has_a_section_in_spec_md(kind):
+    """The generated reference has a section for the kind: its heading, a row per field in
+    the model's order, and a link from the `layers` union."""
+    ref = SCHEMA["properties"]["layers"]["items"]["discriminator"]["mapping"][kind]
+    model = SCHEMA["$defs"][ref.rsplit("/", 1)[-1]]
+    text = generated_spec_md()
+    assert f"### `layers` with `kind: {kind}`" in text
+    rows = _sections(text)[ref]
+    assert [row.group(1) for row in rows] == list(model["properties"])
+    assert f"[`{kind}`](#layers-{kind})" in text
+
+
 def test_spec_md_is_current():
     assert DOC.exists(), (
         "docs/spec.md is missing; run: python -m nnspec._docgen.spec_md > docs/spec.md"
     )
-    assert DOC.read_text(encoding="utf-8") == spec_reference(), (
+    assert DOC.read_text(encoding="utf-8") == generated_spec_md(), (
         "docs/spec.md is out of date with the spec models; regenerate it with: "
         "python -m nnspec._docgen.spec_md > docs/spec.md"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import partial
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from helpers import mlp_spec
 
 import nnspec
-from nnspec.layers import LAYERS
+from nnspec.layers import LAYERS, ShapeError
 from nnspec.nn.activations import ACTIVATIONS
 
 HIDDEN = [a for a, f in ACTIVATIONS.items() if not f.output_only]
@@ -99,7 +100,7 @@ def test_standardized_regression_targets_gradient():
 
 
 def training_forward(layer, x):
-    if hasattr(layer, "rng"):  # dropout: the same mask at every evaluation
+    if hasattr(layer, "rng"):  # a layer that draws random numbers: the same at every evaluation
         layer.rng = np.random.default_rng(0)
     return layer.forward(x, training=True)
 
@@ -142,48 +143,77 @@ def test_loss_and_gradients_returns_copies_keyed_like_parameters():
     assert np.abs(again["dense_0.weight"]).sum() > 0
 
 
-CONVNET = """\
-spec_version: 1
-name: small-convnet
-task: classification
-input: {shape: [2, 7, 6]}
-classes: [a, b, c]
-layers:
-  - {kind: conv2d, name: conv, filters: 3, kernel_size: 3, padding: same, activation: tanh}
-  - {kind: lrn, size: 3, alpha: 0.5}
-  - {kind: maxpool2d, kernel_size: 2}
-  - {kind: batchnorm}
-  - {kind: conv2d, filters: 2, kernel_size: [2, 1], stride: [1, 2], groups: 1}
-  - {kind: avgpool2d, kernel_size: 2, stride: 1}
-  - {kind: flatten}
-  - {kind: dropout, rate: 0.3}
-  - {kind: dense, units: 3, activation: softmax}
-loss: cross_entropy
-train: {dtype: float64, seed: 4, weight_decay: 0.01}
-"""
+def chain_of_every_kind(shape: tuple) -> tuple[list[dict], tuple]:
+    """Hidden layers holding one example of every registered kind, from ``shape`` (images):
+    at each step, the first pending kind whose example keeps the input's rank (an image stays
+    an image), else the first one that fits at all (flatten), so the image layers come before
+    the flat ones. Built from the registry, it follows any kind added or removed. Returns the
+    layers (as spec mappings) and their output shape."""
+    pending, layers = list(LAYERS), []
+    while pending:
+        fits = []
+        for kind in pending:
+            for example, _ in LAYERS[kind].examples():
+                if ACTIVATIONS[getattr(example, "activation", "identity")].output_only:
+                    continue
+                try:
+                    out = example.output_shape(shape)
+                except ShapeError:
+                    continue
+                fits.append((len(out) != len(shape), kind, example, out))
+                break
+        if not fits:
+            break
+        _, kind, example, shape = min(fits, key=lambda fit: fit[0])  # first with the rank kept
+        layers.append(example.model_dump(mode="json", exclude_none=True))
+        pending.remove(kind)
+    return layers, shape
 
 
-@pytest.mark.parametrize("conv_trainable", [True, False])
-def test_convnet_gradients_through_every_kind(conv_trainable):
-    """The whole network, images standardized per channel, dropout with a fixed mask: the loss
-    gradient of every trainable parameter (a frozen first conv has none)."""
-    network = nnspec.build_network(nnspec.load_spec(CONVNET))
-    network.layers[0].trainable = conv_trainable  # as trainable: false with init.from sets it
+def network_of_every_kind():
+    """A float64 network of every registered kind on (2, 11, 10) images, then a softmax head."""
+    hidden, shape = chain_of_every_kind((None, 2, 11, 10))
+    if len(shape) != 2:
+        hidden.append({"kind": "flatten"})  # the head takes flat features
+    spec = nnspec.load_spec(
+        "spec_version: 1\nname: every-kind\ntask: classification\n"
+        "input: {shape: [2, 11, 10]}\nclasses: [a, b, c]\n"
+        f"layers: {json.dumps([*hidden, {'kind': 'dense', 'units': 3, 'activation': 'softmax'}])}\n"
+        "loss: cross_entropy\ntrain: {dtype: float64, seed: 4, weight_decay: 0.01}\n"
+    )
+    return nnspec.build_network(spec)
+
+
+def test_the_chain_holds_every_kind():
+    network = network_of_every_kind()
+    kinds = {layer.kind for layer in network.spec.layers}
+    assert kinds == set(LAYERS)
+    assert network.spec.layers[0].kind in {k for k in LAYERS if LAYERS[k].takes_images}
+
+
+@pytest.mark.parametrize("first_trainable", [True, False])
+def test_network_gradients_through_every_kind(first_trainable):
+    """The whole network, images standardized per channel, random layers' masks fixed: the
+    loss gradient of every trainable parameter (a frozen first layer has none)."""
+    network = network_of_every_kind()
+    first = next(layer for layer in network.layers if layer.params)
+    first.trainable = first_trainable  # as trainable: false with init.from sets it
     rng = np.random.default_rng(5)
-    x = rng.normal(size=(9, 2 * 7 * 6)) * 3 + 1  # flat rows, reshaped to (9, 2, 7, 6)
+    x = rng.normal(size=(9, 2 * 11 * 10)) * 3 + 1  # flat rows, reshaped to (9, 2, 11, 10)
     y = rng.integers(0, 3, size=9)
     network.fit_preprocess(x)
     assert network.x_mean.shape == (2, 1, 1)
-    dropout = next(layer for layer in network.layers if hasattr(layer, "rng"))
+    random_layers = [layer for layer in network.layers if hasattr(layer, "rng")]
 
     def loss_and_gradients():
-        dropout.rng = np.random.default_rng(0)
+        for layer in random_layers:  # the same masks at every evaluation
+            layer.rng = np.random.default_rng(0)
         return network.loss_and_gradients(x, y)
 
     _, analytic = loss_and_gradients()
     params = network.trainable_parameters()
     assert analytic.keys() == params.keys()
-    assert ("conv.weight" in params) == conv_trainable
+    assert (f"{first.name}.weight" in params) == first_trainable
     for name, p in params.items():
         numeric = central_differences(lambda: loss_and_gradients()[0], p)
         err = rel_error(analytic[name], numeric)

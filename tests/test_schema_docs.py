@@ -4,6 +4,7 @@ every field's description (editors show it on hover), and docs/onnx.md."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import re
@@ -99,12 +100,18 @@ def test_prose_check_itself(text, ok):
 # -- docs/onnx.md ------------------------------------------------------------------------------
 
 
+@functools.cache
+def generated_onnx_md() -> str:
+    """onnx_reference(), computed once: it exports a few dozen tiny specs."""
+    return onnx_reference()
+
+
 def test_onnx_md_is_current():
     doc = ROOT / "docs" / "onnx.md"
     assert doc.exists(), (
         "docs/onnx.md is missing; run: python -m nnspec._docgen.onnx_md > docs/onnx.md"
     )
-    assert doc.read_text(encoding="utf-8") == onnx_reference(), (
+    assert doc.read_text(encoding="utf-8") == generated_onnx_md(), (
         "docs/onnx.md is out of date with the exporter; regenerate it with: "
         "python -m nnspec._docgen.onnx_md > docs/onnx.md"
     )
@@ -119,8 +126,36 @@ def test_onnx_md_covers_every_layer_kind_and_activation():
     assert activations == set(ACTIVATIONS)
     for needed in ("preprocess: {standardize: true}", "standardize_target", "`ArgMax`"):
         assert needed in text
-    # Both LRN lowerings: the ONNX op for odd sizes, the written-out definition for even ones.
-    assert "`LRN` (" in layers and "`Pow`" in layers
+
+
+@pytest.mark.parametrize("kind", list(LAYERS))
+def test_every_registered_kind_has_its_rows_in_onnx_md(kind):
+    """The kind's doc cases, exported, make rows of the layer table of the generated page, in
+    the kind's own order, with the construct and note that the record gives."""
+    section = generated_onnx_md().split("## Layers", 1)[1].split("## Activations", 1)[0]
+    rows = [line for line in section.splitlines() if f"| `{{kind: {kind}, name: x" in line]
+    cases = LAYERS[kind].docs
+    assert len(rows) == len(cases), rows
+    for case, row in zip(cases, rows, strict=True):
+        construct, shown, nodes, inits, note = row.strip("|").split(" | ")
+        assert construct.strip() == case.construct and shown == f"`{case.shown}`"
+        assert note.strip() == " ".join(case.note.split())
+        assert nodes and inits  # "none" when the export emits nothing for the layer
+
+
+@pytest.mark.parametrize("kind", list(LAYERS))
+def test_every_registered_kind_is_in_the_schema(kind):
+    """The schema's layer union selects the kind's model by `kind`, with every field of the
+    model, each described in prose."""
+    items = SCHEMA["properties"]["layers"]["items"]
+    ref = items["discriminator"]["mapping"][kind]
+    assert {"$ref": ref} in items["oneOf"]
+    model = SCHEMA["$defs"][ref.rsplit("/", 1)[-1]]
+    assert model["properties"]["kind"]["const"] == kind
+    assert list(model["properties"]) == list(LAYERS[kind].spec.model_fields)
+    assert _not_prose(kind, model["description"]) is None, model["description"]
+    for name, prop in model["properties"].items():
+        assert _not_prose(name, prop.get("description", "")) is None, (name, prop)
 
 
 def test_the_source_tree_holds_one_schema_file():
@@ -128,3 +163,23 @@ def test_the_source_tree_holds_one_schema_file():
     tops = [d for d in tops if d.name not in ("build", "dist")]
     copies = sorted(p.relative_to(ROOT).as_posix() for d in tops for p in d.rglob("schema.json"))
     assert copies == ["nnspec/schema.json"], copies
+
+
+def test_activation_and_initializer_descriptions_follow_the_tables():
+    """Field descriptions are built from the activation and initializer tables: each names
+    every activation its field accepts, every initializer, and auto's rectifiers."""
+    from nnspec.nn.initializers import INITIALIZERS, RECTIFIERS
+
+    # He for the rectifiers: the flag on the activation records says which they are.
+    assert set(RECTIFIERS) == {"relu", "leaky_relu"}
+    mapping = SCHEMA["properties"]["layers"]["items"]["discriminator"]["mapping"]
+    models = [SCHEMA["$defs"][ref.rsplit("/", 1)[-1]]["properties"] for ref in mapping.values()]
+    with_activation = [props for props in models if "activation" in props]
+    assert with_activation
+    for props in with_activation:
+        described = props["activation"]["description"]
+        for name in props["activation"]["enum"]:
+            assert re.search(rf"\b{name}\b", described), (name, described)
+        initializer = props["initializer"]["description"]
+        assert all(name in initializer for name in INITIALIZERS), initializer
+        assert f"He for {'/'.join(RECTIFIERS)}, Glorot otherwise" in initializer

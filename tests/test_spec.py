@@ -6,7 +6,7 @@ import pytest
 from conftest import SPECS
 
 import nnspec
-from nnspec.layers import LAYERS, LayerSpec
+from nnspec.layers import LAYERS, Registry
 from nnspec.spec.messages import models_at
 
 BASE = """spec_version: 1
@@ -53,24 +53,65 @@ def test_source_keeps_text_file_and_hash():
     assert len(spec.source.sha256) == 64
 
 
-def test_registry_matches_the_layer_union():
+def test_layer_union_is_the_registry():
+    """The spec's `layers` items are validated against exactly the registered spec models."""
     import typing
 
-    union = typing.get_args(typing.get_args(LayerSpec)[0]) or (typing.get_args(LayerSpec)[0],)
-    kinds = {typing.get_args(m.model_fields["kind"].annotation)[0] for m in union}
-    assert kinds == set(LAYERS)
-    for kind, entry in LAYERS.items():
-        assert entry.spec in union and entry.examples(), kind
+    from nnspec.spec import models
+
+    union = typing.get_args(typing.get_args(models.LayerSpec)[0])
+    assert union == tuple(kind.spec for kind in LAYERS.values())
+    item = typing.get_args(nnspec.Spec.model_fields["layers"].annotation)[0]
+    assert item is models.LayerSpec
+    for name, kind in LAYERS.items():
+        assert kind.name == name and kind.examples() and kind.docs, name
 
 
 def test_registry_refuses_duplicates_and_names_known_kinds():
-    from nnspec.layers import _Registry
-
     entry = LAYERS["dense"]
-    with pytest.raises(ValueError, match="registered twice"):
-        _Registry([("dense", entry), ("dense", entry)])
-    with pytest.raises(KeyError, match="8 registered: dense, conv2d, maxpool2d"):
+    before = list(LAYERS)
+    with pytest.raises(ValueError) as e:
+        LAYERS.register(entry)
+    assert str(e.value) == (
+        "layer kind 'dense' is already registered (spec nnspec.layers.dense.DenseSpec); "
+        "expected a new kind name for nnspec.layers.dense.DenseSpec"
+    )
+    fresh = Registry()
+    with pytest.raises(ValueError, match="'dense' is already registered"):
+        fresh.register(entry, entry)
+    assert len(fresh) == 0  # a refused call adds nothing, not even the first of the two
+    assert list(LAYERS) == before
+    with pytest.raises(KeyError) as e:
         LAYERS["conv9d"]
+    assert e.value.args[0] == (
+        f"unknown layer kind 'conv9d'; expected one of the registered kinds: {', '.join(before)}"
+    )
+    with pytest.raises(TypeError, match="expected a LayerKind record, got the class DenseSpec"):
+        fresh.register(entry.spec)
+
+
+def test_a_kind_needs_a_kind_literal():
+    from pydantic import Field
+
+    from nnspec.layers.base import LayerSpecBase, kind_of
+
+    class NoKind(LayerSpecBase):
+        """A spec model that forgot its tag."""
+
+        size: int = Field(default=1, description="Some size of the layer.")
+
+    with pytest.raises(TypeError, match="NoKind: expected a field kind: Literal"):
+        kind_of(NoKind)
+
+
+def test_layer_state_is_per_instance():
+    """Layers without running statistics each get their own (empty) state dict."""
+    a, b = (
+        LAYERS["flatten"].layer(LAYERS["flatten"].examples()[0][0], n, (None, 3), None, "f4")
+        for n in "ab"
+    )
+    a.state["x"] = 1
+    assert b.state == {} and a.state == {"x": 1}
 
 
 def test_models_at_walks_unions():

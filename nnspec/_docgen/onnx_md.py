@@ -3,9 +3,11 @@
 Every row of the tables comes from exporting a tiny spec that uses the construct and listing
 the nodes and initializers that the export actually emitted for it (its nodes are named after
 the layer, ``x/Gemm``; the frame's are ``preprocess/...``, ``postprocess/...``,
-``probabilities``, ``label`` and ``prediction``). Only the "notes" column is written by hand.
-A test compares docs/onnx.md with ``onnx_reference()`` and checks that every layer kind and
-activation has a row, so the page cannot drift from the exporter. Regenerate it with::
+``probabilities``, ``label`` and ``prediction``). Only the "notes" column is written by hand:
+for layers in each kind's registry record (``LayerKind.docs``, with the tiny specs), for
+activations in the activation table. A test compares docs/onnx.md with ``onnx_reference()``
+and checks that every layer kind and activation has a row, so the page cannot drift from the
+exporter. Regenerate it with::
 
     python -m nnspec._docgen.onnx_md > docs/onnx.md
 """
@@ -16,6 +18,7 @@ import sys
 from dataclasses import dataclass
 
 import numpy as np
+import yaml
 
 INTRO = """\
 # How a spec becomes ONNX
@@ -61,10 +64,32 @@ _FLAT = "{kind: flatten, name: flat}"
 _IMAGE = "{shape: [4, 6, 6]}"
 
 
-def _layer(shown: str, construct: str, note: str = "", image: bool = False) -> Case:
-    """A layer named ``x`` between the input and a softmax output (a flatten first for images)."""
-    layers = (shown, _FLAT, _OUT) if image else (shown, _OUT)
-    return Case(construct, shown, layers, ("x",), note, input=_IMAGE if image else "{features: 3}")
+def _layer(case) -> Case:
+    """A kind's ``DocCase``: the layer named ``x`` between the input and a softmax output, with
+    a flatten before the output when the layer's own output is not flat."""
+    from ..layers import LAYERS
+
+    fields = yaml.safe_load(case.shown)
+    spec = LAYERS[fields["kind"]].spec.model_validate(fields)
+    flat = len(spec.output_shape((None, 4, 6, 6) if case.image else (None, 3))) == 2
+    layers = (case.shown, _OUT) if flat else (case.shown, _FLAT, _OUT)
+    return Case(
+        case.construct,
+        case.shown,
+        layers,
+        ("x",),
+        case.note,
+        input=_IMAGE if case.image else "{features: 3}",
+    )
+
+
+def layer_cases(kind: str | None = None) -> list[Case]:
+    """The rows of the layer table: each registered kind's doc cases, in registry order (or
+    only those of ``kind``)."""
+    from ..layers import LAYERS
+
+    kinds = LAYERS.values() if kind is None else [LAYERS[kind]]
+    return [_layer(case) for k in kinds for case in k.docs]
 
 
 FRAME = [
@@ -124,108 +149,6 @@ FRAME = [
     ),
 ]
 
-LAYERS = [
-    _layer("{kind: dense, name: x, units: 4}", "`dense`", "Weight (in, out): x W + b."),
-    _layer(
-        "{kind: dense, name: x, units: 4, use_bias: false}",
-        "`dense` without bias",
-        "Gemm with two inputs.",
-    ),
-    _layer(
-        "{kind: conv2d, name: x, filters: 4, kernel_size: 3}",
-        "`conv2d`",
-        "Weight (filters, channels / groups, kh, kw), ONNX's layout. Padding is always "
-        "explicit (`pads`), never `auto_pad`.",
-        image=True,
-    ),
-    _layer(
-        "{kind: conv2d, name: x, filters: 4, kernel_size: 2, padding: same}",
-        "`conv2d`, `padding: same`",
-        "An odd total padding puts the extra row and column at the bottom and right, as "
-        "TensorFlow and ONNX SAME_UPPER do.",
-        image=True,
-    ),
-    _layer(
-        "{kind: conv2d, name: x, filters: 4, kernel_size: [3, 2], padding: [1, 0]}",
-        "`conv2d`, explicit padding",
-        "`[ph, pw]` pads top and bottom by ph, left and right by pw.",
-        image=True,
-    ),
-    _layer(
-        "{kind: conv2d, name: x, filters: 4, kernel_size: 3, stride: 2, dilation: 2, "
-        "groups: 2, activation: relu}",
-        "`conv2d`, stride, dilation, groups and an activation",
-        "The activation follows as its own node(s).",
-        image=True,
-    ),
-    _layer(
-        "{kind: maxpool2d, name: x, kernel_size: 2}",
-        "`maxpool2d`",
-        "Stride defaults to the kernel size.",
-        image=True,
-    ),
-    _layer(
-        "{kind: maxpool2d, name: x, kernel_size: 3, stride: 1, padding: same}",
-        "`maxpool2d`, padded",
-        "Padding never wins the maximum.",
-        image=True,
-    ),
-    _layer(
-        "{kind: avgpool2d, name: x, kernel_size: 3, stride: 1, padding: 1}",
-        "`avgpool2d`",
-        "Padding is left out of each mean (`count_include_pad=0`), as in training.",
-        image=True,
-    ),
-    Case(
-        "`flatten`",
-        "{kind: flatten, name: x}",
-        ("{kind: flatten, name: x}", _OUT),
-        ("x",),
-        "Flatten with axis 1 rather than a Reshape to fixed sizes: the batch stays symbolic.",
-        input=_IMAGE,
-    ),
-    _layer(
-        "{kind: dropout, name: x, rate: 0.5}",
-        "`dropout`",
-        "Inverted dropout scales while training, so inference is the identity: no node.",
-    ),
-    _layer(
-        "{kind: batchnorm, name: x}",
-        "`batchnorm` on features",
-        "Inference form: the running mean and variance, one output.",
-    ),
-    _layer(
-        "{kind: batchnorm, name: x, epsilon: 0.001}",
-        "`batchnorm` on images",
-        "Per channel of (batch, channels, height, width).",
-        image=True,
-    ),
-    _layer(
-        "{kind: lrn, name: x, size: 3}",
-        "`lrn`, odd `size`",
-        "ONNX LRN, as AlexNet uses it.",
-        image=True,
-    ),
-    _layer(
-        "{kind: lrn, name: x, size: 2}",
-        "`lrn`, even `size`",
-        "onnxruntime's CPU LRN refuses even sizes although ONNX defines them, so the "
-        "definition is written out: the window's sum of squares as a 1×1 Conv whose weight "
-        "is the 0/1 band of each channel's window, then x / (bias + alpha / size · sum) ^ beta.",
-        image=True,
-    ),
-]
-
-_ACTIVATION_NOTES = {
-    "identity": "No node: the Gemm's (or Conv's) output is used as it is.",
-    "logistic": "1 / (1 + exp(-z)).",
-    "tanh": "",
-    "gaussian": "exp(-z² / 2), written out as Exp(Mul(Mul(z, z), -0.5)).",
-    "relu": "",
-    "leaky_relu": "Slope 0.01 below zero.",
-    "softmax": "Over the units (last axis); the output layer only.",
-}
-
 
 def _activation_cases() -> list[Case]:
     from ..nn.activations import ACTIVATIONS
@@ -234,9 +157,7 @@ def _activation_cases() -> list[Case]:
     for name, act in ACTIVATIONS.items():
         shown = f"{{kind: dense, name: x, units: 3, activation: {name}}}"
         layers = (shown,) if act.output_only else (shown, _OUT)
-        cases.append(
-            Case(f"`{name}`", f"activation: {name}", layers, ("x",), _ACTIVATION_NOTES[name])
-        )
+        cases.append(Case(f"`{name}`", f"activation: {name}", layers, ("x",), act.doc_note))
     return cases
 
 
@@ -332,7 +253,7 @@ def onnx_reference() -> str:
         "## Layers\n",
         "Each row is one layer named `x` between the input and a softmax output (after a "
         "flatten for image layers: the input there is 4×6×6 images).\n",
-        _table(LAYERS, "layer"),
+        _table(layer_cases(), "layer"),
         "## Activations\n",
         "On a dense layer named `x`; a `conv2d` layer's activation is lowered the same way, "
         "after its Conv.\n",

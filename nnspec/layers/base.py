@@ -1,9 +1,11 @@
-"""What every layer kind provides: a spec model, a NumPy layer, an ONNX lowering."""
+"""What every layer kind provides: a spec model, a NumPy layer, an ONNX lowering, and the
+``LayerKind`` record that registers them with the hooks the rest of nnspec asks a kind for."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -76,19 +78,28 @@ class Layer:
     ``params`` and ``grads`` map a parameter name (``"weight"``, ``"bias"``) to arrays that
     the optimizer updates in place; ``forward`` caches what ``backward`` reuses. ``state``
     holds arrays that are exported and loaded like parameters but not learned by gradients
-    (batchnorm's running statistics). ``trainable`` False (a frozen layer): ``backward`` may
-    skip its parameter gradients, and the layer behaves as at inference.
+    (running statistics, in a kind that keeps them). ``trainable`` False (a frozen layer):
+    ``backward`` may skip its parameter gradients, and the layer behaves as at inference.
     """
 
     name: str
     params: dict[str, np.ndarray]
     grads: dict[str, np.ndarray]
-    state: dict[str, np.ndarray] = {}  # read-only default; layers with state set their own
     trainable: bool = True
     # Set by the network on an output layer whose loss is fused with its activation
     # (softmax + cross-entropy): a training forward pass then returns the pre-activation z,
     # and the loss applies the activation (backward is then asked for wrt_preactivation).
     defer_activation: bool = False
+
+    @property
+    def state(self) -> dict[str, np.ndarray]:
+        """Per layer, made on first use: most kinds have none, and a dict shared through the
+        class would let one layer's arrays appear in every other layer's state."""
+        return self.__dict__.setdefault("state", {})
+
+    @state.setter
+    def state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.__dict__["state"] = arrays
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         raise NotImplementedError
@@ -118,16 +129,72 @@ class Layer:
         raise NotImplementedError
 
 
+def no_cache(spec: Any, in_shape: Shape) -> int:
+    """The default of ``LayerKind.cache_elements``: nothing kept beyond the output."""
+    return 0
+
+
+@dataclass(frozen=True)
+class DocCase:
+    """One row of the layer table of docs/onnx.md: this layer, named ``x``, exported between
+    a small input (3 features, or 4×6×6 images) and a softmax output, and the ONNX nodes and
+    initializers that the export emits for it."""
+
+    shown: str  # the layer as written in a spec, a YAML flow mapping with ``name: x``
+    construct: str  # the row's first column, Markdown: "`dense` without bias"
+    note: str = ""  # the notes column, the only text of the row written by hand
+    image: bool = False  # images (batch, 4, 6, 6) as input rather than (batch, 3) features
+
+
 @dataclass(frozen=True)
 class LayerKind:
-    """One registry entry: the three faces of a layer kind, plus examples for the tests.
+    """One registry record: everything the rest of nnspec knows about a layer kind.
 
-    ``examples`` returns ``(spec, input_shape)`` pairs that the test suite runs through the
-    float64 gradient check and the onnxruntime parity check, so a registered kind is always
-    tested.
+    The three faces: ``spec`` (the Pydantic model, whose ``kind`` literal names the kind),
+    ``layer`` (the NumPy layer: ``layer(spec, name, in_shape, rng, dtype)``) and ``lower``
+    (``lower(layer, graph, input_name) -> output_name``, the ONNX nodes). The rest has
+    defaults that suit most kinds:
+
+    - ``examples`` returns ``(spec, input_shape)`` pairs that the generic tests run through
+      the float64 gradient check and the onnxruntime parity check, so a registered kind is
+      always tested.
+    - ``docs``: its rows of docs/onnx.md (at least one).
+    - ``takes_images``: whether the kind wants (batch, channels, height, width) input, so that
+      a spec using it on a built-in image dataset with no ``input`` gets the image shape.
+    - ``input_axes``: for ``init.from``, each array the layer keeps (params and state) with
+      the axes that follow the layer's input; a shape difference elsewhere is on the output
+      side (a new head), one here means the spec and the model disagree about the input.
+      An array left out counts as all input.
+    - ``cache_elements(spec, in_shape)``: values per sample that a training forward pass
+      keeps beyond the layer's output (conv2d's im2col matrix), for the memory estimate.
     """
 
-    spec: type[SpecModel]
+    spec: type[LayerSpecBase]
     layer: Callable[..., Layer]
     lower: Callable[[Any, GraphBuilder, str], str]
     examples: Callable[[], list[tuple[Any, Shape]]]
+    docs: tuple[DocCase, ...]
+    takes_images: bool = False
+    input_axes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    cache_elements: Callable[[Any, Shape], int] = no_cache
+
+    @property
+    def name(self) -> str:
+        """The ``kind`` that selects it in a spec: the value of its spec's ``kind`` literal."""
+        return kind_of(self.spec)
+
+
+def kind_of(spec: type[SpecModel]) -> str:
+    """The single value of the model's ``kind: Literal[...]`` field; TypeError without one."""
+    field_info = spec.model_fields.get("kind")
+    values = typing.get_args(field_info.annotation) if field_info is not None else ()
+    if (
+        field_info is None
+        or typing.get_origin(field_info.annotation) is not Literal
+        or (len(values) != 1 or not isinstance(values[0], str))
+    ):
+        raise TypeError(
+            f"{spec.__name__}: expected a field kind: Literal['<name>'] with one string, got "
+            f"{field_info.annotation if field_info is not None else 'no kind field'}"
+        )
+    return values[0]

@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from .base import Layer, ParamLayerSpecBase, Shape, ShapeError, dims
+from .base import DocCase, Layer, LayerKind, ParamLayerSpecBase, Shape, ShapeError, dims
 
 
 class BatchNormSpec(ParamLayerSpecBase):
@@ -144,3 +144,28 @@ def examples() -> list[tuple[BatchNormSpec, Shape]]:
         (BatchNormSpec(kind="batchnorm"), (None, 4)),
         (BatchNormSpec(kind="batchnorm", momentum=0.5, epsilon=1e-3), (None, 3, 2, 2)),
     ]
+
+
+KINDS = (
+    LayerKind(
+        BatchNormSpec,
+        BatchNorm,
+        lower_batchnorm,
+        examples,
+        docs=(
+            DocCase(
+                "{kind: batchnorm, name: x}",
+                "`batchnorm` on features",
+                "Inference form: the running mean and variance, one output.",
+            ),
+            DocCase(
+                "{kind: batchnorm, name: x, epsilon: 0.001}",
+                "`batchnorm` on images",
+                "Per channel of (batch, channels, height, width).",
+                image=True,
+            ),
+        ),
+        # Every array is one value per input channel.
+        input_axes={"scale": (0,), "bias": (0,), "running_mean": (0,), "running_var": (0,)},
+    ),
+)

@@ -6,21 +6,29 @@ copies them into a matrix, and one batched matrix product over the groups does t
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
 from pydantic import Field, PositiveInt
 
-from ..nn import initializers
+from ..nn import activations, initializers
 from ..nn.activations import ACTIVATIONS
-from ..nn.losses import ones
+from ..nn.numeric import ones
 from . import window
-from .base import InitializerName, Layer, ParamLayerSpecBase, Shape, ShapeError
+from .base import (
+    DocCase,
+    InitializerName,
+    Layer,
+    LayerKind,
+    ParamLayerSpecBase,
+    Shape,
+    ShapeError,
+)
 from .window import IntOrPair, Padding
 
 # Softmax normalizes across the units of a flat output: over feature maps it means nothing.
-_HIDDEN = tuple(a for a, f in ACTIVATIONS.items() if not f.output_only)
-HiddenActivationName = Literal[_HIDDEN]  # type: ignore[valid-type]
+HiddenActivationName = Literal[activations.HIDDEN]  # type: ignore[valid-type]
 
 
 class Conv2dSpec(ParamLayerSpecBase):
@@ -47,14 +55,13 @@ class Conv2dSpec(ParamLayerSpecBase):
     )
     activation: HiddenActivationName = Field(
         default="identity",
-        description="Non-linearity applied to the convolution's output: identity, logistic, "
-        "tanh, gaussian, relu or leaky_relu (softmax is for flat outputs only).",
+        description="Non-linearity applied to the convolution's output: "
+        + activations.in_prose(activations.HIDDEN)
+        + f" ({activations.in_prose(activations.OUTPUT_ONLY)} is for flat outputs only).",
     )
     initializer: InitializerName = Field(
         default="auto",
-        description="Weight initializer: glorot_uniform, glorot_normal, he_uniform, he_normal, "
-        "or auto (He for relu/leaky_relu, Glorot otherwise), with fan-in "
-        "C / groups * kh * kw. Biases start at zero.",
+        description=initializers.HELP + ", with fan-in C / groups * kh * kw. Biases start at zero.",
     )
     use_bias: bool = Field(default=True, description="Add a learned bias per filter.")
 
@@ -199,3 +206,54 @@ def examples() -> list[tuple[Conv2dSpec, Shape]]:
             (None, 4, 5, 4),
         ),
     ]
+
+
+def im2col_elements(spec: Conv2dSpec, in_shape: Shape) -> int:
+    """Values per sample of the im2col matrix that a training forward pass keeps for backward:
+    each output pixel's whole window, C * kh * kw * H' * W'."""
+    kh, kw = window.pair(spec.kernel_size)
+    out = spec.output_shape(in_shape)
+    return int(in_shape[1]) * kh * kw * math.prod(out[2:])
+
+
+KINDS = (
+    LayerKind(
+        Conv2dSpec,
+        Conv2d,
+        lower_conv2d,
+        examples,
+        docs=(
+            DocCase(
+                "{kind: conv2d, name: x, filters: 4, kernel_size: 3}",
+                "`conv2d`",
+                "Weight (filters, channels / groups, kh, kw), ONNX's layout. Padding is always "
+                "explicit (`pads`), never `auto_pad`.",
+                image=True,
+            ),
+            DocCase(
+                "{kind: conv2d, name: x, filters: 4, kernel_size: 2, padding: same}",
+                "`conv2d`, `padding: same`",
+                "An odd total padding puts the extra row and column at the bottom and right, as "
+                "TensorFlow and ONNX SAME_UPPER do.",
+                image=True,
+            ),
+            DocCase(
+                "{kind: conv2d, name: x, filters: 4, kernel_size: [3, 2], padding: [1, 0]}",
+                "`conv2d`, explicit padding",
+                "`[ph, pw]` pads top and bottom by ph, left and right by pw.",
+                image=True,
+            ),
+            DocCase(
+                "{kind: conv2d, name: x, filters: 4, kernel_size: 3, stride: 2, dilation: 2, "
+                "groups: 2, activation: relu}",
+                "`conv2d`, stride, dilation, groups and an activation",
+                "The activation follows as its own node(s).",
+                image=True,
+            ),
+        ),
+        takes_images=True,
+        # weight (filters, C / groups, kh, kw): all but the filters follow the input.
+        input_axes={"weight": (1, 2, 3), "bias": ()},
+        cache_elements=im2col_elements,
+    ),
+)

@@ -7,13 +7,15 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, PositiveInt
 
-from ..nn import initializers
+from ..nn import activations, initializers
 from ..nn.activations import ACTIVATIONS
-from ..nn.losses import ones
+from ..nn.numeric import ones
 from .base import (
     ActivationName,
+    DocCase,
     InitializerName,
     Layer,
+    LayerKind,
     ParamLayerSpecBase,
     Shape,
     ShapeError,
@@ -28,14 +30,13 @@ class DenseSpec(ParamLayerSpecBase):
     units: PositiveInt = Field(description="Number of output units (neurons) of this layer.")
     activation: ActivationName = Field(
         default="identity",
-        description="Non-linearity applied to the linear response x W + b: identity, "
-        "logistic (sigmoid), tanh, gaussian exp(-z^2/2), relu, leaky_relu (slope 0.01) or "
-        "softmax (last layer only).",
+        description="Non-linearity applied to the linear response x W + b: "
+        + activations.in_prose(ACTIVATIONS, glossed=True)
+        + ".",
     )
     initializer: InitializerName = Field(
         default="auto",
-        description="Weight initializer: glorot_uniform, glorot_normal, he_uniform, he_normal, "
-        "or auto (He for relu/leaky_relu, Glorot otherwise). Biases start at zero.",
+        description=initializers.HELP + ". Biases start at zero.",
     )
     use_bias: bool = Field(default=True, description="Add a learned bias b to x W.")
 
@@ -109,3 +110,22 @@ def examples() -> list[tuple[DenseSpec, Shape]]:
     return [
         (DenseSpec(kind="dense", units=3, activation=act), (None, 4)) for act in ACTIVATIONS
     ] + [(DenseSpec(kind="dense", units=2, use_bias=False), (None, 3))]
+
+
+KINDS = (
+    LayerKind(
+        DenseSpec,
+        Dense,
+        lower_dense,
+        examples,
+        docs=(
+            DocCase("{kind: dense, name: x, units: 4}", "`dense`", "Weight (in, out): x W + b."),
+            DocCase(
+                "{kind: dense, name: x, units: 4, use_bias: false}",
+                "`dense` without bias",
+                "Gemm with two inputs.",
+            ),
+        ),
+        input_axes={"weight": (0,), "bias": ()},  # weight (in_features, units)
+    ),
+)

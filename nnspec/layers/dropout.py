@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from .base import Layer, LayerSpecBase, Shape
+from .base import DocCase, Layer, LayerKind, LayerSpecBase, Shape
 
 
 class DropoutSpec(LayerSpecBase):
@@ -70,3 +70,20 @@ def examples() -> list[tuple[DropoutSpec, Shape]]:
         (DropoutSpec(kind="dropout"), (None, 6)),
         (DropoutSpec(kind="dropout", rate=0.25), (None, 2, 3, 3)),
     ]
+
+
+KINDS = (
+    LayerKind(
+        DropoutSpec,
+        Dropout,
+        lower_dropout,
+        examples,
+        docs=(
+            DocCase(
+                "{kind: dropout, name: x, rate: 0.5}",
+                "`dropout`",
+                "Inverted dropout scales while training, so inference is the identity: no node.",
+            ),
+        ),
+    ),
+)

@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from .base import Layer, LayerSpecBase, Shape, ShapeError
+from .base import DocCase, Layer, LayerKind, LayerSpecBase, Shape, ShapeError
 
 
 class FlattenSpec(LayerSpecBase):
@@ -54,3 +54,22 @@ def examples() -> list[tuple[FlattenSpec, Shape]]:
     """An image-like input, a 3-D input and an already-flat one."""
     spec = FlattenSpec(kind="flatten")
     return [(spec, (None, 2, 3, 4)), (spec, (None, 3, 2)), (spec, (None, 5))]
+
+
+KINDS = (
+    LayerKind(
+        FlattenSpec,
+        Flatten,
+        lower_flatten,
+        examples,
+        docs=(
+            DocCase(
+                "{kind: flatten, name: x}",
+                "`flatten`",
+                "Flatten with axis 1 rather than a Reshape to fixed sizes: the batch stays "
+                "symbolic.",
+                image=True,
+            ),
+        ),
+    ),
+)

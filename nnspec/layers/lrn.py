@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, PositiveInt
 
-from .base import Layer, LayerSpecBase, Shape, ShapeError, dims
+from .base import DocCase, Layer, LayerKind, LayerSpecBase, Shape, ShapeError, dims
 
 
 class LRNSpec(LayerSpecBase):
@@ -135,3 +135,31 @@ def examples() -> list[tuple[LRNSpec, Shape]]:
         (LRNSpec(kind="lrn", size=3, alpha=0.5), (None, 5, 2, 2)),
         (LRNSpec(kind="lrn", size=4, alpha=1.0, beta=0.6, bias=2.0), (None, 3, 2, 3)),
     ]
+
+
+KINDS = (
+    LayerKind(
+        LRNSpec,
+        LRN,
+        lower_lrn,
+        examples,
+        docs=(
+            DocCase(
+                "{kind: lrn, name: x, size: 3}",
+                "`lrn`, odd `size`",
+                "ONNX LRN, as AlexNet uses it.",
+                image=True,
+            ),
+            DocCase(
+                "{kind: lrn, name: x, size: 2}",
+                "`lrn`, even `size`",
+                "onnxruntime's CPU LRN refuses even sizes although ONNX defines them, so the "
+                "definition is written out: the window's sum of squares as a 1×1 Conv whose "
+                "weight is the 0/1 band of each channel's window, then "
+                "x / (bias + alpha / size · sum) ^ beta.",
+                image=True,
+            ),
+        ),
+        takes_images=True,
+    ),
+)

@@ -12,7 +12,7 @@ import numpy as np
 from pydantic import Field
 
 from . import window
-from .base import Layer, LayerSpecBase, Shape, ShapeError, dims
+from .base import DocCase, Layer, LayerKind, LayerSpecBase, Shape, ShapeError, dims
 from .window import IntOrPair, Padding
 
 KERNEL_HELP = "Window height and width: n for n×n, or [kh, kw]."
@@ -211,3 +211,43 @@ def examples_max() -> list[tuple[MaxPool2dSpec, Shape]]:
 def examples_avg() -> list[tuple[AvgPool2dSpec, Shape]]:
     """Small average poolings covering each padding and stride mode."""
     return _examples(AvgPool2dSpec, "avgpool2d")
+
+
+KINDS = (
+    LayerKind(
+        MaxPool2dSpec,
+        MaxPool2d,
+        lower_maxpool2d,
+        examples_max,
+        docs=(
+            DocCase(
+                "{kind: maxpool2d, name: x, kernel_size: 2}",
+                "`maxpool2d`",
+                "Stride defaults to the kernel size.",
+                image=True,
+            ),
+            DocCase(
+                "{kind: maxpool2d, name: x, kernel_size: 3, stride: 1, padding: same}",
+                "`maxpool2d`, padded",
+                "Padding never wins the maximum.",
+                image=True,
+            ),
+        ),
+        takes_images=True,
+    ),
+    LayerKind(
+        AvgPool2dSpec,
+        AvgPool2d,
+        lower_avgpool2d,
+        examples_avg,
+        docs=(
+            DocCase(
+                "{kind: avgpool2d, name: x, kernel_size: 3, stride: 1, padding: 1}",
+                "`avgpool2d`",
+                "Padding is left out of each mean (`count_include_pad=0`), as in training.",
+                image=True,
+            ),
+        ),
+        takes_images=True,
+    ),
+)

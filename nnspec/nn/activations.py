@@ -35,6 +35,10 @@ class Activation:
     lower: Callable[[GraphBuilder, str, str], str]
     uses_z: bool = False
     output_only: bool = False  # softmax normalizes across units: only meaningful as output
+    # Zeroes (or nearly) half its inputs: ``initializer: auto`` then picks He rather than Glorot.
+    rectifier: bool = False
+    gloss: str = ""  # a few words after the name in field descriptions: "(sigmoid)"
+    doc_note: str = ""  # the "notes" cell of its row in docs/onnx.md
 
 
 def _logistic_(z):
@@ -121,12 +125,15 @@ ACTIVATIONS: dict[str, Activation] = {
         forward_=lambda z: z,
         backward=lambda z, a, da: da,
         lower=lambda g, x, name: x,
+        doc_note="No node: the Gemm's (or Conv's) output is used as it is.",
     ),
     "logistic": Activation(
         forward=_copying(_logistic_),
         forward_=_logistic_,
         backward=_logistic_backward,
         lower=lambda g, x, name: g.node("Sigmoid", [x], name=name),
+        gloss="(sigmoid)",
+        doc_note="1 / (1 + exp(-z)).",
     ),
     "tanh": Activation(
         forward=np.tanh,
@@ -140,18 +147,24 @@ ACTIVATIONS: dict[str, Activation] = {
         backward=_gaussian_backward,
         lower=_lower_gaussian,
         uses_z=True,
+        gloss="exp(-z^2/2)",
+        doc_note="exp(-z² / 2), written out as Exp(Mul(Mul(z, z), -0.5)).",
     ),
     "relu": Activation(
         forward=_copying(_relu_),
         forward_=_relu_,
         backward=_relu_backward,
         lower=lambda g, x, name: g.node("Relu", [x], name=name),
+        rectifier=True,
     ),
     "leaky_relu": Activation(
         forward=_leaky,
         forward_=_leaky,
         backward=_leaky_backward,
         lower=lambda g, x, name: g.node("LeakyRelu", [x], name=name, alpha=LEAKY_SLOPE),
+        rectifier=True,
+        gloss=f"(slope {LEAKY_SLOPE})",
+        doc_note=f"Slope {LEAKY_SLOPE} below zero.",
     ),
     "softmax": Activation(
         forward=_copying(_softmax_),
@@ -159,5 +172,19 @@ ACTIVATIONS: dict[str, Activation] = {
         backward=_softmax_backward,
         lower=lambda g, x, name: g.node("Softmax", [x], name=name, axis=-1),
         output_only=True,
+        gloss="(last layer only)",
+        doc_note="Over the units (last axis); the output layer only.",
     ),
 }
+
+
+def in_prose(names, *, glossed: bool = False) -> str:
+    """Activation names as a list in a sentence, ``identity, tanh or relu``; ``glossed`` adds
+    each one's gloss (``logistic (sigmoid)``). For field descriptions, built from the table so
+    that they name every activation there is."""
+    words = [f"{n} {ACTIVATIONS[n].gloss}".rstrip() if glossed else n for n in names]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+HIDDEN = tuple(name for name, act in ACTIVATIONS.items() if not act.output_only)
+OUTPUT_ONLY = tuple(name for name, act in ACTIVATIONS.items() if act.output_only)

@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .activations import ACTIVATIONS
+
 Initializer = Callable[[np.random.Generator, int, int, tuple[int, ...]], np.ndarray]
 
 
@@ -37,7 +39,13 @@ INITIALIZERS: dict[str, Initializer] = {
     "he_normal": _he_normal,
 }
 
-RECTIFIERS = {"relu", "leaky_relu"}
+RECTIFIERS = tuple(name for name, act in ACTIVATIONS.items() if act.rectifier)
+
+# How a layer's `initializer` field reads in the schema and docs, from the tables above.
+HELP = (
+    f"Weight initializer: {', '.join(INITIALIZERS)}, or auto (He for {'/'.join(RECTIFIERS)}, "
+    "Glorot otherwise)"
+)
 
 
 def resolve(name: str, activation: str) -> Initializer:

@@ -9,11 +9,12 @@ log-sum-exp instead of log(a), which would overflow when a probability underflow
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from .numeric import row_max, row_sum
 
 
 @dataclass(frozen=True)
@@ -30,31 +31,6 @@ class Loss:
     wrt_preactivation: bool
     output_activation: str | None  # the activation the loss requires on the last layer
     one_hot_targets: bool  # classification targets as one-hot rows rather than indices
-
-
-def row_max(z: np.ndarray) -> np.ndarray:
-    """Maximum of each row of z (batch, k). For a few columns, k element-wise maxima beat
-    NumPy's reduction along a short last axis, which loops row by row (3x at k = 3)."""
-    if z.shape[1] > 8:
-        return z.max(axis=1)
-    m = z[:, 0].copy()
-    for j in range(1, z.shape[1]):
-        np.maximum(m, z[:, j], out=m)
-    return m
-
-
-def row_sum(a: np.ndarray) -> np.ndarray:
-    """Sum of each row of a (batch, k), as one matrix-vector product (BLAS): several times
-    faster than ``a.sum(axis=1)`` on short rows."""
-    return a @ ones(a.shape[1], a.dtype)
-
-
-@functools.lru_cache(maxsize=64)
-def ones(n: int, dtype: np.dtype) -> np.ndarray:
-    """A read-only vector of n ones, kept: reductions written as products reuse it."""
-    v = np.ones(n, dtype=dtype)
-    v.flags.writeable = False
-    return v
 
 
 def _mse(a, t):

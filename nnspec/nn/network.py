@@ -93,8 +93,8 @@ class Network:
         )
 
     def state(self) -> OrderedDict[str, np.ndarray]:
-        """Arrays kept beside the parameters but not learned by gradients (batchnorm's running
-        statistics), keyed like ``parameters()``."""
+        """Arrays kept beside the parameters but not learned by gradients (running statistics
+        of the layers that keep them), keyed like ``parameters()``."""
         return self._named("state")
 
     def arrays(self) -> OrderedDict[str, np.ndarray]:

@@ -17,24 +17,16 @@ import numpy as np
 from onnx import numpy_helper
 
 from ..errors import ModelError, SpecError
+from ..layers import LAYERS
 from ..layers.base import dims
 from ..nn.network import Network
 from .load import load_onnx
 
-# Which axes of an array hold the layer's inputs; a difference elsewhere is on the output side.
-# A weight (in_features, units) for dense, (filters, in_channels / groups, kh, kw) for conv2d;
-# batchnorm's per-channel arrays follow its input channels; biases follow the outputs.
-_OUTPUT_ONLY = {"bias"}
-# Every array name a layer kind with weights keeps (params and state).
-_LAYER_ARRAYS = {"weight", "bias", "scale", "running_mean", "running_var"}
 
-
-def _input_axes(key: str, ndim: int) -> tuple[int, ...]:
-    if key in _OUTPUT_ONLY:
-        return ()
-    if key == "weight":
-        return (0,) if ndim == 2 else tuple(range(1, ndim))
-    return tuple(range(ndim))
+def _input_axes(kind: str, key: str, ndim: int) -> tuple[int, ...]:
+    """Axes of the layer's array ``key`` that follow its input: a difference there is not a
+    new head. From the kind's registry record; an array it does not list counts as all input."""
+    return LAYERS[kind].input_axes.get(key, tuple(range(ndim)))
 
 
 @dataclass
@@ -105,7 +97,7 @@ def load_init(network: Network) -> InitReport:
         keys = {k: f"{layer.name}.{k}" for k in arrays}
         missing = [name for name in keys.values() if name not in saved]
         # The model's layer may hold more than this one: a bias that use_bias: false drops.
-        extra = [f"{layer.name}.{k}" for k in _LAYER_ARRAYS - arrays.keys()]
+        extra = [f"{layer.name}.{k}" for k in sorted(LAYERS.array_names() - arrays.keys())]
         extra = [name for name in extra if name in saved]
         if len(missing) == len(keys):
             report.fresh[layer.name] = "not in the model"
@@ -118,7 +110,8 @@ def load_init(network: Network) -> InitReport:
             for k in bad:
                 got, want = saved[keys[k]].shape, arrays[k].shape
                 on_input = any(
-                    len(got) != len(want) or got[a] != want[a] for a in _input_axes(k, len(want))
+                    len(got) != len(want) or got[a] != want[a]
+                    for a in _input_axes(spec.layers[i].kind, k, len(want))
                 )
                 if on_input and (first or previous_loaded):
                     raise SpecError([_input_error(spec, i, layer, keys[k], got, want)])

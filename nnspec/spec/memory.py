@@ -3,8 +3,9 @@
 ``units: 1000000000`` would otherwise surface as a MemoryError (or the kernel's OOM killer)
 somewhere inside NumPy, long after the spec was read. The estimate counts what nnspec keeps:
 weights and gradients in the training dtype, the optimizer's state, the activations that one
-minibatch caches for backprop (and conv2d's im2col copy of its input), and the float32 copy and
-serialized bytes of an export.
+minibatch caches for backprop (and what a kind keeps beside them, such as conv2d's im2col copy
+of its input: ``LayerKind.cache_elements``), and the float32 copy and serialized bytes of an
+export.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 from dataclasses import dataclass
 
 from ..errors import SpecError
-from ..layers import window
+from ..layers import LAYERS
 from .models import Spec
 from .rules import ModelIO
 from .shapes import LayerSummary
@@ -48,15 +49,6 @@ def machine_memory() -> int | None:
         return None
 
 
-def _im2col_elements(layer, in_shape) -> int:
-    """Elements of conv2d's im2col matrix per sample: each output pixel's whole window."""
-    if layer.kind != "conv2d":
-        return 0
-    kh, kw = window.pair(layer.kernel_size)
-    out = layer.output_shape(in_shape)
-    return int(in_shape[1]) * kh * kw * math.prod(out[2:])
-
-
 def estimate(spec: Spec, io: ModelIO, rows: list[LayerSummary]) -> Estimate:
     """Bytes to train the spec (when it has data) or to build and export it (when not)."""
     item = 8 if spec.train.dtype == "float64" else 4
@@ -69,7 +61,7 @@ def estimate(spec: Spec, io: ModelIO, rows: list[LayerSummary]) -> Estimate:
         need = row.params * item * copies
         if training:
             acts = math.prod(row.output_shape[1:]) * _ACTIVATION_COPIES
-            acts += _im2col_elements(layer, shape)
+            acts += LAYERS[layer.kind].cache_elements(layer, shape)
             need += acts * item * spec.train.batch_size
         else:
             need += row.params * 8  # a float32 copy for ONNX and its serialized bytes

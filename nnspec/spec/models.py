@@ -24,11 +24,14 @@ from pydantic import (
 )
 
 from ..errors import Issue, SpecError
-from ..layers import LayerSpec, SpecModel
+from ..layers import LAYERS, SpecModel
 from .messages import describe_value, issues_from_validation_error
 from .yamlload import Marks, load_yaml
 
 BUILTIN_DATASETS = ("iris", "mcycle", "digits", "digits28")
+# What a spec's `layers` items are validated against: the registered kinds, by `kind`. A kind
+# registered after this module is loaded rebuilds `Spec` (``_follow_the_registry``).
+LayerSpec = LAYERS.spec_union()
 MAX_SPEC_BYTES = 1_000_000
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 
@@ -450,6 +453,17 @@ class Spec(SpecModel):
 
     def layer_names(self) -> list[str]:
         return [layer.name or f"{layer.kind}_{i}" for i, layer in enumerate(self.layers)]
+
+
+def _follow_the_registry() -> None:
+    """Rebuild ``Spec`` with the registry's current union, after a kind is registered."""
+    global LayerSpec
+    LayerSpec = LAYERS.spec_union()
+    Spec.model_fields["layers"].annotation = list[LayerSpec]
+    Spec.model_rebuild(force=True)
+
+
+LAYERS.on_change(_follow_the_registry)
 
 
 def read_spec_text(path: str | Path) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..data.core import DataInfo
 from ..errors import Issue, SpecError
-from ..layers import IMAGE_KINDS
+from ..layers import LAYERS
 from ..layers.base import dims
 from ..nn.activations import ACTIVATIONS
 from ..nn.losses import LOSSES
@@ -263,7 +263,7 @@ def check_rules(spec: Spec, data: DataInfo | None) -> ModelIO:
             raise SpecError(issues)
         features = data.features
         # A built-in image dataset feeds convolutions as images, and dense layers as rows.
-        wants_image = any(layer.kind in IMAGE_KINDS for layer in spec.layers)
+        wants_image = any(LAYERS[layer.kind].takes_images for layer in spec.layers)
         shape = data.shape if data.shape and wants_image else (features,)
 
     class_names = None

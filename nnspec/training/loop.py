@@ -12,8 +12,8 @@ import numpy as np
 
 from ..data.core import Dataset
 from ..errors import NnspecError
-from ..nn.losses import ones
 from ..nn.network import Network
+from ..nn.numeric import ones
 from . import checkpoint as ckpt
 from .interrupt import StopRequest, TrainingInterrupted
 from .optimizers import FLUSH_EVERY, OPTIMIZERS
