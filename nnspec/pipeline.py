@@ -92,10 +92,10 @@ def resolve(spec: Spec, info: DataInfo | None = None) -> tuple[ModelIO, list[Lay
         # The spec gives its input: an impossible stack (or one too big for this machine) is
         # reported before any data is read.
         io = check_rules(spec, None)
-        memory.check(spec, io, infer(spec, io))
+        memory.check_memory(spec, io, infer(spec, io))
     io = check_rules(spec, info if info is not None else data_info(spec))
     rows = infer(spec, io)
-    memory.check(spec, io, rows)
+    memory.check_memory(spec, io, rows)
     return io, rows
 
 

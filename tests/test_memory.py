@@ -60,7 +60,7 @@ def test_convolutions_are_located_at_their_filters():
     )
     io, rows = pipeline.resolve(spec)
     with pytest.raises(SpecError, match=r"<spec>:6:29: layers\[0\].filters: .*batch_size"):
-        memory.check(spec, io, rows, limit=2**30)
+        memory.check_memory(spec, io, rows, limit=2**30)
 
 
 def test_the_estimate_is_close_to_what_training_takes():

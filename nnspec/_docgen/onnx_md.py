@@ -262,11 +262,11 @@ def onnx_reference() -> str:
     return "\n".join(parts)
 
 
-def main() -> int:
+def print_onnx_md() -> int:
     """Print the page: ``python -m nnspec._docgen.onnx_md > docs/onnx.md``."""
     sys.stdout.write(onnx_reference())
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(print_onnx_md())

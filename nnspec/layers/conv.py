@@ -74,7 +74,7 @@ class Conv2dSpec(ParamLayerSpecBase):
                     f"groups {self.groups} does not divide the {count} {what}; both the input "
                     "channels and the filters must be multiples of groups"
                 )
-        return window.resolve(x, self.kernel_size, self.stride, self.padding, self.dilation)
+        return window.fit_window(x, self.kernel_size, self.stride, self.padding, self.dilation)
 
     def output_shape(self, x: Shape) -> Shape:
         return (x[0], self.filters, *self.geometry(x).out)
@@ -99,7 +99,7 @@ class Conv2d(Layer):
         self.groups = spec.groups
         kh, kw = self.window.kernel
         per_group_in, per_group_out = int(in_shape[1]) // spec.groups, spec.filters // spec.groups
-        init = initializers.resolve(spec.initializer, spec.activation)
+        init = initializers.initializer_for(spec.initializer, spec.activation)
         shape = (spec.filters, per_group_in, kh, kw)
         weight = init(rng, per_group_in * kh * kw, per_group_out * kh * kw, shape)
         self.params = {"weight": weight.astype(dtype)}

@@ -60,7 +60,7 @@ class Dense(Layer):
         self.name = name
         self.activation = spec.activation
         self.act = ACTIVATIONS[spec.activation]
-        init = initializers.resolve(spec.initializer, spec.activation)
+        init = initializers.initializer_for(spec.initializer, spec.activation)
         self.params = {"weight": init(rng, fan_in, spec.units, (fan_in, spec.units)).astype(dtype)}
         if spec.use_bias:
             self.params["bias"] = np.zeros(spec.units, dtype=dtype)

@@ -30,7 +30,7 @@ class _Pool2dSpec(LayerSpecBase):
     def geometry(self, x: Shape) -> window.Window:
         """The resolved window over input ``x``; ShapeError when it does not fit."""
         stride = self.kernel_size if self.stride is None else self.stride
-        win = window.resolve(x, self.kernel_size, stride, self.padding, what="window")
+        win = window.fit_window(x, self.kernel_size, stride, self.padding, what="window")
         top, left = win.pads[:2]
         if top >= win.kernel[0] or left >= win.kernel[1]:
             # A window entirely in the padding has nothing to pool; ONNX refuses such pads.

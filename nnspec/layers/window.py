@@ -78,7 +78,7 @@ def _same_pads(size: int, span: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def resolve(
+def fit_window(
     x: Shape,
     kernel_size: IntOrPair,
     stride: IntOrPair,

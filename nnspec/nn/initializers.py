@@ -48,7 +48,7 @@ HELP = (
 )
 
 
-def resolve(name: str, activation: str) -> Initializer:
+def initializer_for(name: str, activation: str) -> Initializer:
     """``auto`` picks He for rectifiers and Glorot otherwise."""
     if name == "auto":
         name = "he_uniform" if activation in RECTIFIERS else "glorot_uniform"

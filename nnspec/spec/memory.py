@@ -80,7 +80,9 @@ def _size(n: float) -> str:
     raise AssertionError  # pragma: no cover
 
 
-def check(spec: Spec, io: ModelIO, rows: list[LayerSummary], limit: int | None = None) -> None:
+def check_memory(
+    spec: Spec, io: ModelIO, rows: list[LayerSummary], limit: int | None = None
+) -> None:
     """Raise a located ``SpecError`` when the estimate exceeds the machine's memory."""
     limit = machine_memory() if limit is None else limit
     if limit is None:
