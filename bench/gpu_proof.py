@@ -27,7 +27,7 @@ then the three transfer calls that script prints, and as the fourth (carry .ortg
     export PYTHONPATH=/root/ort/site:/tmp/site:runtime:. PYTHONUNBUFFERED=1 &&
     python3 -m bench.gpu_proof --device cuda --section $OUT/gpu_section.md \
         --json $OUT/gpu_proof.json;
-    NNSPEC_REQUIRE_GPU=1 python3 -m pytest -m gpu tests/test_gpu.py -q
+    NNSPEC_REQUIRE_GPU=1 python3 -m pytest -m gpu tests/runtime/test_gpu.py -q
 
 and back here ``python -m bench.gpu_proof --apply FILES_AT/gpu_section.md`` puts the section
 into docs/performance.md. The proof should take 2 to 4 minutes on an H200 (estimated from a

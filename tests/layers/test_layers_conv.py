@@ -10,10 +10,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from gradient_checks import central_differences, half_squared_error, rel_error
 from onnx import TensorProto, helper
 from onnx.reference import ReferenceEvaluator
 from pydantic import ValidationError
-from test_gradients import central_differences, half_squared_error, rel_error
 
 from nnspec.layers import LAYERS
 from nnspec.layers.base import ShapeError

@@ -86,16 +86,16 @@ LAYERS.register(
 )
 '''
 
-# The generic tests that a registered kind gets without asking, by file.
+# The generic tests that a registered kind gets without asking, by file (under tests/).
 GENERIC = {
-    "test_gradients.py": ["test_every_registered_kind_gradient"],
-    "test_parity.py": ["test_every_registered_kind_parity"],
-    "test_schema_docs.py": [
+    "layers/test_gradients.py": ["test_every_registered_kind_gradient"],
+    "onnxio/test_parity.py": ["test_every_registered_kind_parity"],
+    "spec/test_schema_docs.py": [
         "test_every_registered_kind_is_in_the_schema",
         "test_every_registered_kind_has_its_rows_in_onnx_md",
     ],
-    "test_docs.py": ["test_every_registered_kind_has_a_section_in_spec_md"],
-    "test_layer_registry.py": [
+    "docs/test_docs.py": ["test_every_registered_kind_has_a_section_in_spec_md"],
+    "layers/test_layer_registry.py": [
         "test_record_names_its_kind_examples_and_doc_cases",
         "test_input_axes_cover_every_array_the_layer_keeps",
         "test_takes_images_exactly_when_flat_input_is_refused",
@@ -163,7 +163,7 @@ def without_lrn(root: Path) -> None:
         if "kind: lrn" not in spec.read_text(encoding="utf-8"):
             shutil.copy(spec, root / "specs")
     (root / "nnspec" / "layers" / "lrn.py").unlink()
-    (root / "tests" / "test_layer_lrn.py").unlink()
+    (root / "tests" / "layers" / "test_layer_lrn.py").unlink()
     registry = root / "nnspec" / "layers" / "__init__.py"
     text = registry.read_text(encoding="utf-8")
     assert text.count('    "lrn",\n') == 1
@@ -193,18 +193,18 @@ def test_deleting_a_kind_leaves_a_package_whose_other_tests_pass(tmp_path):
         text = (root / generated).read_text(encoding="utf-8")
         assert "lrn" not in text and "dense" in text, generated
     files = [
-        "tests/test_layer_registry.py",
-        "tests/test_gradients.py",
-        "tests/test_parity.py",
-        "tests/test_spec.py",
-        "tests/test_schema_docs.py",
-        "tests/test_docs.py",
-        "tests/test_layers_conv.py",
-        "tests/test_layer_flatten.py",
-        "tests/test_layer_dropout.py",
-        "tests/test_layer_batchnorm.py",
-        "tests/test_memory.py",
-        "tests/test_malformed_specs.py",
+        "tests/layers/test_layer_registry.py",
+        "tests/layers/test_gradients.py",
+        "tests/onnxio/test_parity.py",
+        "tests/spec/test_spec.py",
+        "tests/spec/test_schema_docs.py",
+        "tests/docs/test_docs.py",
+        "tests/layers/test_layers_conv.py",
+        "tests/layers/test_layer_flatten.py",
+        "tests/layers/test_layer_dropout.py",
+        "tests/layers/test_layer_batchnorm.py",
+        "tests/spec/test_memory.py",
+        "tests/spec/test_malformed_specs.py",
     ]
     done = run_pytest(root, [*files, "-m", "not slow"], [root, ROOT / "runtime"])
     report = done.stdout + done.stderr

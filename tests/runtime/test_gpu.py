@@ -3,7 +3,7 @@ on a machine without a GPU); with ``NNSPEC_REQUIRE_GPU=1`` they run anyway and f
 so that a GPU machine whose CUDA is broken cannot pass them by skipping.
 
 On the lent GPU machine: install onnxruntime-gpu (see ../shared/gpu/README.md), then
-``NNSPEC_REQUIRE_GPU=1 pytest -m gpu tests/test_gpu.py``; ``bench/gpu_proof.py`` records
+``NNSPEC_REQUIRE_GPU=1 pytest -m gpu tests/runtime/test_gpu.py``; ``bench/gpu_proof.py`` records
 the numbers.
 """
 

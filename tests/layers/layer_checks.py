@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import onnxruntime as ort
+from gradient_checks import central_differences, rel_error
 from onnx import TensorProto, helper
 from onnx.reference import ReferenceEvaluator
-from test_gradients import central_differences, rel_error
 
 from nnspec.layers import LAYERS
 from nnspec.onnxio.graph import GraphBuilder

@@ -2,7 +2,7 @@
 located SpecErrors; never another exception.
 
 CI runs NNSPEC_FUZZ_EXAMPLES cases per test (default 1500, so 3000 in all); a longer run:
-``NNSPEC_FUZZ_EXAMPLES=50000 pytest tests/test_fuzz_specs.py``.
+``NNSPEC_FUZZ_EXAMPLES=50000 pytest tests/spec/test_fuzz_specs.py``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import pytest
 from conftest import ROOT
 from layer_checks import assert_parity, check_gradients, make, normal
 from pydantic import ValidationError
-from test_malformed_specs import Case, assert_located, conv, write_case
+from spec_cases import Case, assert_located, conv, write_case
 
 from nnspec.cli.commands import main
 from nnspec.layers import ShapeError

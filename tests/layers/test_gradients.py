@@ -7,6 +7,7 @@ from functools import partial
 
 import numpy as np
 import pytest
+from gradient_checks import central_differences, half_squared_error, rel_error, training_forward
 from helpers import mlp_spec
 
 import nnspec
@@ -14,21 +15,6 @@ from nnspec.layers import LAYERS, ShapeError
 from nnspec.nn.activations import ACTIVATIONS
 
 HIDDEN = [a for a, f in ACTIVATIONS.items() if not f.output_only]
-H = 1e-6
-
-
-def central_differences(f, array: np.ndarray) -> np.ndarray:
-    """d f() / d array, entry by entry, perturbing ``array`` in place (then restoring it)."""
-    grad = np.zeros_like(array)
-    for i in np.ndindex(array.shape):
-        old = array[i]
-        array[i] = old + H
-        plus = f()
-        array[i] = old - H
-        minus = f()
-        array[i] = old
-        grad[i] = (plus - minus) / (2 * H)
-    return grad
 
 
 def numeric_gradients(network, x, y) -> dict[str, np.ndarray]:
@@ -36,10 +22,6 @@ def numeric_gradients(network, x, y) -> dict[str, np.ndarray]:
         return network.loss_and_gradients(x, y)[0]
 
     return {name: central_differences(loss, p) for name, p in network.parameters().items()}
-
-
-def rel_error(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-12))
 
 
 def assert_gradients_match(network, x, y):
@@ -97,16 +79,6 @@ def test_standardized_regression_targets_gradient():
     network.fit_preprocess(x, y)
     assert not np.allclose(network.y_scale, 1)
     assert_gradients_match(network, x, y)
-
-
-def training_forward(layer, x):
-    if hasattr(layer, "rng"):  # a layer that draws random numbers: the same at every evaluation
-        layer.rng = np.random.default_rng(0)
-    return layer.forward(x, training=True)
-
-
-def half_squared_error(layer, x, target) -> float:
-    return 0.5 * float(np.sum((training_forward(layer, x) - target) ** 2))
 
 
 @pytest.mark.parametrize("kind", sorted(LAYERS))
