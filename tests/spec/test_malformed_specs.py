@@ -2,8 +2,8 @@
 
 Every case is run through ``nnspec validate`` in-process and checked for the file name, the
 1-based ``line:col`` of the offending YAML node (counted by hand from the base specs in
-tests/spec_cases.py, whose lines the cases edit), the YAML
-path where there is one, and the gist of the message.
+tests/spec_cases.py, whose lines the cases edit), the YAML path where there is one, and the
+gist of the message.
 """
 
 from __future__ import annotations
