@@ -127,7 +127,7 @@ def _print_train_summary(result, parity: dict, args) -> None:
 def _predict(args) -> int:
     from .. import atomic
     from ..data.predict_inputs import read_inputs, write_predictions
-    from .modelbench import open_model
+    from .device_options import open_model
 
     if args.output:
         atomic.check_writable(args.output)
@@ -197,7 +197,7 @@ def _init(args) -> int:
 
 def parser() -> argparse.ArgumentParser:
     # Light (argparse only): it imports the runtime when a command runs.
-    from .modelbench import add_device_arguments
+    from .device_options import add_device_arguments
     from .modelbench import add_parser as add_bench
 
     p = argparse.ArgumentParser(

@@ -57,7 +57,7 @@ class ParamLayerSpecBase(LayerSpecBase):
 
     trainable: bool = Field(
         default=True,
-        description="false freezes the layer: its weights (and batchnorm statistics) stay "
+        description="false freezes the layer: its weights (and any running statistics) stay "
         "bit-identical through training. Only for layers loaded by init.from: a frozen layer "
         "that is not loaded is an error.",
     )

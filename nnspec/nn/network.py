@@ -39,7 +39,6 @@ class Network:
         self.x_scale = np.ones(stat_shape, dtype=self.dtype)
         self.y_mean = np.zeros(io.outputs, dtype=self.dtype)
         self.y_scale = np.ones(io.outputs, dtype=self.dtype)
-        self.metrics: dict = {}
 
     # -- parameters --------------------------------------------------------------------------
     def _named(self, table: str, trainable_only: bool = False) -> OrderedDict[str, np.ndarray]:
