@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from conftest import kinds_in
+
 # A valid spec; the cases below change, drop or append lines. Columns of the two layer lines:
 #   "  - {kind: dense, units: 10, activation: relu}"
 #    col 5 '{', 6 'kind', 12 its value, 19 'units', 26 its value, 30 'activation', 42 its value.
@@ -80,6 +82,9 @@ class Case:
     message: str  # a substring of the message
     anchored: bool = False  # the message must follow the path directly, not just occur
     xfail: str | None = None  # a known nnspec bug makes this case fail: the reason
+    # Layer kinds the case adds to its base spec's (those it keeps are found in its text): in a
+    # build without one of them the case is skipped, not failed.
+    kinds: tuple[str, ...] = ()
 
 
 def write_case(directory: Path, case: Case) -> Path:
@@ -104,3 +109,12 @@ def assert_located(stderr: str, path: Path, case: Case) -> None:
         )
     how = "followed by" if case.anchored else "containing"
     assert found, f"expected a line starting {prefix!r} {how} {case.message!r}; stderr:\n{stderr}"
+
+
+def kinds_needed(case: Case) -> tuple[str, ...]:
+    """The layer kinds ``case`` needs to be about what it says: those of the base specs that
+    its text still names, and those it declares. (A misspelt kind in the text is the case's
+    subject, not a need.)"""
+    text = case.text if isinstance(case.text, str) else case.text.decode("utf-8", "replace")
+    base = kinds_in("\n".join(BASE + REGRESSION + CONV))
+    return tuple(k for k in kinds_in(text) if k in base) + case.kinds

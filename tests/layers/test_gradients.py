@@ -7,7 +7,13 @@ from functools import partial
 
 import numpy as np
 import pytest
-from gradient_checks import central_differences, half_squared_error, rel_error, training_forward
+from gradient_checks import (
+    central_differences,
+    gradient_error,
+    half_squared_error,
+    rel_error,
+    training_forward,
+)
 from helpers import mlp_spec
 
 import nnspec
@@ -188,5 +194,7 @@ def test_network_gradients_through_every_kind(first_trainable):
     assert (f"{first.name}.weight" in params) == first_trainable
     for name, p in params.items():
         numeric = central_differences(lambda: loss_and_gradients()[0], p)
-        err = rel_error(analytic[name], numeric)
+        # Which layer follows which depends on the registry, so a bias can sit right before a
+        # normalization that makes its gradient exactly zero.
+        err = gradient_error(analytic[name], numeric)
         assert err < 1e-6, f"{name}: relative error {err:.2e}"

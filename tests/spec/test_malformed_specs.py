@@ -13,7 +13,17 @@ import subprocess
 import sys
 
 import pytest
-from spec_cases import BASE, CONV, REGRESSION, Case, assert_located, conv, spec, write_case
+from spec_cases import (
+    BASE,
+    CONV,
+    REGRESSION,
+    Case,
+    assert_located,
+    conv,
+    kinds_needed,
+    spec,
+    write_case,
+)
 
 from nnspec.cli.commands import main
 from nnspec.layers import LAYERS
@@ -469,6 +479,7 @@ CASES: dict[str, Case] = {
         27,
         "layers[1].rate",
         "expected a number < 1.0, got 1.0",
+        kinds=("dropout",),
     ),
     "dropout_rate_integer_one": Case(
         conv({7: "  - {kind: dropout, rate: 1}"}),
@@ -476,6 +487,7 @@ CASES: dict[str, Case] = {
         27,
         "layers[1].rate",
         "expected a number < 1.0, got 1",
+        kinds=("dropout",),
     ),
     "batchnorm_negative_epsilon": Case(
         conv({7: "  - {kind: batchnorm, epsilon: -1.0e-5}"}),
@@ -483,6 +495,7 @@ CASES: dict[str, Case] = {
         32,
         "layers[1].epsilon",
         "expected a positive number, got -1e-05",
+        kinds=("batchnorm",),
     ),
     "batchnorm_epsilon_zero": Case(
         conv({7: "  - {kind: batchnorm, epsilon: 0}"}),
@@ -490,6 +503,7 @@ CASES: dict[str, Case] = {
         32,
         "layers[1].epsilon",
         "expected a positive number, got 0",
+        kinds=("batchnorm",),
     ),
     # --- ConvNets: shapes (located at the layer, "layers[i] (kind): ...") ----------------------
     "conv_kernel_larger_than_input": Case(
@@ -654,17 +668,15 @@ def test_base_specs_are_valid(tmp_path, capsys):
 
 
 def with_known_bugs(names) -> list:
-    """``names`` as parameters, the cases of a known nnspec bug marked as strict xfails."""
-    return [
-        pytest.param(
-            name,
-            id=name,
-            marks=[pytest.mark.xfail(strict=True, reason=CASES[name].xfail)]
-            if CASES[name].xfail
-            else [],
-        )
-        for name in names
-    ]
+    """``names`` as parameters, marked with the layer kinds each case needs, and the cases of
+    a known nnspec bug as strict xfails."""
+    params = []
+    for name in names:
+        marks = [pytest.mark.kinds(*kinds_needed(CASES[name]))]
+        if CASES[name].xfail:
+            marks.append(pytest.mark.xfail(strict=True, reason=CASES[name].xfail))
+        params.append(pytest.param(name, id=name, marks=marks))
+    return params
 
 
 @pytest.mark.parametrize("name", with_known_bugs(CASES))
