@@ -1,6 +1,9 @@
-"""Network -> ONNX. The only package of nnspec that imports ``onnx``.
+"""ONNX in and out, and the only package of nnspec that imports ``onnx``: lowering a Network
+to a graph (lower.py), writing it atomically with external data when large (save.py), reading
+untrusted files (load.py), a model back into a Network (read.py), ``nnspec inspect``, weights
+for ``init.from`` and the onnxruntime parity check.
 
-(Named ``exporter`` so that it never shadows the public function ``nnspec.export``.)
+(Not named ``export``, which would shadow the public function ``nnspec.export``.)
 """
 
 from onnx import ModelProto  # what to_onnx returns; named here so callers need not import onnx
