@@ -282,6 +282,22 @@ class TrainResult:
         return "training", s.train
 
 
+def prepare_training(
+    spec: Spec, dataset: Dataset, *, fit_preprocess: bool = True
+) -> tuple[Network, Splits, InitReport | None]:
+    """What ``train`` does before the loop, for callers that run the loop themselves (the
+    playground): shapes checked against ``dataset``, the data split, a fresh seeded network
+    (``init.from`` loaded) and its standardization fitted on the training split.
+
+    Returns (network, splits, the InitReport of ``init.from`` or None)."""
+    io, _ = resolve(spec, dataset.info)
+    splits = split_data(spec, dataset)
+    network, report = _fresh(spec, io)
+    if fit_preprocess:
+        _fit_preprocess(network, splits, report)
+    return network, splits, report
+
+
 def _checkpointing(spec: Spec, checkpoint_dir, resume) -> tuple[Checkpoint | None, Path | None]:
     """The loaded ``resume`` checkpoint (checked against the spec) and the directory to write
     checkpoints to; both before any data is read, so a wrong checkpoint fails at once."""
@@ -340,12 +356,8 @@ def train(
             f"{spec.source.file or '<spec>'}: data: the spec names no data to train on; add "
             "data: {builtin: ...}, {csv: ...} or {npz: ...}"
         )
-    io, _ = resolve(spec, dataset.info)
     start = time.perf_counter()
-    splits = split_data(spec, dataset)
-    network, report = _fresh(spec, io)
-    if resume is None:
-        _fit_preprocess(network, splits, report)
+    network, splits, report = prepare_training(spec, dataset, fit_preprocess=resume is None)
     signals = contextlib.nullcontext(stop)
     if stop is None and directory is not None:
         signals = interrupt.stop_on_signals()

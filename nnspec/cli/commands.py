@@ -296,6 +296,9 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_init)
 
     add_bench(sub)
+    from ..playground.command import add_parser as add_playground  # argparse only
+
+    add_playground(sub)
     return p
 
 
