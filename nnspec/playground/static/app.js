@@ -248,11 +248,14 @@ function updateButtons() {
 }
 
 async function train() {
+  // A check (and the reset it may bring) still on its way would undo this: drop it.
+  clearTimeout(ui.checkTimer);
+  ui.checkSeq += 1;
   try {
     const r = await post("/api/train", {
       spec: $("spec").value, data: dataChoice(), speed: Number($("speed").value),
     });
-    if (!r.ok) showCheck(r);
+    showCheck(r);
   } catch (e) { status(`train: ${e.message}`); }
 }
 
