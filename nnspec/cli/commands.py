@@ -241,7 +241,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--plots",
         metavar="DIR",
-        help="after training, write the plots that apply (history, fit, regions, filters) as "
+        help="after training, write the plots that apply (history, fit, regions, filters, "
+        "activations) as "
         'PNGs into DIR (created if missing); needs pip install "nnspec[plot]"',
     )
     s.set_defaults(func=_train)

@@ -31,8 +31,15 @@ from .._version import __version__
 from ..errors import NnspecError
 from ..training import loop
 from .check import check_text
-from .datasets import CHOICES, IRIS_FEATURES, MAX_NOISE, ChoiceError, DataChoice, csv_text
-from .datasets import load_choice
+from .datasets import (
+    CHOICES,
+    IRIS_FEATURES,
+    MAX_NOISE,
+    ChoiceError,
+    DataChoice,
+    csv_text,
+    load_choice,
+)
 from .guard import LocalOnly, local_names
 from .session import FRAME_SECONDS, MAX_TRAIN_SECONDS, Session
 from .templates import TEMPLATES
@@ -307,9 +314,11 @@ def create_app(playground: Playground, port: int, hosts: set[str] | None = None)
         body = await _body(request)
         checked = await run_in_threadpool(_check, body)
         if checked.spec is None:
-            raise BadRequest("the spec has errors; fix them first:\n" + "\n".join(
-                i["text"] for i in checked.issues
-            ), 422)
+            raise BadRequest(
+                "the spec has errors; fix them first:\n"
+                + "\n".join(i["text"] for i in checked.issues),
+                422,
+            )
         name = Path(pg.spec_file).name if pg.spec_file else f"{checked.spec.name}.yaml"
         return _attachment(checked.spec.source.text, name, "application/yaml")
 

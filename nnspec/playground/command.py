@@ -43,9 +43,7 @@ def add_parser(sub) -> None:
     s.add_argument(
         "--port", type=_port, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT})"
     )
-    s.add_argument(
-        "--no-browser", action="store_true", help="do not open the page in a browser"
-    )
+    s.add_argument("--no-browser", action="store_true", help="do not open the page in a browser")
     s.set_defaults(func=playground_command)
 
 

@@ -120,8 +120,10 @@ class DataChoice:
         if not 0.05 <= test <= 0.9:
             raise ChoiceError(f"data.test_fraction: expected 0.05 to 0.9, got {test}")
         features = tuple(value.get("features") or cls.features)
-        if len(features) != 2 or features[0] == features[1] or not set(features) <= set(
-            IRIS_FEATURES
+        if (
+            len(features) != 2
+            or features[0] == features[1]
+            or not set(features) <= set(IRIS_FEATURES)
         ):
             raise ChoiceError(
                 f"data.features: expected two different iris features of "
@@ -152,7 +154,10 @@ class DataChoice:
         """The same section as one line of YAML, for the spec the page downloads."""
         if self.name == "iris":
             feats = ", ".join(self.features)
-            return f"data: {{builtin: iris, features: [{feats}], test_fraction: {self.test_fraction:g}}}"
+            return (
+                f"data: {{builtin: iris, features: [{feats}], "
+                f"test_fraction: {self.test_fraction:g}}}"
+            )
         if self.name == "mcycle":
             return f"data: {{builtin: mcycle, test_fraction: {self.test_fraction:g}}}"
         return (

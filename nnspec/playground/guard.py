@@ -51,8 +51,6 @@ class LocalOnly:
         origin = headers.get("origin")
         if origin is not None and origin not in self.origins:
             return f"refused: Origin {origin!r} is not this server's page"
-        if method == "POST" and not headers.get("content-type", "").startswith(
-            "application/json"
-        ):
+        if method == "POST" and not headers.get("content-type", "").startswith("application/json"):
             return "refused: expected a JSON request (Content-Type: application/json)"
         return None

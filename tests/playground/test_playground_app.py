@@ -180,8 +180,12 @@ def test_regression_streams_the_fit_and_unit_shares(client):
 
 def test_pause_resume_and_stop(client):
     sid = _session(client)
-    body = {"session": sid, "spec": TWO_HIDDEN.replace("epochs: 300", "epochs: 5000"),
-            "data": XOR, "speed": 20}
+    body = {
+        "session": sid,
+        "spec": TWO_HIDDEN.replace("epochs: 300", "epochs: 5000"),
+        "data": XOR,
+        "speed": 20,
+    }
     assert client.post("/api/train", json=body).json()["ok"]
     session = client.playground.sessions[sid]
     assert client.post("/api/pause", json={"session": sid}).json()["state"] == "paused"
@@ -198,8 +202,7 @@ def test_pause_resume_and_stop(client):
 
 def test_the_page_going_away_stops_its_training(client):
     sid = _session(client)
-    body = {"session": sid, "spec": TWO_HIDDEN.replace("epochs: 300", "epochs: 50000"),
-            "data": XOR}
+    body = {"session": sid, "spec": TWO_HIDDEN.replace("epochs: 300", "epochs: 50000"), "data": XOR}
     assert client.post("/api/train", json=body).json()["ok"]
     session = client.playground.sessions[sid]
     assert session.alive
@@ -227,9 +230,7 @@ def test_export_onnx_runs_in_onnxruntime(client):
     _, network, splits, _ = session.export_parts()
     x = splits.test.x.astype(np.float32)
     got = ort.InferenceSession(r.content).run(None, {model.graph.input[0].name: x})
-    np.testing.assert_allclose(
-        got[0], network.predict(x)["probabilities"], rtol=1e-4, atol=1e-5
-    )
+    np.testing.assert_allclose(got[0], network.predict(x)["probabilities"], rtol=1e-4, atol=1e-5)
     assert (got[1] == splits.test.y).mean() > 0.9
 
 
@@ -240,9 +241,7 @@ def test_downloads_retrain_on_the_command_line_to_the_same_weights(client, tmp_p
 
     data = {**XOR, "noise": 0.2, "seed": 3}
     sid, _ = _train(client, data=data)
-    played = onnx.load_from_string(
-        client.post("/api/export/model", json={"session": sid}).content
-    )
+    played = onnx.load_from_string(client.post("/api/export/model", json={"session": sid}).content)
     spec = client.post("/api/export/spec", json={"spec": TWO_HIDDEN, "data": data})
     csv = client.post("/api/export/data", json={"data": data})
     name = csv.headers["content-disposition"].split('filename="')[1].rstrip('"')
@@ -250,8 +249,10 @@ def test_downloads_retrain_on_the_command_line_to_the_same_weights(client, tmp_p
     (tmp_path / "cli").mkdir()
     (tmp_path / "cli" / name).write_bytes(csv.content)
     (tmp_path / "cli" / "spec.yaml").write_bytes(spec.content)
-    assert main(["train", str(tmp_path / "cli" / "spec.yaml"), "-o", str(tmp_path / "c.onnx"),
-                 "-q"]) == 0
+    assert (
+        main(["train", str(tmp_path / "cli" / "spec.yaml"), "-o", str(tmp_path / "c.onnx"), "-q"])
+        == 0
+    )
     cli = onnx.load(str(tmp_path / "c.onnx"))
     a = {t.name: numpy_helper.to_array(t) for t in played.graph.initializer}
     b = {t.name: numpy_helper.to_array(t) for t in cli.graph.initializer}
