@@ -157,8 +157,8 @@ def write_plots(directory: str | Path, model: str | Path, metrics: dict, spec) -
     ``spec`` is the spec as loaded from its file, so that its relative data paths resolve.
     """
     from ..onnxio.read import model_io, read_model
-    from .common import load_samples, save_figure
     from .activations import plot_activations
+    from .common import load_samples, save_figure
     from .filters import conv_layers, plot_filters
     from .fit import plot_fit
     from .history import plot_history
