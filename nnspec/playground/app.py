@@ -37,6 +37,7 @@ from .datasets import (
     MAX_NOISE,
     ChoiceError,
     DataChoice,
+    choice_of_text,
     csv_text,
     load_choice,
 )
@@ -184,6 +185,7 @@ def create_app(playground: Playground, port: int, hosts: set[str] | None = None)
                 "spec": pg.spec_text,
                 "file": pg.display_name,
                 "opened": pg.spec_file is not None,
+                "data": choice_of_text(pg.spec_text) if pg.spec_file else None,
                 "choices": list(CHOICES),
                 "iris_features": IRIS_FEATURES,
                 "max_noise": MAX_NOISE,

@@ -179,6 +179,28 @@ def load_choice(choice: DataChoice) -> Dataset:
     return Dataset(x.astype(np.float64), y, info, choice.csv_name)
 
 
+def choice_of_text(text: str) -> dict | None:
+    """The Data panel's first choice for an opened spec: its own built-in data when it names
+    iris (with two features) or mcycle, as the page's JSON; None otherwise (or when the text
+    does not parse: the editor then shows why)."""
+    from ..errors import SpecError
+    from ..spec.models import parse_spec
+
+    try:
+        spec = parse_spec(text, None)
+    except SpecError:
+        return None
+    d = spec.data
+    if not isinstance(d, BuiltinData) or d.builtin not in BUILTINS:
+        return {"name": "mcycle"} if spec.task == "regression" else None
+    out = {"name": d.builtin, "test_fraction": d.test_fraction}
+    if d.builtin == "iris":
+        if not d.features or len(d.features) != 2:
+            return None
+        out["features"] = list(d.features)
+    return out
+
+
 def csv_text(dataset: Dataset) -> str:
     """A 2-D set as CSV (``x1,x2,label``); ``repr`` of each float reads back bit for bit."""
     names = dataset.info.class_names

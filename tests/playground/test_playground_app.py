@@ -318,3 +318,22 @@ def test_prepare_training_is_what_train_runs():
     result = pipeline.train(spec)
     assert np.array_equal(splits.test.x, result.splits.test.x)
     assert np.array_equal(network.x_mean, result.network.x_mean)
+
+
+def test_an_opened_spec_starts_on_its_own_data(tmp_path, monkeypatch):
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(tmp_path)
+    text = (root / "specs" / "iris2d.yaml").read_text()
+    (tmp_path / "iris2d.yaml").write_text(text)
+    playground = Playground(tmp_path, "iris2d.yaml", text)
+    with TestClient(create_app(playground, PORT), base_url=BASE) as c:
+        config = c.get("/api/config").json()
+        assert config["file"] == "iris2d.yaml" and config["spec"] == text
+        data = config["data"]
+        assert data == {
+            "name": "iris",
+            "test_fraction": 0.2,
+            "features": ["petal_length", "petal_width"],
+        }
+        out = c.post("/api/validate", json={"spec": text, "data": data}).json()
+        assert out["ok"] and out["table"]["input"] == [None, 2]

@@ -579,18 +579,16 @@ async function main() {
       body: JSON.stringify({ session: ui.session }),
     });
   });
-  const first = ui.config.opened ? null : "xor";
   setText(ui.config.spec || ui.config.templates.xor);
-  chooseData(first || guessData(ui.config.spec));
+  const first = ui.config.data || { name: "xor" }; // an opened spec's own iris or mcycle
+  if (first.test_fraction) {
+    $("test").value = Math.round(first.test_fraction * 100);
+    $("test-out").textContent = $("test").value;
+  }
+  if (first.features) [$("feature-x").value, $("feature-y").value] = first.features;
+  chooseData(first.name);
   updateButtons();
   status(`nnspec ${ui.config.version}: edit the spec, choose the data, press Train`);
-}
-
-function guessData(text) {
-  // An opened spec that names iris or mcycle starts on that data; any other on XOR.
-  if (/builtin:\s*mcycle/.test(text) || /task:\s*regression/.test(text)) return "mcycle";
-  if (/builtin:\s*iris/.test(text)) return "iris";
-  return "xor";
 }
 
 main().catch((e) => status(`could not start: ${e.message}`));
