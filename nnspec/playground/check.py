@@ -92,7 +92,7 @@ def check_text(text: str, choice: DataChoice, file: str, root: Path) -> Checked:
         return out
     try:
         own = parse_spec(text, file)
-        if own.data is not None:
+        if own.data is not None and own.data != choice.data_spec():
             out.notes.append(
                 "data: the playground trains on the Data panel's choice; this spec's own data "
                 "section is commented out in the spec it trains and downloads"
