@@ -51,7 +51,6 @@ class Session:
         self.id = sid
         self.lock = threading.Lock()
         self.commands = threading.Lock()  # one command of the page's at a time
-        self.changed = threading.Condition(self.lock)
         self.snap = Snapshot()
         self.worker: threading.Thread | None = None
         self.stop: StopRequest | None = None
@@ -206,7 +205,8 @@ class Session:
             now = time.perf_counter()
             if now - last[0] >= FRAME_SECONDS:
                 last[0] = now
-                self._publish(painter, epoch + (batch + 1) / batches, "running")
+                state = "paused" if self.paused.is_set() else "running"
+                self._publish(painter, epoch + (batch + 1) / batches, state)
             if now > deadline:
                 timed_out.append(True)
                 stop.set()
@@ -258,13 +258,11 @@ class Session:
             snap.points.append({"epoch": frame["epoch"], **frame["metrics"]})
             snap.seq += 1
             self.frames += 1
-            self.changed.notify_all()
 
     def _set_state(self, state: str, message: str = "") -> None:
         with self.lock:
             self.snap.state, self.snap.message = state, message
             self.snap.seq += 1
-            self.changed.notify_all()
 
     def read(self, since_seq: int, since_point: int, run: int) -> tuple[dict | None, int, int, int]:
         """What changed after ``since_seq``: an event for the page (None: nothing new), and

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -189,11 +190,10 @@ def test_pause_resume_and_stop(client):
     assert client.post("/api/train", json=body).json()["ok"]
     session = client.playground.sessions[sid]
     assert client.post("/api/pause", json={"session": sid}).json()["state"] == "paused"
+    time.sleep(0.2)  # the step under way when the pause came ends
     seq = session.snap.seq
-    import time
-
     time.sleep(0.3)
-    assert session.snap.seq == seq  # nothing moves while paused
+    assert session.snap.seq == seq and session.snap.state == "paused"  # nothing moves
     assert client.post("/api/train", json=body).json()["ok"]  # the same spec: goes on
     assert session.snap.state == "running" and session.snap.run == 1
     r = client.post("/api/stop", json={"session": sid})
