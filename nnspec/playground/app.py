@@ -41,6 +41,7 @@ from .datasets import (
     csv_text,
     load_choice,
 )
+from .frames import untouched
 from .guard import LocalOnly, local_names
 from .session import FRAME_SECONDS, MAX_TRAIN_SECONDS, Session
 from .templates import TEMPLATES
@@ -304,9 +305,10 @@ def create_app(playground: Playground, port: int, hosts: set[str] | None = None)
 
         def work():
             spec, network, splits, history = parts
-            metrics = loop.evaluate(network, splits.test) if splits.test is not None else {}
-            result = pipeline.TrainResult(spec, network, history, metrics, splits)
-            return pipeline.export(result).SerializeToString()
+            with untouched(network):  # a run that goes on afterwards must not feel it
+                metrics = loop.evaluate(network, splits.test) if splits.test is not None else {}
+                result = pipeline.TrainResult(spec, network, history, metrics, splits)
+                return pipeline.export(result).SerializeToString()
 
         blob = await run_in_threadpool(session.call, work)
         return _attachment(blob, f"{parts[0].name}.onnx", "application/octet-stream")

@@ -13,12 +13,15 @@ frames a second stay well under a megabyte a second.
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
 from ..plots.common import CLASS_COLOURS
 from ..plots.fit import fit_components
 from ..plots.regions import confidence_image
+from ..training.checkpoint import layer_rngs
 from ..training.loop import evaluate
 
 GRID = 64  # region picture: GRID x GRID points
@@ -29,6 +32,23 @@ MAX_MAP_UNITS = 16
 # Where an activation's values sit, to centre its map: (middle, half range); None: by the
 # map's own largest magnitude around zero.
 _RANGES = {"tanh": (0.0, 1.0), "logistic": (0.5, 0.5)}
+
+
+@contextmanager
+def untouched(network) -> Iterator[None]:
+    """Within the block, scoring may draw dropout masks and move batchnorm's running
+    statistics (``loop.evaluate`` scores as the trainer does); afterwards the generators and
+    statistics are as they were, so a watched run trains to the same bits as ``nnspec train``.
+    """
+    rngs = [g.bit_generator.state for g in layer_rngs(network).values()]
+    state = {k: v.copy() for k, v in network.state().items()}
+    try:
+        yield
+    finally:
+        for g, saved in zip(layer_rngs(network).values(), rngs, strict=True):
+            g.bit_generator.state = saved
+        for k, v in network.state().items():
+            v[...] = state[k]
 
 
 def b64(a: np.ndarray) -> str:
@@ -113,11 +133,15 @@ class FramePainter:
         return out
 
     def metrics(self) -> dict:
+        """Loss and metric of the training and test splits, as ``nnspec train`` scores its
+        test split, for the weights as they are now."""
         out = {}
-        for name in ("train", "test"):
-            part = getattr(self.splits, name)
-            if part is not None:
-                out[name] = {k: _finite(v) for k, v in evaluate(self.network, part).items()}
+        with untouched(self.network):
+            for name in ("train", "test"):
+                part = getattr(self.splits, name)
+                if part is not None:
+                    scores = evaluate(self.network, part)
+                    out[name] = {k: _finite(v) for k, v in scores.items()}
         return out
 
     def paint(self) -> dict:

@@ -4,8 +4,10 @@ The worker runs ``nnspec.training.loop.fit`` exactly as ``nnspec train`` does (t
 splits, seed, optimizer and stopping), so a spec downloaded from the page trains to the same
 weights on the command line. Between two steps (``on_batch``) it paints a frame when the last
 one is older than ``FRAME_SECONDS``, parks while paused, and runs what requests asked of it
-(an export) at a moment when the weights stand still. Frames only read the network: eval-mode
-forward passes cache nothing and draw no random numbers, so watching changes no bit.
+(an export) at a moment when the weights stand still. Watching changes no bit: the pictures
+come from eval-mode forward passes, and the scores (``loop.evaluate``, which scores as the
+trainer does, dropout masks and batchnorm statistics included) run inside
+``frames.untouched``, which puts the generators and statistics back.
 """
 
 from __future__ import annotations
@@ -223,7 +225,7 @@ class Session:
 
         state, message = "done", ""
         try:
-            loop.fit(
+            fitted = loop.fit(
                 network,
                 splits.train,
                 splits.val,
@@ -232,6 +234,8 @@ class Session:
                 on_batch=on_batch,
                 on_epoch=on_epoch,
             )
+            # fit's own History has the same rows; early stopping's verdict is in it.
+            history.stopped_early, history.best_epoch = fitted.stopped_early, fitted.best_epoch
             if history.stopped_early:
                 message = f"stopped early (best epoch {history.best_epoch})"
         except TrainingInterrupted:

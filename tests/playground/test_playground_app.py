@@ -234,15 +234,27 @@ def test_export_onnx_runs_in_onnxruntime(client):
     assert (got[1] == splits.test.y).mean() > 0.9
 
 
-def test_downloads_retrain_on_the_command_line_to_the_same_weights(client, tmp_path):
-    """The spec and data the page downloads give nnspec train the very same network."""
+NOISY_LAYERS = TWO_HIDDEN.replace(
+    "  - {kind: dense, units: 8, activation: tanh}\n  - {kind: dense, units: 8, activation: tanh}",
+    "  - {kind: dense, units: 8, activation: tanh}\n  - {kind: dropout, rate: 0.2}\n"
+    "  - {kind: batchnorm}\n  - {kind: dense, units: 8, activation: tanh}",
+).replace("epochs: 300", "epochs: 600")
+
+
+@pytest.mark.parametrize("spec", [TWO_HIDDEN, NOISY_LAYERS], ids=["dense", "dropout-batchnorm"])
+def test_downloads_retrain_on_the_command_line_to_the_same_weights(client, tmp_path, spec):
+    """The spec and data the page downloads give nnspec train the very same network: the
+    frames painted meanwhile (metrics, pictures) draw no dropout mask and move no running
+    statistic."""
     import onnx
     from onnx import numpy_helper
 
+    assert "dropout" in NOISY_LAYERS
     data = {**XOR, "noise": 0.2, "seed": 3}
-    sid, _ = _train(client, data=data)
+    sid, events = _train(client, spec, data=data)
+    assert len(events) > 5
     played = onnx.load_from_string(client.post("/api/export/model", json={"session": sid}).content)
-    spec = client.post("/api/export/spec", json={"spec": TWO_HIDDEN, "data": data})
+    spec = client.post("/api/export/spec", json={"spec": spec, "data": data})
     csv = client.post("/api/export/data", json={"data": data})
     name = csv.headers["content-disposition"].split('filename="')[1].rstrip('"')
     assert name == "playground-xor-noise0.2-seed3.csv"
