@@ -349,3 +349,11 @@ def test_an_opened_spec_starts_on_its_own_data(tmp_path, monkeypatch):
         }
         out = c.post("/api/validate", json={"spec": text, "data": data}).json()
         assert out["ok"] and out["table"]["input"] == [None, 2]
+
+
+def test_without_the_ui_extra_the_command_says_how_to_install_it(monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn now raises ImportError
+    assert main(["playground", "--no-browser"]) == 2
+    assert 'install them with: pip install "nnspec[ui]"' in capsys.readouterr().err

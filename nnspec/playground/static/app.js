@@ -74,7 +74,7 @@ function setupData() {
     $(id).addEventListener("input", () => {
       $("noise-out").textContent = $("noise").value;
       $("test-out").textContent = $("test").value;
-      scheduleCheck(true);
+      scheduleCheck("data");
     });
   }
 }
@@ -96,7 +96,7 @@ function chooseData(name) {
   if (before !== undefined && untouched && ui.config.templates[name] !== text) {
     setText(ui.config.templates[name]);
   }
-  scheduleCheck(true);
+  scheduleCheck("data");
 }
 
 // -- the editor ---------------------------------------------------------------------------
@@ -171,7 +171,9 @@ async function check(reset) {
   }
   if (seq !== ui.checkSeq) return; // a newer keystroke's answer is on its way
   showCheck(result);
-  if (reset && result.ok && ui.state !== "running") await resetNetwork();
+  // New data shows at once, on a fresh network (as the Playground does), even mid-run; a
+  // new spec waits for Train or Reset, so that editing a comment loses no run.
+  if (reset && result.ok && (reset === "data" || ui.state !== "running")) await resetNetwork();
 }
 
 function showCheck(result) {
