@@ -67,6 +67,7 @@ class Playground:
     spec_text: str
     sessions: dict[str, Session] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    stopping: threading.Event = field(default_factory=threading.Event)  # the server stops
 
     @property
     def display_name(self) -> str:
@@ -275,7 +276,7 @@ def create_app(playground: Playground, port: int, hosts: set[str] | None = None)
             session.streams += 1
             try:
                 yield "retry: 1000\n\n"
-                while True:
+                while not pg.stopping.is_set():
                     event, seq, point, run = session.read(seq, point, run)
                     if event is not None:
                         yield f"event: update\ndata: {json.dumps(event)}\n\n"

@@ -112,8 +112,18 @@ def serve(root: Path, name: str | None, text: str, port: int, *, open_browser: b
     playground = Playground(root, name, text)
     app = create_app(playground, port)
     url = f"http://127.0.0.1:{port}/"
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
+    # A page's event stream never ends by itself: on Ctrl-C the streams are told to end
+    # (``stopping``), and whatever still runs two seconds later is cancelled.
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2
+    )
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            playground.stopping.set()
+            super().handle_exit(sig, frame)
+
+    server = Server(config)
     print(f"nnspec playground: {url} (serving {root}; Ctrl-C to stop)", file=sys.stderr)
     if open_browser:
         threading.Timer(0.5, webbrowser.open, args=(url,)).start()
