@@ -129,5 +129,10 @@ def serve(root: Path, name: str | None, text: str, port: int, *, open_browser: b
         threading.Timer(0.5, webbrowser.open, args=(url,)).start()
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        # uvicorn raises the signal again once it has shut down; for a server, Ctrl-C is how
+        # it is meant to end, not a failure.
+        pass
     finally:
         playground.close_all()
+    print("nnspec playground: stopped", file=sys.stderr)

@@ -357,3 +357,47 @@ def test_without_the_ui_extra_the_command_says_how_to_install_it(monkeypatch, ca
     monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn now raises ImportError
     assert main(["playground", "--no-browser"]) == 2
     assert 'install them with: pip install "nnspec[ui]"' in capsys.readouterr().err
+
+
+def test_the_command_serves_on_127_0_0_1_and_stops_cleanly_on_ctrl_c(tmp_path):
+    """``nnspec playground`` as a user runs it: the page over real TCP, a foreign Host
+    refused, and Ctrl-C (with a page's event stream open) ends it at once, exit 0."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nnspec", "playground", "--port", str(port), "--no-browser"],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert httpx.get(f"{base}/api/config", timeout=2).status_code == 200
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+                time.sleep(0.2)
+        r = httpx.get(f"{base}/", headers={"Host": "rebound.example"}, timeout=5)
+        assert r.status_code == 403
+        sid = httpx.post(f"{base}/api/session", json={}, timeout=5).json()["session"]
+        with httpx.stream("GET", f"{base}/api/events?session={sid}", timeout=10) as stream:
+            assert next(stream.iter_lines()) == "retry: 1000"
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = proc.stderr.read()
+    assert f"nnspec playground: {base}/" in err and "Traceback" not in err
+    assert err.rstrip().endswith("nnspec playground: stopped")
