@@ -309,10 +309,14 @@ def create_app(playground: Playground, port: int, hosts: set[str] | None = None)
             with untouched(network):  # a run that goes on afterwards must not feel it
                 metrics = loop.evaluate(network, splits.test) if splits.test is not None else {}
                 result = pipeline.TrainResult(spec, network, history, metrics, splits)
-                return pipeline.export(result).SerializeToString()
+                model = pipeline.export(result)
+                return model.SerializeToString(), pipeline.read_metadata(model)["parity"]
 
-        blob = await run_in_threadpool(session.call, work)
-        return _attachment(blob, f"{parts[0].name}.onnx", "application/octet-stream")
+        blob, parity = await run_in_threadpool(session.call, work)
+        response = _attachment(blob, f"{parts[0].name}.onnx", "application/octet-stream")
+        # The page says how close onnxruntime came to the NumPy network, as nnspec train does.
+        response.headers["X-Nnspec-Parity"] = json.dumps(parity)
+        return response
 
     async def export_spec(request: Request):
         """The spec as the playground trains it: the editor's text with the panel's data."""

@@ -225,6 +225,7 @@ def test_export_onnx_runs_in_onnxruntime(client):
     model = onnx.load_from_string(r.content)
     meta = {p.key: p.value for p in model.metadata_props}
     parity = json.loads(meta["nnspec_parity"])
+    assert json.loads(r.headers["x-nnspec-parity"]) == parity
     assert parity["inputs"] == "test" and parity["max_abs_err"] < 1e-5
     session = client.playground.sessions[sid]
     _, network, splits, _ = session.export_parts()

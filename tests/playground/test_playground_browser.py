@@ -153,6 +153,8 @@ def test_the_lecture_demo_in_chromium(server, browser, tmp_path):
     saved = tmp_path / download.value.suggested_filename
     download.value.save_as(saved)
     assert saved.name == "playground.onnx"
+    page.wait_for_function("document.getElementById('status').textContent.includes('parity')")
+    assert "vs NumPy, 250 test samples): max abs err" in page.inner_text("#status")
     session = ort.InferenceSession(str(saved))
     data = load_choice(DataChoice("xor", 0.0, 0, 0.5))
     probabilities, labels = session.run(

@@ -288,7 +288,14 @@ async function download(path, body, fallback) {
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(a.href), 10000);
-  status(`downloaded ${name} (${blob.size.toLocaleString()} bytes)`);
+  let parity = "";
+  const checked = response.headers.get("X-Nnspec-Parity");
+  if (checked) {
+    const p = JSON.parse(checked);
+    parity = `; parity (onnxruntime ${p.provider} vs NumPy, ${p.samples} ${p.inputs} samples): ` +
+      `max abs err ${p.max_abs_err.toExponential(2)}, max rel err ${p.max_rel_err.toExponential(2)}`;
+  }
+  status(`downloaded ${name} (${blob.size.toLocaleString()} bytes)${parity}`);
 }
 
 // -- the event stream ---------------------------------------------------------------------
