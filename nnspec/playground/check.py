@@ -11,6 +11,7 @@ trains with ``nnspec train`` on the same data.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,9 @@ from ..spec.models import MAX_SPEC_BYTES, Spec, parse_spec
 from ..spec.shapes import summary
 from .datasets import DataChoice
 from .session import MAX_EPOCHS
+
+MAX_WIDTH = 4096  # outputs of one layer
+MAX_PARAMS = 1_000_000
 
 
 @dataclass
@@ -103,12 +107,42 @@ def check_text(text: str, choice: DataChoice, file: str, root: Path) -> Checked:
             raise SpecError(issues)
         io, rows = pipeline.resolve(spec, _info(choice))
         out.table = summary(spec, io, rows)
+        issues = _size_issues(spec, rows)
+        if issues:
+            raise SpecError(issues)
         out.spec = spec
     except SpecError as e:
         out.issues = [_issue_json(i) for i in e.issues]
     except NnspecError as e:
         out.issues = [{"line": None, "col": None, "message": str(e), "text": str(e)}]
     return out
+
+
+def _size_issues(spec: Spec, rows) -> list[Issue]:
+    """Playground-sized networks only: every frame runs the network over a 64 x 64 grid and
+    draws its units, which a layer of a million units would turn into gigabytes a frame."""
+    issues = []
+    for i, row in enumerate(rows):
+        width = math.prod(d for d in row.output_shape[1:])
+        if width > MAX_WIDTH:
+            issues.append(
+                spec.source.issue(
+                    ("layers", i),
+                    f"({row.kind}): {width:,} outputs; the playground draws every unit over "
+                    f"its picture and takes at most {MAX_WIDTH:,} a layer (nnspec train has "
+                    "no such limit)",
+                )
+            )
+    total = sum(r.params for r in rows)
+    if total > MAX_PARAMS and not issues:
+        issues.append(
+            spec.source.issue(
+                ("layers",),
+                f"{total:,} parameters; the playground trains at most {MAX_PARAMS:,} (nnspec "
+                "train has no such limit)",
+            )
+        )
+    return issues
 
 
 def _info(choice: DataChoice):

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ..plots.common import CLASS_COLOURS
+from ..plots.common import CLASS_COLOURS, PlotError
 from ..plots.fit import fit_components
 from ..plots.regions import confidence_image
 from ..training.checkpoint import layer_rngs
@@ -190,7 +190,10 @@ class FramePainter:
             "maps": self._maps(hidden, (CURVE_POINTS,)),
         }
         if hidden:
-            parts = fit_components(net, self.grid)
+            try:
+                parts = fit_components(net, self.grid)
+            except PlotError:  # an output layer that is not dense: the curve alone
+                return out
             out["units"] = np.round(parts.units[:, :MAX_MAP_UNITS, 0].T, 5).tolist()
         return out
 

@@ -117,6 +117,13 @@ def test_limits_are_refused(client, tmp_path):
     endless = TWO_HIDDEN.replace("epochs: 300", "epochs: 1000000")
     [issue] = client.post("/api/validate", json={"spec": endless, "data": XOR}).json()["issues"]
     assert "at most 100,000 epochs" in issue["text"]
+    wide = TWO_HIDDEN.replace(
+        "units: 8, activation: tanh}\n  - {kind: dense, units: 8",
+        "units: 5000, activation: tanh}\n  - {kind: dense, units: 8",
+        1,
+    )
+    [issue] = client.post("/api/validate", json={"spec": wide, "data": XOR}).json()["issues"]
+    assert issue["line"] == 8 and "5,000 outputs; the playground draws every unit" in issue["text"]
     outside = TWO_HIDDEN + "init: {from: ../elsewhere.onnx}\n"
     [issue] = client.post("/api/validate", json={"spec": outside, "data": XOR}).json()["issues"]
     assert "outside the folder the playground serves" in issue["text"]
