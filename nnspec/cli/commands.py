@@ -31,9 +31,12 @@ def _validate(args) -> int:
     data = summary(spec, io, rows)
     if args.json:
         data["init"] = report.as_dict() if report else None
+        data["input_encoding"] = io.encoding
         print(json.dumps(data, indent=2))
         return 0
     print_summary(data)
+    if io.encoding:  # tabular data: how the first layer's inputs are made up
+        print(f"input features: {io.encoding}")
     if report:
         print("\n".join(report.lines()))
     print(f"{args.spec}: valid")
