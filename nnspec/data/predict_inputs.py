@@ -57,6 +57,43 @@ def read_inputs(path: Path, feature_names: list[str] | None, n_features: int | N
     return table.numbers(cols)
 
 
+def read_columns(path: Path, names: list[str]) -> tuple[dict[str, list], list[int] | None]:
+    """A tabular model's raw columns from a CSV with a header row (cells as text; the runtime
+    converts and checks them) or, with pyarrow installed, a Parquet file: (name -> values,
+    the file line of each row, or None for Parquet)."""
+    if path.suffix == ".parquet":
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise DataError(
+                f"{path}: reading Parquet needs pyarrow (pip install pyarrow); or give a CSV"
+            ) from None
+        try:
+            table = pq.read_table(path)
+        except FileNotFoundError:
+            raise DataError(f"{path}: data file not found") from None
+        except Exception as e:  # pyarrow's own error types: a damaged or foreign file
+            raise DataError(f"{path}: not a readable Parquet file: {e}") from None
+        missing = [n for n in names if n not in table.column_names]
+        if missing:
+            raise DataError(
+                f"{path}: the model's column(s) {', '.join(missing)} are not in the file "
+                f"({', '.join(table.column_names)})"
+            )
+        return {n: table.column(n).to_pylist() for n in names}, None
+    table = csv_table.read(path, header=True)
+    missing = [n for n in names if n not in table.header]
+    if missing:
+        raise DataError(
+            f"{path}:{table.header_line}: the model's column(s) {', '.join(missing)} are not "
+            f"in the header ({', '.join(table.header)}); expected columns named "
+            f"{', '.join(names)}"
+        )
+    cols = table.locate(names)
+    columns = {n: [r.cells[j] for r in table.rows] for n, j in zip(names, cols, strict=True)}
+    return columns, [r.line for r in table.rows]
+
+
 def write_predictions(pred) -> str:
     """CSV text: ``label`` and one ``p_<class>`` column per class, or the target columns."""
     out = io.StringIO()

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .errors import RuntimeModelError
+from .errors import ColumnError, RuntimeModelError
 
 # Cells that stand for a missing value in columns that accept one: empty, and the markers
 # pandas reads as missing by default that tables such as R's exports write. nnspec's CSV
@@ -119,9 +119,7 @@ class RawColumns:
                 try:
                     col[i] = float(v)
                 except (TypeError, ValueError):
-                    raise RuntimeModelError(
-                        f"column '{name}', row {i}: expected a number, got {v!r}"
-                    ) from None
+                    raise ColumnError(name, i, f"expected a number, got {v!r}") from None
         bad = np.isinf(col)
         if not imputed:
             bad |= np.isnan(col)
@@ -129,9 +127,7 @@ class RawColumns:
             i = int(np.flatnonzero(bad)[0])
             got = "a missing value (NaN)" if np.isnan(col[i]) else "inf (in float32)"
             also = "; the model imputes nothing for this column" if not imputed else ""
-            raise RuntimeModelError(
-                f"column '{name}', row {i}: expected a number, got {got}{also}"
-            )
+            raise ColumnError(name, i, f"expected a number, got {got}{also}")
         return col
 
     def _categories(self, name: str, values) -> np.ndarray:
@@ -141,9 +137,11 @@ class RawColumns:
             for i, v in enumerate(col):
                 if v not in known:
                     got = "a missing value" if v == "" else f"{v!r}"
-                    raise RuntimeModelError(
-                        f"column '{name}', row {i}: expected one of the categories seen in "
-                        f"training ({', '.join(sorted(known))}), got {got} (the model was "
-                        "trained with preprocess.unknown: error)"
+                    raise ColumnError(
+                        name,
+                        i,
+                        f"expected one of the categories seen in training "
+                        f"({', '.join(sorted(known))}), got {got} (the model was trained "
+                        "with preprocess.unknown: error)",
                     )
         return col
