@@ -489,7 +489,8 @@ class Spec(SpecModel):
     preprocess: PreprocessSpec = Field(
         default=PreprocessSpec(),
         description="Standardization of the inputs (and, for regression, of the targets), "
-        "fitted on the training split and baked into the exported graph.",
+        "one-hot encoding of categorical columns and imputation of missing values, fitted on "
+        "the training split and baked into the exported graph.",
     )
     layers: list[LayerSpec] = Field(
         min_length=1, description="The layers, input to output; the last one is the output."
