@@ -27,13 +27,14 @@ import numpy as np
 
 from ._version import __version__
 from .data import core as datamod
+from .data import csv_table
 from .data.core import DataInfo, Dataset
 from .data.tabular import Imputation, TabularEncoder, TabularPlan
 from .errors import DataError, ParityError, SpecError
 from .spec import memory
 from .spec.messages import unknown_name
 from .spec.models import BuiltinData, CsvData, Spec
-from .spec.rules import ModelIO, check_rules
+from .spec.rules import ModelIO, check_rules, tabular_issues
 from .spec.shapes import LayerSummary, infer
 
 if TYPE_CHECKING:
@@ -67,6 +68,14 @@ def load_data(spec: Spec, base: Path | None = None) -> Dataset | None:
     plan = tabular_plan(spec)
     if isinstance(d, CsvData):
         if plan is not None:
+            # Names the spec got wrong are reported at the spec, before any cell is read
+            # (a categorical column misspelt would otherwise fail as "expected a number").
+            issues = tabular_issues(spec)
+            if issues:
+                raise SpecError(issues)
+            targets = [d.target] if isinstance(d.target, str) else list(d.target)
+            header = csv_table.read_header(base / d.csv)
+            _check_tabular_names(spec, d.features or [h for h in header if h not in targets])
             raw = datamod.load_csv(base / d.csv, d.target, d.features, spec.task, plan)
             return encode_tabular(spec, raw)
         return datamod.load_csv(base / d.csv, d.target, d.features, spec.task)

@@ -168,7 +168,7 @@ def _io_issues(spec: Spec) -> list[Issue]:
     return issues
 
 
-def _tabular_issues(spec: Spec) -> list[Issue]:
+def tabular_issues(spec: Spec) -> list[Issue]:
     """preprocess.categorical and impute: CSV columns, not images or the target."""
     src, pre, d = spec.source, spec.preprocess, spec.data
     if not pre.categorical and pre.impute is None:
@@ -253,7 +253,7 @@ def _train_issues(spec: Spec) -> list[Issue]:
 def check_rules(spec: Spec, data: DataInfo | None) -> ModelIO:
     """All cross-field rules; returns the resolved sizes or raises one ``SpecError`` for all."""
     src = spec.source
-    issues = _layer_issues(spec) + _io_issues(spec) + _train_issues(spec) + _tabular_issues(spec)
+    issues = _layer_issues(spec) + _io_issues(spec) + _train_issues(spec) + tabular_issues(spec)
     last = len(spec.layers) - 1
     units = getattr(spec.layers[-1], "units", None)
 
