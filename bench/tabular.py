@@ -56,20 +56,31 @@ def main(argv: list[str] | None = None) -> int:
     sk = make_pipeline(
         ColumnTransformer(
             [
-                ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
-                 enc.numeric),
+                (
+                    "num",
+                    make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+                    enc.numeric,
+                ),
                 ("cat", OneHotEncoder(handle_unknown="ignore"), enc.categorical),
             ]
         ),
-        MLPClassifier((16,), activation="relu", learning_rate_init=0.01, batch_size=16,
-                      max_iter=100, random_state=0),
+        MLPClassifier(
+            (16,),
+            activation="relu",
+            learning_rate_init=0.01,
+            batch_size=16,
+            max_iter=100,
+            random_state=0,
+        ),
     )
     start = time.perf_counter()
     sk.fit(_frame(train.columns), train.y)
     sk_train = time.perf_counter() - start
     sk_acc = float((sk.predict(_frame(test.columns)) == test.y).mean())
-    print(f"penguins test accuracy ({len(test.y)} rows): nnspec {result.metrics['accuracy']:.4f} "
-          f"({nn_train:.2f} s), scikit-learn {sk_acc:.4f} ({sk_train:.2f} s)")
+    print(
+        f"penguins test accuracy ({len(test.y)} rows): nnspec {result.metrics['accuracy']:.4f} "
+        f"({nn_train:.2f} s), scikit-learn {sk_acc:.4f} ({sk_train:.2f} s)"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         nnspec.export(result, Path(tmp) / "p.onnx")

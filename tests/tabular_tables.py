@@ -11,8 +11,17 @@ import numpy as np
 ORIGINS = ("usa", "europe", "japan")
 NUMERIC = ["displacement", "horsepower", "weight", "acceleration", "year"]
 CATEGORICAL = ["cylinders", "origin"]
-HEADER = ["cylinders", "displacement", "horsepower", "weight", "acceleration", "year", "origin",
-          "name", "mpg"]
+HEADER = [
+    "cylinders",
+    "displacement",
+    "horsepower",
+    "weight",
+    "acceleration",
+    "year",
+    "origin",
+    "name",
+    "mpg",
+]
 
 
 def car_rows(n: int = 240, seed: int = 0) -> list[dict[str, str]]:

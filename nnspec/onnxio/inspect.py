@@ -22,8 +22,10 @@ def _type(value_info) -> str:
     if t.WhichOneof("value") != "tensor_type":
         return onnx.helper.printable_type(t)
     elem = t.tensor_type.elem_type
-    dtype = "string" if elem == onnx.TensorProto.STRING else (
-        onnx.helper.tensor_dtype_to_np_dtype(elem).name
+    dtype = (
+        "string"
+        if elem == onnx.TensorProto.STRING
+        else (onnx.helper.tensor_dtype_to_np_dtype(elem).name)
     )
     dims = t.tensor_type.shape.dim
     return f"{dtype} (" + ", ".join(d.dim_param or str(d.dim_value) for d in dims) + ")"
@@ -96,8 +98,10 @@ def _preprocessing_lines(pre: dict) -> list[str]:
     scaled = "standardized (Sub, Div)" if pre["standardize"] else "not standardized"
     if not tab:
         return [f"  preprocessing: inputs {scaled}"]
-    lines = [f"  preprocessing: raw columns in, one graph input each ({tab.get('unknown')}"
-             " unknown categories); numeric columns then " + scaled]
+    lines = [
+        f"  preprocessing: raw columns in, one graph input each ({tab.get('unknown')}"
+        " unknown categories); numeric columns then " + scaled
+    ]
     width = max(len(c["name"]) for c in tab["columns"])
     for c in tab["columns"]:
         if c["kind"] == "categorical":

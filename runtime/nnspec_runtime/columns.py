@@ -72,8 +72,7 @@ class RawColumns:
             raise RuntimeModelError("the model's metadata nnspec_tabular is damaged") from None
         if sorted(names) != sorted(input_names):
             raise RuntimeModelError(
-                f"the model's metadata lists the columns {names}, but its graph takes "
-                f"{input_names}"
+                f"the model's metadata lists the columns {names}, but its graph takes {input_names}"
             )
         self.names = names
         self.categories = {

@@ -17,7 +17,10 @@ def test_init_detects_text_columns_and_empty_cells(tmp_path, capsys):
     assert "  categorical: [origin]" in text
     assert "  impute: {strategy: median}" in text and "horsepower, weight have empty cells" in text
     assert "# Column 'name' is left out of data.features: text with 240 distinct values" in text
-    assert "features: [cylinders, displacement, horsepower, weight, acceleration, year, origin]" in text
+    assert (
+        "features: [cylinders, displacement, horsepower, weight, acceleration, year, origin]"
+        in text
+    )
     capsys.readouterr()
     assert cli.main(["validate", str(spec_path)]) == 0
     assert "input features: 6 numeric + origin (3) = 9" in capsys.readouterr().out

@@ -26,7 +26,9 @@ def _spec(tmp_path, text: str, rows=None):
 
 def _frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
     """Raw columns as scikit-learn takes them: NaN for missing numbers, text categories."""
-    return pd.DataFrame({k: (v.astype(str) if v.dtype == object else v) for k, v in columns.items()})
+    return pd.DataFrame(
+        {k: (v.astype(str) if v.dtype == object else v) for k, v in columns.items()}
+    )
 
 
 def _nnspec_matrix(spec):
@@ -150,7 +152,9 @@ def test_an_entirely_empty_column_is_refused(tmp_path):
 
 
 def test_an_unknown_categorical_column_is_located(tmp_path):
-    text = cars_spec().replace("categorical: [cylinders, origin]", "categorical: [cylinders, orign]")
+    text = cars_spec().replace(
+        "categorical: [cylinders, origin]", "categorical: [cylinders, orign]"
+    )
     msg = _error(tmp_path, text)
     assert "cars.yaml:6:28: preprocess.categorical[1]" in msg
     assert "'orign' is not one of data.features" in msg

@@ -37,7 +37,13 @@ def test_every_kind_of_input_gives_the_numpy_networks_answer(cars):
     result, path, rows = cars
     model = Model(path, device="cpu")
     assert model.feature_names == [
-        "displacement", "horsepower", "weight", "acceleration", "year", "cylinders", "origin",
+        "displacement",
+        "horsepower",
+        "weight",
+        "acceleration",
+        "year",
+        "cylinders",
+        "origin",
     ]
     want = result.network.predict(result.splits.test.columns)["prediction"]
     test_rows = [rows[int(line) - 2] for line in result.splits.test.lines]
@@ -92,12 +98,17 @@ def test_a_missing_number_without_imputation_is_refused(tmp_path):
     rows = [r for r in car_rows() if r["horsepower"] and r["weight"]]
     write_cars(tmp_path / "cars.csv", rows)
     (tmp_path / "c.yaml").write_text(cars_spec(impute="null"))
-    nnspec.export(nnspec.compile(nnspec.load_spec(tmp_path / "c.yaml")).network, tmp_path / "m.onnx")
+    nnspec.export(
+        nnspec.compile(nnspec.load_spec(tmp_path / "c.yaml")).network, tmp_path / "m.onnx"
+    )
     model = Model(tmp_path / "m.onnx", device="cpu")
     frame = pd.DataFrame(rows[:3])
     frame.loc[1, "weight"] = np.nan
-    with pytest.raises(ColumnError, match="column 'weight', row 1: expected a number, got a "
-                       "missing value \\(NaN\\); the model imputes nothing for this column"):
+    with pytest.raises(
+        ColumnError,
+        match="column 'weight', row 1: expected a number, got a "
+        "missing value \\(NaN\\); the model imputes nothing for this column",
+    ):
         model.predict(frame)
 
 
