@@ -46,15 +46,20 @@ def read_inputs(path: Path, feature_names: list[str] | None, n_features: int | N
     table = csv_table.read(path, header=None)
     cols = list(range(table.width))
     if table.header is not None and feature_names:
-        missing = [f for f in feature_names if f not in table.header]
-        if missing:
-            raise DataError(
-                f"{path}:{table.header_line}: the model's feature column(s) "
-                f"{', '.join(missing)} are not in the header ({', '.join(table.header)}); "
-                f"expected columns named {', '.join(feature_names)}"
-            )
-        cols = table.locate(feature_names)
+        cols = _model_columns(path, table, feature_names)
     return table.numbers(cols)
+
+
+def _model_columns(path: Path, table: csv_table.Table, names: list[str]) -> list[int]:
+    """The header's column of each of the model's feature names, or an error listing both."""
+    missing = [f for f in names if f not in table.header]
+    if missing:
+        raise DataError(
+            f"{path}:{table.header_line}: the model's feature column(s) "
+            f"{', '.join(missing)} are not in the header ({', '.join(table.header)}); "
+            f"expected columns named {', '.join(names)}"
+        )
+    return table.locate(names)
 
 
 def read_columns(path: Path, names: list[str]) -> tuple[dict[str, list], list[int] | None]:
@@ -82,14 +87,7 @@ def read_columns(path: Path, names: list[str]) -> tuple[dict[str, list], list[in
             )
         return {n: table.column(n).to_pylist() for n in names}, None
     table = csv_table.read(path, header=True)
-    missing = [n for n in names if n not in table.header]
-    if missing:
-        raise DataError(
-            f"{path}:{table.header_line}: the model's column(s) {', '.join(missing)} are not "
-            f"in the header ({', '.join(table.header)}); expected columns named "
-            f"{', '.join(names)}"
-        )
-    cols = table.locate(names)
+    cols = _model_columns(path, table, names)
     columns = {n: [r.cells[j] for r in table.rows] for n, j in zip(names, cols, strict=True)}
     return columns, [r.line for r in table.rows]
 
