@@ -59,6 +59,23 @@ def _as_columns(x) -> Mapping:
     )
 
 
+def cpu_only_nodes(session) -> str:
+    """``: the LabelEncoder nodes of ...`` for a tabular model with categorical columns (the
+    nodes onnxruntime has no CUDA kernel for), else ``""``: said in a strict refusal."""
+    meta = session.get_modelmeta().custom_metadata_map
+    try:
+        columns = json.loads(meta["nnspec_tabular"])["columns"]
+    except (KeyError, ValueError, TypeError):
+        return ""
+    names = [c.get("name") for c in columns if c.get("kind") == "categorical"]
+    if not names:
+        return ""
+    return (
+        f": the string inputs and ai.onnx.ml LabelEncoder nodes of the categorical column(s) "
+        f"{', '.join(map(str, names))}, which look categories up on the CPU"
+    )
+
+
 class RawColumns:
     """What a tabular model's metadata says about its inputs, and the checks on them."""
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .binding import Bound
-from .columns import RawColumns
+from .columns import RawColumns, cpu_only_nodes
 from .device import (
     CPU,
     CUDA,
@@ -242,7 +242,8 @@ class Model:
         # fallback allowed tells the two apart.
         relaxed = replace(self.cuda_options, strict=False).providers()
         try:
-            got = _session(ort, data, relaxed).get_providers()
+            probe = _session(ort, data, relaxed)
+            got = probe.get_providers()
         except Exception as e:
             return f"{where}: the CUDA provider failed to start: {e}; {hint}"
         if got[0] != CUDA:
@@ -253,8 +254,8 @@ class Model:
             )
         return (
             f"{where}: strict=True asks for every node on the GPU, but onnxruntime would run "
-            f"some on the CPU, for want of a CUDA kernel ({error}); strict=False lets them run "
-            "there"
+            f"some on the CPU, for want of a CUDA kernel{cpu_only_nodes(probe)} ({error}); "
+            "strict=False lets them run there"
         )
 
     def _describe(self) -> None:
