@@ -240,3 +240,34 @@ def test_validate_shows_the_encoded_width(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "input features: 5 numeric + cylinders (5) + origin (3) = 13" in out
     assert "(batch, 13)" in out
+
+
+def test_validate_json_has_the_encoding(tmp_path, capsys):
+    import json
+
+    _spec(tmp_path, cars_spec())
+    assert cli.main(["validate", str(tmp_path / "cars.yaml"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["input_encoding"] == "5 numeric + cylinders (5) + origin (3) = 13"
+
+
+def test_resume_keeps_the_encoder(tmp_path):
+    """A resumed tabular run ends with the weights of an uninterrupted one: the encoder is
+    fitted again, identically, from the same split."""
+    from nnspec.training.interrupt import StopRequest, TrainingInterrupted
+
+    spec = _spec(tmp_path, cars_spec(epochs=6))
+    whole = nnspec.train(spec)
+    stop = StopRequest()
+
+    def on_batch(epoch, batch):
+        if epoch == 3 and batch == 0:
+            stop.set()
+
+    with pytest.raises(TrainingInterrupted):
+        nnspec.train(spec, checkpoint_dir=tmp_path / "ck", stop=stop, on_batch=on_batch)
+    resumed = nnspec.train(spec, resume=tmp_path / "ck")
+    assert resumed.resumed_from is not None
+    for k, v in whole.network.parameters().items():
+        np.testing.assert_array_equal(resumed.network.parameters()[k], v)
+    assert resumed.network.tabular == whole.network.tabular
