@@ -3,11 +3,14 @@ split, side by side with scikit-learn, and every refusal located."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from tabular_tables import CATEGORICAL, NUMERIC, car_rows, cars_spec, write_cars
 
 import nnspec
+import nnspec.data.tabular
 from nnspec import cli, pipeline
 from nnspec.data.tabular import Imputation, TabularEncoder, TabularPlan, sort_categories
 
@@ -271,3 +274,26 @@ def test_resume_keeps_the_encoder(tmp_path):
     for k, v in whole.network.parameters().items():
         np.testing.assert_array_equal(resumed.network.parameters()[k], v)
     assert resumed.network.tabular == whole.network.tabular
+
+
+def test_a_dataframe_through_the_entry_point_equals_the_csv(tmp_path):
+    """What issue 14's DataFrame and Parquet sources call: columns_from_mapping, then
+    encode_tabular, give the CSV path's encoder and rows."""
+    from nnspec.data.core import Dataset
+
+    spec = _spec(tmp_path, cars_spec())
+    from_csv = pipeline.load_data(spec)
+    frame = pd.read_csv(tmp_path / "cars.csv")  # NaN for empty cells, int cylinders
+    plan = pipeline.tabular_plan(spec).with_features(list(from_csv.columns))
+    columns = nnspec.data.tabular.columns_from_mapping(frame, plan, "frame")
+    raw_info = dataclasses.replace(
+        from_csv.info, features=len(columns), feature_names=list(columns), encoding=None
+    )
+    raw = Dataset(np.zeros((len(frame), 0)), from_csv.y, raw_info, "frame", columns)
+    encoded = pipeline.encode_tabular(spec, raw)
+    assert encoded.encoder == from_csv.encoder
+    np.testing.assert_array_equal(encoded.x, from_csv.x)
+    frame["weight"] = frame["weight"].astype(object)
+    frame.loc[3, "weight"] = "heavy"
+    with pytest.raises(nnspec.DataError, match="frame: row 3: column 'weight': expected a number"):
+        nnspec.data.tabular.columns_from_mapping(frame, plan, "frame")
