@@ -304,11 +304,10 @@ does the same from a pandas DataFrame, a dict of columns or `csv.DictReader` row
 """
 
 
-def _tabular_table() -> str:
-    """The tabular front of a real export, one row per column kind."""
+def tabular_doc_network():
+    """The untrained network of TABULAR_SPEC with the encoder the section describes."""
     from ..data.tabular import Imputation, TabularEncoder
-    from ..onnxio.inspect import graph_listing
-    from ..pipeline import build_network, export
+    from ..pipeline import build_network
     from ..spec.models import load_spec
 
     network = build_network(load_spec(TABULAR_SPEC))
@@ -319,7 +318,15 @@ def _tabular_table() -> str:
         {"horsepower": 93.5},
         {"horsepower": Imputation("median")},
     )
-    nodes, inits = graph_listing(export(network))
+    return network
+
+
+def _tabular_table() -> str:
+    """The tabular front of a real export, one row per column kind."""
+    from ..onnxio.inspect import graph_listing
+    from ..pipeline import export
+
+    nodes, inits = graph_listing(export(tabular_doc_network()))
     rows = [
         ("numeric, imputed", "`horsepower` float32 `(batch,)`", "tabular/horsepower"),
         ("numeric", "`weight` float32 `(batch,)`", "tabular/weight"),

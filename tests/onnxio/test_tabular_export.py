@@ -149,3 +149,19 @@ def test_the_shipped_penguins_spec_trains_and_predicts_raw_rows(tmp_path):
     want = result.network.predict(result.splits.test.columns)
     np.testing.assert_allclose(pred.probabilities, want["probabilities"], rtol=RTOL, atol=ATOL)
     assert len(model.graph.input) == 7
+
+
+def test_the_plain_onnxruntime_example_of_onnx_md_runs(tmp_path, monkeypatch):
+    """docs/onnx.md's example, run as written on the model its tables are read from."""
+    import re
+
+    from nnspec._docgen.onnx_md import TABULAR_EXAMPLE, tabular_doc_network
+
+    nnspec.export(tabular_doc_network(), tmp_path / "cars.onnx")
+    code = re.search(r"```python\n(.*?)```", TABULAR_EXAMPLE, re.S).group(1)
+    assert code in (ROOT / "docs" / "onnx.md").read_text(encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(code, "docs/onnx.md", "exec"), scope)
+    assert scope["probabilities"].shape == (2, 3) and scope["label"].shape == (2,)
+    np.testing.assert_allclose(scope["probabilities"].sum(axis=1), 1.0, rtol=1e-6)
