@@ -36,8 +36,9 @@ python -m nnspec._docgen.onnx_md > docs/onnx.md
 The exported graph has one input, `input`: float32 `(batch, features)`, or
 `(batch, channels, height, width)` for images, in the data's own units (a spec with categorical
 or imputed columns takes one input per raw column instead: see the last section). Nodes are
-named after the layer that made them (`conv1/Conv`, `conv1/relu`), which is how they read in Netron; the
-layer's weights are initializers named `<layer>.weight`, `<layer>.bias` and so on. The opset is
+named after the layer that made them (`conv1/Conv`, `conv1/relu`), which is how they read in
+Netron; the layer's weights are initializers named `<layer>.weight`, `<layer>.bias` and so on.
+The opset is
 `export.opset` (18 by default), with the lowest IR version that the opset needs.
 `onnx.checker.check_model(full_check=True)` and strict shape inference pass on every model
 before it is written, and every trained model is compared with the NumPy network in

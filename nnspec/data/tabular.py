@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from nnspec_runtime.columns import MISSING, category_text
+from nnspec_runtime.columns import MISSING, category_text, is_na
 
 from ..errors import DataError
 from .csv_table import Table
@@ -135,7 +135,7 @@ def columns_from_mapping(data: Mapping, plan: TabularPlan, where: str) -> Column
 
 
 def _number(value, name: str, i: int, where: str, missing_ok: bool) -> float:
-    if value is None or (isinstance(value, str) and value.strip() in MISSING):
+    if is_na(value) or (isinstance(value, str) and value.strip() in MISSING):
         number = math.nan
     elif isinstance(value, (str, bytes)):
         try:

@@ -23,10 +23,16 @@ from .errors import ColumnError, RuntimeModelError
 MISSING = frozenset({"", "NA", "N/A", "NaN", "nan", "NULL", "null", "None"})
 
 
+def is_na(value) -> bool:
+    """None, or pandas' missing-value singletons (``pd.NA`` of nullable columns, ``NaT``),
+    recognized without importing pandas."""
+    return value is None or type(value).__name__ in ("NAType", "NaTType")
+
+
 def category_text(value) -> str:
     """A value as the category text nnspec trained on ("" when missing): text stripped,
     integers (and integral floats, as pandas stores an int column with gaps) as digits."""
-    if value is None:
+    if is_na(value):
         return ""
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
@@ -129,7 +135,7 @@ class RawColumns:
         else:  # text cells (CSV rows), None, mixed objects: one at a time, for the message
             col = np.empty(len(arr), np.float32)
             for i, v in enumerate(arr.tolist()):
-                if v is None or (isinstance(v, str) and v.strip() in MISSING):
+                if is_na(v) or (isinstance(v, str) and v.strip() in MISSING):
                     col[i] = np.nan
                     continue
                 try:

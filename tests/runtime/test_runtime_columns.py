@@ -142,3 +142,15 @@ def test_inspect_shows_the_preprocessing(cars, capsys):
     assert "preprocessing: raw columns in, one graph input each (error unknown" in out
     assert "    origin        categorical, one-hot over 3: europe, japan, usa" in out
     assert "horsepower    numeric, missing -> median" in out
+
+
+def test_pandas_nullable_columns(cars):
+    """pd.NA in nullable Int64 / string columns is a missing value, as NaN and None are."""
+    result, path, rows = cars
+    model = Model(path, device="cpu")
+    test_rows = [rows[int(line) - 2] for line in result.splits.test.lines]
+    typed = pd.read_csv(io.StringIO(pd.DataFrame(test_rows).to_csv(index=False)))
+    nullable = typed.convert_dtypes()  # Int64, Float64 and string columns, with pd.NA
+    assert str(nullable["cylinders"].dtype) == "Int64" and nullable["horsepower"].isna().any()
+    want = model.predict(typed).values
+    np.testing.assert_allclose(model.predict(nullable).values, want, rtol=1e-6)
