@@ -152,8 +152,8 @@ def _info(choice: DataChoice):
 
 
 def _playground_issues(spec: Spec, choice: DataChoice, root: Path) -> list[Issue]:
-    """What the playground refuses beyond what the CLI does: the wrong task for the data, an
-    endless run, a pretrained model outside the folder it serves."""
+    """What the playground refuses beyond what the CLI does: the wrong task for the data,
+    tabular preprocessing, an endless run, a pretrained model outside the folder it serves."""
     src, issues = spec.source, []
     if spec.task != choice.task:
         issues.append(
@@ -161,6 +161,16 @@ def _playground_issues(spec: Spec, choice: DataChoice, root: Path) -> list[Issue
                 ("task",),
                 f"the Data panel's {choice.name} is a {choice.task} set; expected task: "
                 f"{choice.task}, got {spec.task}",
+            )
+        )
+    if pipeline.tabular_plan(spec) is not None:
+        key = "categorical" if spec.preprocess.categorical else "impute"
+        issues.append(
+            src.issue(
+                ("preprocess", key),
+                f"preprocess.{key} is for tables of raw columns; the playground's data are "
+                "numeric points, already complete: expected no categorical or impute here "
+                "(train a tabular spec with nnspec train)",
             )
         )
     if spec.train.epochs > MAX_EPOCHS:

@@ -124,6 +124,9 @@ def test_limits_are_refused(client, tmp_path):
     )
     [issue] = client.post("/api/validate", json={"spec": wide, "data": XOR}).json()["issues"]
     assert issue["line"] == 8 and "5,000 outputs; the playground draws every unit" in issue["text"]
+    tabular = TWO_HIDDEN.replace("{standardize: true}", "{standardize: true, categorical: [x1]}")
+    [issue] = client.post("/api/validate", json={"spec": tabular, "data": XOR}).json()["issues"]
+    assert issue["line"] == 6 and "preprocess.categorical is for tables" in issue["text"]
     outside = TWO_HIDDEN + "init: {from: ../elsewhere.onnx}\n"
     [issue] = client.post("/api/validate", json={"spec": outside, "data": XOR}).json()["issues"]
     assert "outside the folder the playground serves" in issue["text"]
