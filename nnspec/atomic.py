@@ -208,16 +208,25 @@ def export_lock(path: str | Path):
     """Hold an exclusive ``fcntl`` lock on ``.<name>.lock`` beside ``path`` while a model and
     its data file are written, so that two exports to one path run one after the other
     instead of interleaving their renames (a model with one run's metadata and the other's
-    weights). The lock file stays (removing it would race with the next writer); the lock goes
-    with the process."""
+    weights). The lock goes with the process; the file is removed on release (a waiter that
+    then holds a removed file's lock sees so, and locks the new one)."""
     path = Path(path)
     lock = path.parent / f".{path.name}.lock"
-    try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError as e:
-        raise OutputError(f"{path}: cannot create the lock file {lock}: {e.strerror}") from None
-    try:
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as e:
+            raise OutputError(f"{path}: cannot create the lock file {lock}: {e.strerror}") from None
         fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            held = _same_file(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            held = False
+        if held:
+            break
+        os.close(fd)
+    try:
         yield
     finally:
+        lock.unlink(missing_ok=True)
         os.close(fd)

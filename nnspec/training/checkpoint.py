@@ -17,9 +17,11 @@ a mix. Nothing is pickled, so loading a checkpoint runs no code from it.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
+import os
 import re
 import zipfile
 from dataclasses import dataclass
@@ -208,9 +210,46 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
+OWNER_NAME = ".owner"
+
+
+class DirectoryOwner:
+    """One training run's hold on a checkpoint directory: an exclusive ``fcntl`` lock on
+    ``DIR/.owner``, which holds the run's PID. Two runs writing one directory would delete
+    each other's checkpoints (each keeps only its latest NPZ), so a second run is refused,
+    with the owner's PID. The lock goes with the process, killed or not."""
+
+    def __init__(self, directory: Path):
+        path = directory / OWNER_NAME
+        try:
+            f = open(path, "a+", encoding="ascii")  # noqa: SIM115  held for the run
+        except OSError as e:
+            raise CheckpointError(
+                f"--checkpoint {directory}: cannot lock it: {e.strerror}"
+            ) from None
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            pid = f.read(32).strip() or "unknown"
+            f.close()
+            raise CheckpointError(
+                f"--checkpoint {directory}: in use by another training run (PID {pid}); two "
+                "runs writing one directory would delete each other's checkpoints: wait for "
+                "it to end, or give this run another directory"
+            ) from None
+        f.truncate(0)
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        self._file = f
+
+    def release(self) -> None:
+        self._file.close()
+
+
 def prepare_checkpoint_directory(directory: str | Path) -> Path:
     """Create the checkpoint directory if needed (its parent must exist); fail before training
-    when it cannot be written."""
+    when it cannot be written or another run owns it (``DirectoryOwner``)."""
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise CheckpointError(f"--checkpoint {directory}: expected a directory, got a file")
@@ -219,6 +258,7 @@ def prepare_checkpoint_directory(directory: str | Path) -> Path:
     except OSError as e:
         raise CheckpointError(f"--checkpoint {directory}: cannot create it: {e.strerror}") from None
     atomic.check_writable(directory / JSON_NAME)
+    DirectoryOwner(directory).release()  # refused now, before the data are read, not later
     return directory
 
 

@@ -172,7 +172,9 @@ def test_many_unused_initializers_are_refused_before_onnxruntime(tmp_path, no_se
     model.graph.initializer.extend(inits)
     path = _save(model, tmp_path / "m.onnx")
     start = time.perf_counter()
-    with pytest.raises(RuntimeModelError, match=r"initializers are used by no node \(at most 1,024\)"):
+    with pytest.raises(
+        RuntimeModelError, match=r"initializers are used by no node \(at most 1,024\)"
+    ):
         Model(path, device="cpu")
     assert time.perf_counter() - start < 5
 
