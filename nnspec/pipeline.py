@@ -421,6 +421,7 @@ def export(
         shown = f"random inputs (seed {RANDOM_PARITY_SEED})"
         metadata = {}
     where = str(path) if path is not None else "<in-memory export>"
+    parity_module.check_finite_weights(network, where)
 
     def check_and_record(model, staged):
         # Parity runs on the exported graph (from its staged files when it has external

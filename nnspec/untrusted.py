@@ -25,6 +25,7 @@ inputs) goes through these functions, so that one set of rules holds everywhere:
 - ``parse_int(text, what, error, lo=, hi=)`` / ``parse_float(text, what, error)`` /
   ``is_plain_number(text)``: numbers in ASCII decimal only (``5_1`` and non-ASCII digits,
   which Python's ``int``/``float`` accept, are refused), ints within bounds, floats finite.
+- ``nested_deeper_than(value, limit)``: whether decoded JSON nests deeper than ``limit``.
 - ``check_finite(array, what, error, float32=True)``: no NaN or inf, and (``float32``) no value
   beyond float32's range, which would become inf in the exported model; names the index.
 
@@ -215,7 +216,9 @@ def _npy_header(f, size: int, where: str, error) -> tuple[np.dtype, tuple, bool,
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
         else:
             raise ValueError(f"unknown .npy format version {version}")
-    except (ValueError, OSError, EOFError, SyntaxError, zipfile.BadZipFile, zlib.error) as e:
+    except (zipfile.BadZipFile, zlib.error) as e:
+        raise error(f"{where}: damaged in the archive: {e}") from None
+    except (ValueError, OSError, EOFError, SyntaxError) as e:
         raise error(f"{where}: not a readable .npy array: {e}") from None
     if dtype.hasobject:
         raise error(
@@ -246,7 +249,9 @@ def _read_npy_data(f, dtype, shape, fortran: bool, nbytes: int, where: str, erro
             if not n:
                 break
             got += n
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+    except (zipfile.BadZipFile, zlib.error) as e:
+        raise error(f"{where}: damaged in the archive: {e}") from None
+    except (OSError, EOFError) as e:
         raise error(f"{where}: damaged: {e}") from None
     if got != nbytes:
         raise error(f"{where}: truncated: {got} of its {nbytes} bytes of data")
@@ -355,8 +360,9 @@ def read_npz(
 # -- values in metadata and text -------------------------------------------------------------
 
 
-def _depth(value, limit: int) -> bool:
-    """True when ``value`` nests deeper than ``limit`` (iterative: no recursion)."""
+def nested_deeper_than(value, limit: int) -> bool:
+    """True when the JSON-like ``value`` nests deeper than ``limit`` (iterative: no
+    recursion)."""
     stack = [(value, 1)]
     while stack:
         v, d = stack.pop()
@@ -397,7 +403,7 @@ def parse_json(
         raise error(f"{what}:{e.lineno}:{e.colno}: not valid JSON ({e.msg})") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise error(f"{what}: not usable JSON ({e})") from None
-    if _depth(value, max_depth):
+    if nested_deeper_than(value, max_depth):
         raise error(f"{what}: JSON nested over {max_depth} levels deep; expected at most that")
     return value
 

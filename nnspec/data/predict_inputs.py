@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from .. import untrusted
 from ..errors import DataError
 from . import csv_table
 
 
 def _read_npy(path: Path, n_features: int | None) -> np.ndarray:
-    try:
-        x = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise DataError(f"{path}: data file not found") from None
-    except (ValueError, OSError, EOFError) as e:
-        raise DataError(f"{path}: not a readable .npy array (no pickle allowed): {e}") from None
-    if not isinstance(x, np.ndarray):
+    if not path.exists() and not path.is_symlink():
+        raise DataError(f"{path}: data file not found")
+    untrusted.check_regular_file(path, "data file", DataError)
+    if zipfile.is_zipfile(path):
         raise DataError(f"{path}: an .npz archive; expected a single .npy array")
+    # The header is checked (no pickle; the size it claims is the size the file has) before
+    # the array is allocated: a 160-byte file claiming (10**11, 4) is refused, not a MemoryError.
+    x = untrusted.read_npy(path, str(path), DataError)
     # Real numbers only: complex, timedelta (an integer to NumPy), dates and strings are not.
     if x.dtype.kind not in "biuf":
         raise DataError(f"{path}: expected an array of real numbers, got dtype {x.dtype}")
