@@ -293,7 +293,7 @@ def test_checkpoint_json_path_is_accepted(iris_checkpoint, tmp_path, capsys):
         (
             # An object array could only be rebuilt by pickle, which is never used.
             lambda d: _rewrite_npz(d, lambda a: a.update({"net/x": np.array([{}], object)})),
-            "unusable array",
+            "cannot load without pickle",
         ),
     ],
 )
