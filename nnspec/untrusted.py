@@ -134,11 +134,13 @@ def read_bytes(
                 f"{path}: the {what} is {_size_text(size)}; expected at most {_size_text(limit)}"
             )
         try:
-            data = f.read(limit + 1)
+            # read(n) allocates n bytes first: ask for the size fstat gave (and one byte
+            # more, to see a file that grew), never for the limit.
+            data = f.read(size + 1)
         except OSError as e:
             raise error(f"{path}: cannot read the {what}: {e.strerror}") from None
-    if len(data) > limit:  # it grew while being read
-        raise error(f"{path}: the {what} is over {_size_text(limit)}; expected at most that")
+    if len(data) > size:
+        raise error(f"{path}: the {what} grew while it was read; expected a finished file")
     return data
 
 

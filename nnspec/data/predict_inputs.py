@@ -59,17 +59,28 @@ def read_inputs(path: Path, feature_names: list[str] | None, n_features: int | N
     return table.numbers(cols)
 
 
+def spreadsheet_safe(text: str) -> str:
+    """A text cell that a spreadsheet would run as a formula (it starts with ``=``, ``+``,
+    ``-``, ``@``, or a tab or carriage return before one) gets a leading ``'``, as OWASP advises
+    for CSV injection; a cell that is a number (``-1`` as a class name) stays as it is."""
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not untrusted.is_plain_number(text):
+        return "'" + text
+    return text
+
+
 def write_predictions(pred) -> str:
-    """CSV text: ``label`` and one ``p_<class>`` column per class, or the target columns."""
+    """CSV text: ``label`` and one ``p_<class>`` column per class, or the target columns.
+    Class and target names come from the model, so they are made spreadsheet-safe."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     if pred.task == "classification":
         w.writerow(["label", *(f"p_{c}" for c in pred.class_names)])
+        safe = {c: spreadsheet_safe(str(c)) for c in pred.class_names}
         for label, probs in zip(pred.labels, pred.probabilities, strict=True):
-            w.writerow([label, *(f"{p:.6g}" for p in probs)])
+            w.writerow([safe.get(label, label), *(f"{p:.6g}" for p in probs)])
     else:
         names = pred.target_names or [f"y{i}" for i in range(pred.values.shape[1])]
-        w.writerow(names)
+        w.writerow([spreadsheet_safe(n) for n in names])
         for row in pred.values:
             w.writerow([f"{v:.6g}" for v in row])
     return out.getvalue()

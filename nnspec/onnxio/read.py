@@ -150,8 +150,17 @@ def load_network(path: str | Path, dtype=np.float64) -> tuple[Network, ModelCont
     contents = read_model(path)
     spec = contents.spec()
     io = model_io(contents, spec)
-    # The embedded spec's network is sized before it is built (the spec came with the model).
-    check_memory(spec, io, infer(spec, io))
+    # The embedded spec's network is sized before it is built (the spec came with the model):
+    # it may not claim more weights than the model holds, nor more memory than there is.
+    rows = infer(spec, io)
+    claimed = sum(r.params for r in rows)
+    held = sum(math.prod(t.dims) for t in contents.model.graph.initializer)
+    if claimed > held:
+        raise ModelError(
+            f"{contents.path}: its embedded spec describes {claimed:,} parameters, but the model "
+            f"holds {held:,} weights; the metadata does not describe this graph"
+        )
+    check_memory(spec, io, rows)
     network = build(spec, io, seed=0, dtype=dtype)
     saved = contents.arrays()
 
