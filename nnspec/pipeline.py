@@ -477,10 +477,6 @@ def metrics_record(result: TrainResult, model: ModelProto) -> dict:
 
 def _json_safe(value):
     """NaN (an undefined metric, such as R² of a constant target) becomes JSON null."""
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
+    from .untrusted import finite_json
+
+    return finite_json(value)

@@ -25,6 +25,7 @@ inputs) goes through these functions, so that one set of rules holds everywhere:
 - ``parse_int(text, what, error, lo=, hi=)`` / ``parse_float(text, what, error)`` /
   ``is_plain_number(text)``: numbers in ASCII decimal only (``5_1`` and non-ASCII digits,
   which Python's ``int``/``float`` accept, are refused), ints within bounds, floats finite.
+- ``finite_json(value)``: decoded JSON with NaN and inf as None (to write valid JSON).
 - ``nested_deeper_than(value, limit)``: whether decoded JSON nests deeper than ``limit``.
 - ``check_finite(array, what, error, float32=True)``: no NaN or inf, and (``float32``) no value
   beyond float32's range, which would become inf in the exported model; names the index.
@@ -32,7 +33,7 @@ inputs) goes through these functions, so that one set of rules holds everywhere:
 ``error`` is the ``NnspecError`` subclass to raise (``DataError`` by default, ``ModelError``
 for models, a checkpoint's own error...), and ``what``/``where`` names the file or value in
 messages. The runtime (``nnspec_runtime``) never imports nnspec and keeps its own minimal
-equivalents (``nnspec_runtime/files.py``).
+equivalents (``nnspec_runtime/files.py``, whose regular-file checks these functions use).
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ import json
 import math
 import os
 import re
-import stat
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -50,6 +50,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+
+from nnspec_runtime import files
 
 from .errors import DataError, NnspecError
 
@@ -65,34 +67,13 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 # Python's float() also takes "5_1", "٥", " nan", "infinity": an ASCII decimal number only.
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _INT = re.compile(r"[+-]?[0-9]+")
-_KINDS = {
-    stat.S_IFIFO: "a FIFO (named pipe), which would block",
-    stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device",
-    stat.S_IFSOCK: "a socket",
-    stat.S_IFDIR: "a directory",
-}
-
-
-def _kind(mode: int) -> str:
-    return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
 
 
 def check_regular_file(
     path: str | Path, what: str = "file", error: type[NnspecError] = DataError
 ) -> os.stat_result:
     """``os.stat`` of ``path`` if it is a regular file (links followed); else ``error``."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise error(f"{path}: no such {what}") from None
-    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the name
-        raise error(
-            f"{path}: cannot read the {what}: {getattr(e, 'strerror', None) or e}"
-        ) from None
-    if not stat.S_ISREG(st.st_mode):
-        raise error(f"{path}: is {_kind(st.st_mode)}; expected a regular {what}")
-    return st
+    return files.regular_stat(path, what, error)
 
 
 def open_regular(
@@ -100,17 +81,7 @@ def open_regular(
 ) -> BinaryIO:
     """``path`` opened for binary reading, checked to be a regular file before and after the
     open (``O_NONBLOCK``: opening a FIFO does not wait for a writer)."""
-    check_regular_file(path, what, error)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
-    except OSError as e:
-        raise error(f"{path}: cannot read the {what}: {e.strerror}") from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):  # replaced between the stat and the open
-        os.close(fd)
-        raise error(f"{path}: is {_kind(st.st_mode)}; expected a regular {what}")
-    os.set_blocking(fd, True)
-    return os.fdopen(fd, "rb")
+    return files.open_regular(path, what, error)
 
 
 def _size_text(n: int) -> str:
@@ -360,6 +331,17 @@ def read_npz(
 
 
 # -- values in metadata and text -------------------------------------------------------------
+
+
+def finite_json(value):
+    """``value`` (decoded JSON) with NaN and inf replaced by None: JSON has neither."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite_json(v) for v in value]
+    return value
 
 
 def nested_deeper_than(value, limit: int) -> bool:

@@ -58,17 +58,6 @@ def _external_data(model: onnx.ModelProto, path: Path) -> list[dict]:
     return files
 
 
-def _finite(value):
-    """NaN and inf (an undefined R², in metadata JSON) as None: JSON has no NaN."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
 def _metadata_value(text: str) -> object:
     """A value nnspec wrote as JSON, decoded; anything else (a version, a sha256 that happens
     to read as a number) stays the text it is. Non-finite numbers become None."""
@@ -81,7 +70,7 @@ def _metadata_value(text: str) -> object:
     if untrusted.nested_deeper_than(value, untrusted.MAX_JSON_DEPTH):
         return text
     same = text in (json.dumps(value), json.dumps(value, sort_keys=True))
-    return _finite(value) if same else text
+    return untrusted.finite_json(value) if same else text
 
 
 def model_info(path: Path, model: onnx.ModelProto | None = None) -> dict:

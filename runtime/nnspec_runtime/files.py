@@ -1,5 +1,5 @@
-"""The runtime's own untrusted-file rules (it never imports nnspec, whose ``nnspec.untrusted``
-holds the same rules for the rest): a model or data file must be a regular file, checked before
+"""The runtime's own untrusted-file rules (it never imports nnspec; ``nnspec.untrusted`` builds
+on these, with nnspec's error classes): a model or data file must be a regular file, checked before
 it is opened (a FIFO would block onnxruntime forever, ``/dev/zero`` would never end) and again
 on the open file; a location that a model names is a short, printable relative path."""
 
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
 
 from .errors import RuntimeModelError
 
@@ -27,33 +26,33 @@ def file_kind(mode: int) -> str:
     return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
 
 
-def regular_stat(path: Path, what: str) -> os.stat_result:
-    """``os.stat(path)`` of a regular file, else a ``RuntimeModelError`` that says what it is."""
+def regular_stat(path, what: str, error: type[Exception] = RuntimeModelError) -> os.stat_result:
+    """``os.stat(path)`` of a regular file (links followed), else ``error`` saying what it is.
+    (``nnspec.untrusted`` calls this with nnspec's own error classes.)"""
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise RuntimeModelError(f"{path}: no such {what}") from None
-    except (OSError, ValueError) as e:
-        raise RuntimeModelError(
-            f"{path}: cannot read: {getattr(e, 'strerror', None) or e}"
-        ) from None
+        raise error(f"{path}: no such {what}") from None
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the name
+        why = getattr(e, "strerror", None) or e
+        raise error(f"{path}: cannot read the {what}: {why}") from None
     if not stat.S_ISREG(st.st_mode):
-        raise RuntimeModelError(f"{path}: is {file_kind(st.st_mode)}; expected a regular {what}")
+        raise error(f"{path}: is {file_kind(st.st_mode)}; expected a regular {what}")
     return st
 
 
-def open_regular(path: Path, what: str):
+def open_regular(path, what: str, error: type[Exception] = RuntimeModelError):
     """``path`` opened for binary reading: a regular file before and after the open, which does
     not wait for a FIFO's writer (``O_NONBLOCK``)."""
-    regular_stat(path, what)
+    regular_stat(path, what, error)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except OSError as e:
-        raise RuntimeModelError(f"{path}: cannot read: {e.strerror}") from None
+        raise error(f"{path}: cannot read the {what}: {e.strerror}") from None
     st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
+    if not stat.S_ISREG(st.st_mode):  # replaced between the stat and the open
         os.close(fd)
-        raise RuntimeModelError(f"{path}: is {file_kind(st.st_mode)}; expected a regular {what}")
+        raise error(f"{path}: is {file_kind(st.st_mode)}; expected a regular {what}")
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
 

@@ -90,6 +90,23 @@ def _regressor(out_type=TensorProto.FLOAT, rank=2) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
 
 
+def _external_model(location: str) -> onnx.ModelProto:
+    """x + w, with w's data in the external file ``location``."""
+    t = numpy_helper.from_array(np.ones(2, np.float32), "w")
+    t.ClearField("raw_data")
+    t.data_location = TensorProto.EXTERNAL
+    t.external_data.add(key="location", value=location)
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "w"], ["prediction"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2])],
+        [helper.make_tensor_value_info("prediction", TensorProto.FLOAT, ["batch", 2])],
+        initializer=[t],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+    return model
+
+
 # --- special files -----------------------------------------------------------------------------
 
 
@@ -118,18 +135,7 @@ def test_a_device_as_the_model_is_refused(device, no_session):
 
 
 def test_a_fifo_as_external_data_is_refused(tmp_path, no_session):
-    t = numpy_helper.from_array(np.ones(2, np.float32), "w")
-    t.ClearField("raw_data")
-    t.data_location = TensorProto.EXTERNAL
-    t.external_data.add(key="location", value="w.data")
-    graph = helper.make_graph(
-        [helper.make_node("Add", ["x", "w"], ["prediction"])],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2])],
-        [helper.make_tensor_value_info("prediction", TensorProto.FLOAT, ["batch", 2])],
-        initializer=[t],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+    model = _external_model("w.data")
     path = _save(model, tmp_path / "m.onnx")
     os.mkfifo(tmp_path / "w.data")
     with pytest.raises(RuntimeModelError, match="'w.data'.*is a FIFO"):
@@ -145,18 +151,7 @@ def test_a_fifo_as_external_data_is_refused(tmp_path, no_session):
     ],
 )
 def test_locations_that_are_not_file_names_are_refused(tmp_path, location, why, no_session):
-    t = numpy_helper.from_array(np.ones(2, np.float32), "w")
-    t.ClearField("raw_data")
-    t.data_location = TensorProto.EXTERNAL
-    t.external_data.add(key="location", value=location)
-    graph = helper.make_graph(
-        [helper.make_node("Add", ["x", "w"], ["prediction"])],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2])],
-        [helper.make_tensor_value_info("prediction", TensorProto.FLOAT, ["batch", 2])],
-        initializer=[t],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+    model = _external_model(location)
     path = _save(model, tmp_path / "m.onnx")
     with pytest.raises(RuntimeModelError, match=why):
         Model(path, device="cpu")
