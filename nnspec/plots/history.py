@@ -22,10 +22,10 @@ def read_metrics(path: str | Path) -> dict:
         raise DataError(f"{path}: is a directory; expected a metrics .json file")
     if not path.exists() and not path.is_symlink():
         raise DataError(f"{path}: no such file")
-    text = untrusted.read_text(path, "metrics file", DataError, limit=2**28)
+    data = untrusted.read_bytes(path, "metrics file", DataError, limit=2**28)
     try:
-        metrics = json.loads(text)  # NaN is allowed: nnspec writes null, others may not
-    except (ValueError, RecursionError) as e:
+        metrics = json.loads(data.decode("utf-8"))  # NaN allowed: nnspec writes null, not all
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
         raise DataError(
             f"{path}: not readable as JSON ({str(e)[:200]}); expected the metrics JSON that "
             "nnspec train --metrics writes"
