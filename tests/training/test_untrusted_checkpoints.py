@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import rewrite_checkpoint_arrays
 
 from nnspec import cli
 
@@ -48,16 +49,6 @@ def _resume(capsys, spec: Path, directory: Path, tmp_path: Path) -> str:
     return err
 
 
-def _rewrite(directory: Path, change) -> None:
-    meta = json.loads((directory / "checkpoint.json").read_text())
-    with np.load(directory / meta["npz"], allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    change(arrays)
-    np.savez(directory / meta["npz"], **arrays)
-    meta["npz_sha256"] = hashlib.sha256((directory / meta["npz"]).read_bytes()).hexdigest()
-    (directory / "checkpoint.json").write_text(json.dumps(meta))
-
-
 def _set(key: str, value):
     def change(arrays):
         a = arrays[key].copy()
@@ -78,7 +69,7 @@ def _set(key: str, value):
 )
 def test_non_finite_checkpoint_arrays_are_refused(checkpoint, tmp_path, capsys, change, message):
     spec, directory = checkpoint
-    _rewrite(directory, change)
+    rewrite_checkpoint_arrays(directory, change)
     assert message in _resume(capsys, spec, directory, tmp_path)
 
 
