@@ -224,7 +224,8 @@ def test_plot_fit_refuses_metadata_that_claims_a_huge_input(capfd, tmp_path):
     finally:
         tracemalloc.stop()
     assert rc == 2 and "does not describe this graph" in err, err
-    assert used < 200 * 2**20 and not (tmp_path / "f.png").exists()
+    # The model is a few KB; its first layer as claimed would take 1.2 GB (measured: < 1 MB).
+    assert used < 2**24 and not (tmp_path / "f.png").exists()
 
     # The graph edited to match, the weights still those of one input: refused all the same.
     def edit(model):
