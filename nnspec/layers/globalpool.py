@@ -74,8 +74,7 @@ KINDS = (
             DocCase(
                 "{kind: globalavgpool2d, name: x}",
                 "`globalavgpool2d`",
-                "The output keeps its 1×1 spatial axes, as in ONNX; flatten it for a dense "
-                "layer.",
+                "The output keeps its 1×1 spatial axes, as in ONNX; flatten it for a dense layer.",
                 image=True,
             ),
         ),
