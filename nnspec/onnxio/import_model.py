@@ -210,6 +210,8 @@ def import_graph(path: str | Path, task: str | None = None, classes=None) -> Imp
             )
         if st.output is not None and node.op_type != "Identity":
             raise _unsupported(g, node, "it comes after the output's softmax")
+        if st.gaussian_step and node.op_type not in ("Mul", "Exp"):
+            raise _unsupported(g, node, "it interrupts a gaussian exp(-0.5 z²)")
         try:
             pattern.handler(st, node, _data_inputs(g, node)[0])
         except Unsupported as e:

@@ -60,6 +60,8 @@ class ImportState:
     pre_a: np.ndarray | None = None
     pre_b: np.ndarray | None = None
     output: str | None = None  # "softmax" or "log_softmax" when the graph ends in one
+    # The gaussian activation exp(-z²/2) as its three nodes: Mul(z, z), Mul(·, -0.5), Exp.
+    gaussian_step: int = 0
     rows: list[tuple[str, str, str]] = field(default_factory=list)  # node, op, what it became
     _names: set[str] = field(default_factory=set)
 
@@ -159,6 +161,16 @@ def _affine(st: ImportState, node, x: str) -> None:
     of a dense or conv2d layer (with no activation yet) after one."""
     a, b = node.input[0], node.input[1]
     op = node.op_type
+    if op == "Mul" and a == b == x:
+        _gaussian_square(st, node)
+        return
+    if st.gaussian_step == 1:
+        c = st.graph.constant(b if x == a else a)
+        if op != "Mul" or c is None or c.size != 1 or float(c.reshape(-1)[0]) != -0.5:
+            raise Unsupported("expected Mul(z * z, -0.5) of the gaussian exp(-z²/2)")
+        st.gaussian_step = 2
+        st.note(node, "gaussian activation (-0.5 z²)")
+        return
     if x == a and st.graph.is_constant(b):
         c = st.graph.constant(b)
     elif x == b and st.graph.is_constant(a) and op in ("Mul", "Add"):
@@ -214,6 +226,27 @@ def _affine(st: ImportState, node, x: str) -> None:
         layer.fields.pop("use_bias", None)
     layer.nodes.append(node.name)
     st.note(node, f"folded into {layer.name} ({'scale' if scale is not None else 'bias'})")
+
+
+def _gaussian_square(st: ImportState, node) -> None:
+    layer = st.last
+    if (
+        layer is None
+        or layer.kind not in ("dense", "conv2d")
+        or layer.fields.get("activation", "identity") != "identity"
+    ):
+        raise Unsupported("Mul(z, z) is taken only as the start of a dense/conv2d's gaussian")
+    st.gaussian_step = 1
+    st.note(node, "gaussian activation (z²)")
+
+
+def _exp(st: ImportState, node, x: str) -> None:
+    if st.gaussian_step != 2:
+        raise Unsupported("Exp is taken only as the end of the gaussian exp(-0.5 z²)")
+    st.gaussian_step = 0
+    st.last.fields["activation"] = "gaussian"
+    st.last.nodes.append(node.name)
+    st.note(node, f"activation of {st.last.name} (gaussian)")
 
 
 # -- layers ---------------------------------------------------------------------------------
@@ -696,6 +729,10 @@ for _ops, _p in (
     ),
     (("Squeeze",), Pattern(_squeeze, "`Squeeze` of the 1×1 axes [2, 3]", "`flatten`")),
     (("Dropout",), Pattern(_dropout, "`Dropout`", "`dropout` (rate from `ratio`)")),
+    (
+        ("Exp",),
+        Pattern(_exp, "`Mul(z, z)`, `Mul(·, -0.5)`, `Exp`", "`activation: gaussian`"),
+    ),
     (("Identity",), Pattern(_identity, "`Identity`", "nothing")),
     (("Cast",), Pattern(_cast, "`Cast` to float", "nothing")),
 ):
