@@ -64,6 +64,7 @@ class Imported:
     binary: bool
     notes: list[str] = field(default_factory=list)
     check: dict = field(default_factory=dict)
+    loss: str = "mse"
 
     def weights(self) -> dict[str, np.ndarray]:
         out = {}
@@ -239,10 +240,14 @@ def import_graph(path: str | Path, task: str | None = None, classes=None) -> Imp
             "nnspec's output layer is dense"
         )
     found_classes = _classes(g, label_tail)
-    if st.output or binary or found_classes is not None:
+    has_label = any(
+        not _is_float_tensor(o) and o.type.WhichOneof("value") == "tensor_type" for o in g.outputs
+    )
+    if st.output or binary or found_classes is not None or has_label:
         if task == "regression":
             raise ModelError(
-                f"{g.path}: the model is a classifier; --task regression does not apply"
+                f"{g.path}: the model is a classifier (it has a softmax or a label output); "
+                "--task regression does not apply"
             )
         task = "classification"
     elif task is None:
@@ -255,24 +260,46 @@ def import_graph(path: str | Path, task: str | None = None, classes=None) -> Imp
     if binary and st.last.fields.get("activation") != "logistic":
         raise ModelError(f"{g.path}: the [1 - p, p] output needs a logistic p")
     units = st.shape[1]
+    loss = "mse"
     if task == "classification":
-        if st.output is None and not binary:
-            if st.last.fields.get("activation", "identity") != "identity":
-                raise ModelError(
-                    f"{g.path}: the output layer {st.last.name} ends in "
-                    f"{st.last.fields['activation']}; a classifier needs logits or a softmax"
-                )
+        out_act = st.last.fields.get("activation", "identity")
+        if binary:
+            loss = "binary_cross_entropy"
+        elif st.output is not None:
+            loss = "cross_entropy"
+        elif out_act == "identity":
             st.last.fields["activation"] = "softmax"
             notes.append(f"softmax added after {st.last.name}: the source outputs logits")
             st.output = "logits"
+            loss = "cross_entropy"
+        else:
+            # Per-class scores such as logistic units (trained on one-hot targets): nnspec
+            # calls that classification with mse, and the label is their argmax.
+            loss = "mse"
         n = 2 if binary else units
-        names = classes or found_classes or [str(i) for i in range(n)]
+        names = classes or found_classes or _metadata_classes(g) or [str(i) for i in range(n)]
         if len(names) != n:
             raise ModelError(f"{g.path}: {len(names)} class names for {n} outputs")
         classes = [str(c) for c in names]
     if g.source_opset < 13:
         notes.append(f"opset {g.source_opset} upgraded to 13 by onnx.version_converter")
-    return Imported(Path(path), g, st, task, classes, binary, notes)
+    imported = Imported(Path(path), g, st, task, classes, binary, notes)
+    imported.loss = loss
+    return imported
+
+
+def _metadata_classes(g: ForeignGraph) -> list[str] | None:
+    """The class names an nnspec export records in its metadata."""
+    import json
+
+    for p in g.model.metadata_props:
+        if p.key == "nnspec_class_names":
+            try:
+                names = json.loads(p.value)
+            except ValueError:
+                return None
+            return [str(n) for n in names] if isinstance(names, list) else None
+    return None
 
 
 def p_in(node, value: str) -> bool:
@@ -355,11 +382,7 @@ def spec_text(imp: Imported, weights_file: str) -> str:
         items = [f"kind: {layer.kind}", f"name: {_scalar(layer.name)}"]
         items += [f"{k}: {_scalar(v)}" for k, v in layer.fields.items()]
         lines.append("  - {" + ", ".join(items) + "}")
-    if imp.task == "regression":
-        loss = "mse"
-    else:
-        loss = "binary_cross_entropy" if imp.binary else "cross_entropy"
-    lines.append(f"loss: {loss}")
+    lines.append(f"loss: {imp.loss}")
     return "\n".join(lines) + "\n"
 
 
@@ -432,8 +455,10 @@ def check_import(imp: Imported, compiled: onnx.ModelProto) -> dict:
     for name in labels:
         theirs = [v.decode() if isinstance(v, bytes) else str(v)
                   for v in np.asarray(outputs[name]).reshape(-1).tolist()]  # fmt: skip
-        expected = [imp.classes[i] for i in mine["label"].reshape(-1)]
-        if theirs != expected:
+        index = mine["label"].reshape(-1)
+        expected = [imp.classes[i] for i in index]
+        # A label tail with the class labels gives names; a bare ArgMax (nnspec's) indices.
+        if theirs != expected and theirs != [str(i) for i in index]:
             bad = sum(a != b for a, b in zip(theirs, expected, strict=True))
             raise ParityError(
                 f"{imp.source}: the output {name!r} gives other labels than the imported spec "
