@@ -120,6 +120,12 @@ class ImportState:
         return array
 
 
+def _f32(value) -> float:
+    """An attribute's float32 as the shortest decimal that reads back the same (0.2, not
+    0.20000000298023224): what the spec then says."""
+    return float(str(np.float32(value)))
+
+
 def attrs(node: onnx.NodeProto) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
@@ -418,9 +424,9 @@ def _reduce_mean(st: ImportState, node, x: str) -> None:
 
 def _lrn(st: ImportState, node, x: str) -> None:
     at = attrs(node)
-    fields = {"size": int(at["size"]), "alpha": float(np.float32(at.get("alpha", 1e-4))),
-              "beta": float(np.float32(at.get("beta", 0.75))),
-              "bias": float(np.float32(at.get("bias", 1.0)))}  # fmt: skip
+    fields = {"size": int(at["size"]), "alpha": _f32(at.get("alpha", 1e-4)),
+              "beta": _f32(at.get("beta", 0.75)),
+              "bias": _f32(at.get("bias", 1.0))}  # fmt: skip
     st.add(node, "lrn", fields)
 
 
@@ -432,8 +438,8 @@ def _batchnorm(st: ImportState, node, x: str) -> None:
         raise Unsupported("training_mode=1; expected an inference graph")
     names = ("scale", "bias", "running_mean", "running_var")
     arrays = {k: _floats(st.const(node, i + 1, k)).reshape(-1) for i, k in enumerate(names)}
-    fields = {"epsilon": float(np.float32(at.get("epsilon", 1e-5)))}
-    momentum = float(np.float32(at.get("momentum", 0.9)))
+    fields = {"epsilon": _f32(at.get("epsilon", 1e-5))}
+    momentum = _f32(at.get("momentum", 0.9))
     if momentum != 0.9:
         fields["momentum"] = momentum
     st.add(node, "batchnorm", fields, arrays, node.input[1])
@@ -471,8 +477,8 @@ def _fold_batchnorm(st: ImportState) -> str | None:
 def _activation(name: str) -> Callable:
     def handle(st: ImportState, node, x: str) -> None:
         if name == "leaky_relu":
-            alpha = float(np.float32(attrs(node).get("alpha", 0.01)))
-            if alpha != float(np.float32(LEAKY_SLOPE)):
+            alpha = _f32(attrs(node).get("alpha", 0.01))
+            if alpha != _f32(LEAKY_SLOPE):
                 raise Unsupported(f"alpha {alpha}: nnspec's leaky_relu has slope {LEAKY_SLOPE}")
         _fold_batchnorm(st)
         passed = []
@@ -600,7 +606,7 @@ def _dropout(st: ImportState, node, x: str) -> None:
         rate = float(st.const(node, 1, "ratio"))
     if len(node.output) > 1 and node.output[1] and st.graph.consumers.get(node.output[1]):
         raise Unsupported("its mask output is used")
-    st.add(node, "dropout", {"rate": float(np.float32(rate))})
+    st.add(node, "dropout", {"rate": _f32(rate)})
 
 
 def _identity(st: ImportState, node, x: str) -> None:
