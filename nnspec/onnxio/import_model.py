@@ -355,14 +355,14 @@ def spec_text(imp: Imported, weights_file: str) -> str:
     producer = " ".join(p for p in (g.model.producer_name, g.model.producer_version) if p)
     stem = "".join(c if c.isalnum() or c in "_.-" else "-" for c in imp.source.stem) or "imported"
     shape = st.graph_input_shape
-    lines = [
-        f"# Imported by nnspec import from {imp.source.name}"
-        + (f" ({producer}, opset {g.source_opset})" if producer else f" (opset {g.source_opset})")
-        + ".",
-        f"# The weights are in {weights_file} beside this file, loaded by init.from. To fine-tune:",
-        "# add data, set trainable: false on the layers to keep, and rename (or resize) the last",
-        "# layer for new classes; it then starts fresh. See nnspec import --help.",
-    ]
+    origin = f"{producer}, opset {g.source_opset}" if producer else f"opset {g.source_opset}"
+    header = (
+        f"Imported by nnspec import from {imp.source.name} ({origin}). The weights are in "
+        f"{weights_file} beside this file, loaded by init.from. To fine-tune: add data, set "
+        "trainable: false on the layers to keep, and rename (or resize) the last layer for new "
+        "classes, which then starts fresh (README: Importing pretrained models)."
+    )
+    lines = textwrap.wrap(header, 96, initial_indent="# ", subsequent_indent="# ")
     for n in imp.notes:
         lines += textwrap.wrap(n, 96, initial_indent="# note: ", subsequent_indent="#   ")
     lines += [
