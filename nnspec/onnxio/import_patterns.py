@@ -386,6 +386,10 @@ def _pool(kind: str) -> Callable:
             raise Unsupported("its second output (the indices) is used")
         kernel = tuple(at["kernel_shape"])
         stride, padding = _window(at, st.shape[2:], kernel, "pooling")
+        if kernel == (1, 1) and stride == 1 and padding == "valid":
+            # torch's AdaptiveAvgPool2d((6, 6)) on AlexNet's 6×6 maps: the identity.
+            st.note(node, "identity (a 1×1 window, stride 1)")
+            return
         if kind == "avgpool2d" and padding != "valid" and at.get("count_include_pad", 0):
             raise Unsupported(
                 "count_include_pad=1 with padding: nnspec leaves padding out of the mean"
