@@ -674,7 +674,15 @@ for _ops, _p in (
             "`conv2d` (`padding` n, [h, w] or `same`; uneven pads otherwise refused)",
         ),
     ),
-    (("Relu",), Pattern(_activation("relu"), "`Relu`", "`activation: relu` of the layer before")),
+    (
+        ("Relu",),
+        Pattern(
+            _activation("relu"),
+            "`Relu`",
+            "`activation: relu` of the dense or conv2d before it (also across max pooling, "
+            "flatten and dropout, which it commutes with; so are the other activations)",
+        ),
+    ),
     (("Sigmoid",), Pattern(_activation("logistic"), "`Sigmoid`", "`activation: logistic`")),
     (("Tanh",), Pattern(_activation("tanh"), "`Tanh`", "`activation: tanh`")),
     (
@@ -707,7 +715,11 @@ for _ops, _p in (
     ),
     (
         ("AveragePool",),
-        Pattern(_pool("avgpool2d"), "`AveragePool` 2-D (padding not counted)", "`avgpool2d`"),
+        Pattern(
+            _pool("avgpool2d"),
+            "`AveragePool` 2-D (padding not counted)",
+            "`avgpool2d` (nothing for a 1×1 window with stride 1)",
+        ),
     ),
     (("GlobalAveragePool",), Pattern(_global_avg, "`GlobalAveragePool`", "`globalavgpool2d`")),
     (
