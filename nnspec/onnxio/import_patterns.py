@@ -578,8 +578,9 @@ def _reshape(st: ImportState, node, x: str) -> None:
         )
     if not ok:
         raise Unsupported(
-            f"it reshapes {'×'.join(str(d) for d in st.shape[1:])} samples to {t}; nnspec "
-            "takes a Reshape only to (batch, all the rest), as a flatten"
+            f"it reshapes samples of {'×'.join(str(d) for d in st.shape[1:])} values to {t}, "
+            "which mixes samples or keeps them apart; nnspec takes a Reshape only to (batch, "
+            "all the rest), as a flatten"
         )
     _flatten_like(st, node, x, "Reshape")
 

@@ -54,7 +54,7 @@ EXPECTED = {
     "sklearn_mlpclassifier_binary.onnx": ("classification", ["dense"] * 2, "raw", ["0", "1"]),
     "sklearn_mlpregressor.onnx": ("regression", ["dense"] * 2, "raw", None),
 }
-REFUSED = {"sklearn_mlpregressor_2targets.onnx": "reshapes 2 samples to [-1, 1]"}
+REFUSED = {"sklearn_mlpregressor_2targets.onnx": "reshapes samples of 2 values to [-1, 1]"}
 
 
 def test_every_fixture_is_listed_and_committed():
