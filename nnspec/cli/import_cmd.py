@@ -5,11 +5,14 @@ from __future__ import annotations
 
 
 def _import(args) -> int:
-    from ..onnxio.import_model import import_graph, table, write_import
+    from .. import pipeline
+    from ..onnxio.import_model import table
 
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
-    imported = import_graph(args.model, task=args.task, classes=classes)
-    check = write_import(imported, args.output, force=args.force)
+    imported = pipeline.import_onnx(
+        args.model, args.output, task=args.task, classes=classes, force=args.force
+    )
+    check = imported.check
     weights = args.output.rsplit(".", 1)[0] + ".weights.npz"
     if not args.quiet:
         print(f"{args.model}: {len(imported.graph.nodes)} nodes")

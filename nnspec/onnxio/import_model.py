@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import tempfile
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -468,12 +469,18 @@ def check_import(imp: Imported, compiled: onnx.ModelProto) -> dict:
     return result
 
 
-def write_import(imp: Imported, spec_path: str | Path, force: bool = False) -> dict:
+def write_import(
+    imp: Imported,
+    spec_path: str | Path,
+    compile_spec: Callable[[Path], tuple[onnx.ModelProto, list[str]]],
+    force: bool = False,
+) -> dict:
     """Write the spec and its weights, compiled and checked first in a staging folder beside
-    ``spec_path``; both files appear together (renamed into place) or neither does."""
-    from ..pipeline import compile as compile_spec
-    from ..spec.models import load_spec
+    ``spec_path``; both files appear together (renamed into place) or neither does.
 
+    ``compile_spec(staged spec path)`` is ``nnspec compile`` in memory (the pipeline passes
+    it: this stage sits below the orchestrator): the exported model and the layers that
+    ``init.from`` loaded."""
     spec_path = Path(spec_path)
     weights_path = spec_path.with_name(spec_path.stem + ".weights.npz")
     for p in (spec_path, weights_path):
@@ -489,14 +496,12 @@ def write_import(imp: Imported, spec_path: str | Path, force: bool = False) -> d
             f.flush()
             os.fsync(f.fileno())
         staged_spec.write_text(text, encoding="utf-8")
-        spec = load_spec(staged_spec)
-        compiled = compile_spec(spec, None)
-        loaded = set(compiled.init.loaded) if compiled.init else set()
+        compiled, loaded = compile_spec(staged_spec)
         missing = [la.name for la in imp.state.layers if la.arrays and la.name not in loaded]
         if missing:
             raise ModelError(f"{imp.source}: init.from did not load {', '.join(missing)}")
-        imp.check = check_import(imp, compiled.model)
-        imp.check["nnspec_parity"] = _parity_of(compiled.model)
+        imp.check = check_import(imp, compiled)
+        imp.check["nnspec_parity"] = _parity_of(compiled)
         os.replace(staged_weights, weights_path)
         os.replace(staged_spec, spec_path)
     return imp.check

@@ -13,12 +13,18 @@ import pytest
 from import_checks import FIXTURES, run
 
 import nnspec
-from nnspec.onnxio.import_model import import_graph, write_import
+from nnspec.onnxio.import_model import import_graph
+from nnspec.onnxio.import_model import write_import as _write
+from nnspec.pipeline import compile_imported
 
 sys.path.insert(0, str(FIXTURES))
 import make_fixtures  # noqa: E402
 
 torch = pytest.importorskip("torch", reason="needs torch (pip install torch==2.13.0)")
+
+
+def write_import(imp, path):
+    return _write(imp, path, compile_imported)
 
 
 def _import_compiled(path, tmp_path, **kw):

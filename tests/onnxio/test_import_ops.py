@@ -14,10 +14,16 @@ from onnx import TensorProto, helper, numpy_helper
 
 import nnspec
 from nnspec.cli.commands import main
-from nnspec.onnxio.import_model import import_graph, write_import
+from nnspec.onnxio.import_model import import_graph
+from nnspec.onnxio.import_model import write_import as _write
 from nnspec.onnxio.import_patterns import PATTERNS
+from nnspec.pipeline import compile_imported
 
 RNG = np.random.default_rng(7)
+
+
+def write_import(imp, path):
+    return _write(imp, path, compile_imported)
 
 
 def _w(*shape, scale=0.5):
