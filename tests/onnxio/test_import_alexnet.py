@@ -113,3 +113,41 @@ def test_alexnet_export_import_compile_finetune(tmp_path, capsys):
             np.testing.assert_array_equal(finetuned[name], w[name])  # frozen: bit-identical
     assert finetuned["head.weight"].shape == (4096, 10)
     assert nnspec.load_spec(tmp_path / "finetune.yaml").layers[0].trainable is False
+
+
+def test_alexnet_dynamo_export_imports_to_torchs_outputs(tmp_path):
+    pytest.importorskip("onnxscript", reason="the dynamo exporter needs onnxscript")
+    from alexnet_torch import AlexNet
+
+    torch.manual_seed(1)
+    model = AlexNet().eval()
+    source = tmp_path / "alexnet-dynamo.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, (torch.randn(2, 3, 224, 224),), str(source), dynamo=True,
+            input_names=["input"], dynamic_shapes=({0: torch.export.Dim("batch")},),
+        )  # fmt: skip
+    imported = nnspec.import_onnx(source, tmp_path / "a.yaml", task="classification")
+    assert imported.param_count() == 61_100_840
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        want = torch.softmax(model(x), dim=1).numpy()
+    got = run(nnspec.compile(nnspec.load_spec(tmp_path / "a.yaml")).model, x.numpy())
+    np.testing.assert_allclose(got["probabilities"], want, rtol=1e-4, atol=1e-5)
+
+
+def test_shipped_alexnet_spec_round_trips(tmp_path):
+    """nnspec's own AlexNet (LRN, groups: 2, 227×227) exported, imported, compiled back."""
+    from conftest import ROOT
+
+    path = tmp_path / "alexnet.onnx"
+    nnspec.compile(nnspec.load_spec(ROOT / "specs" / "alexnet.yaml"), path)
+    imported = nnspec.import_onnx(path, tmp_path / "back.yaml")
+    assert imported.check["worst_ratio"] <= 1
+    back = nnspec.load_spec(tmp_path / "back.yaml")
+    assert [la.kind for la in back.layers] == [
+        la.kind for la in nnspec.load_spec(ROOT / "specs" / "alexnet.yaml").layers
+        if la.kind != "dropout"
+    ]  # fmt: skip
+    assert back.layers[3].groups == 2 and back.layers[1].size == 5

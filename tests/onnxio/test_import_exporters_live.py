@@ -58,6 +58,27 @@ def test_torch_export_import_matches_torch_forward(dynamo, tmp_path):
         np.testing.assert_allclose(got[key], want, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("opset", [9, 10, 11, 12, 14, 15, 16])
+def test_torchscript_opsets(opset, tmp_path):
+    """The opsets the fixtures (9, 13, 17) leave out; below 13 through onnx.version_converter."""
+    _, ConvNet9, _, _, _, _ = make_fixtures._torch_models()
+    torch.manual_seed(opset)
+    model = ConvNet9().eval()
+    make_fixtures._randomize_batchnorm(model)
+    path = tmp_path / "m.onnx"
+    x = torch.randn(4, 2, 12, 12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, (x,), str(path), dynamo=False, opset_version=opset, input_names=["input"],
+            dynamic_axes={"input": {0: "batch"}},
+        )  # fmt: skip
+    with torch.no_grad():
+        want = model(x).numpy()
+    got = run(_import_compiled(path, tmp_path), x.numpy())["prediction"]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
 def test_sklearn_mlp_import_matches_sklearn(tmp_path):
     pytest.importorskip("skl2onnx", reason="needs skl2onnx")
     from skl2onnx import to_onnx
