@@ -228,7 +228,7 @@ def import_graph(path: str | Path, task: str | None = None, classes=None) -> Imp
         label_tail.append(node)
     notes = []
     if binary:
-        concat = next(n for n in g.nodes if n.op_type == "Concat" and p_in(n, main))
+        concat = next(n for n in g.nodes if n.op_type == "Concat" and main in n.input)
         st.note(concat, "output: one logistic unit's p as probabilities [1 - p, p]")
     if isinstance(dims[0], int):
         notes.append(
@@ -301,10 +301,6 @@ def _metadata_classes(g: ForeignGraph) -> list[str] | None:
                 return None
             return [str(n) for n in names] if isinstance(names, list) else None
     return None
-
-
-def p_in(node, value: str) -> bool:
-    return value in node.input
 
 
 def _classes(g: ForeignGraph, tail: list) -> list[str] | None:
@@ -443,6 +439,11 @@ def check_import(imp: Imported, compiled: onnx.ModelProto) -> dict:
         zip([o.name for o in ours.get_outputs()], ours.run(None, {"input": x}), strict=True)
     )
     key = "prediction" if imp.task == "regression" else "probabilities"
+    if mine[key].shape != want.shape:
+        raise ParityError(
+            f"{imp.source}: the imported spec gives {key} of shape {mine[key].shape}, the model "
+            f"{compare_value!r} of shape {want.shape} on {batch} seeded inputs; nothing written"
+        )
     result = compare(mine[key], want)
     result.update({"samples": int(batch), "rtol": RTOL, "atol": ATOL, "compared": compare_value})
     if result["worst_ratio"] > 1:

@@ -404,6 +404,14 @@ def _pool(kind: str) -> Callable:
     return handle
 
 
+def _axes(st: ImportState, node) -> list[int] | None:
+    """The node's axes (an attribute before opset 18, an input after), sorted, non-negative."""
+    axes = attrs(node).get("axes")
+    if axes is None and len(node.input) > 1 and node.input[1]:
+        axes = st.const(node, 1, "axes").tolist()
+    return None if axes is None else sorted(a % len(st.shape) for a in axes)
+
+
 def _global_avg(st: ImportState, node, x: str) -> None:
     if len(st.shape) != 4:
         raise Unsupported("expected images (batch, channels, height, width)")
@@ -413,11 +421,8 @@ def _global_avg(st: ImportState, node, x: str) -> None:
 def _reduce_mean(st: ImportState, node, x: str) -> None:
     """ReduceMean over height and width: global average pooling (dynamo's AdaptiveAvgPool2d(1))."""
     at = attrs(node)
-    axes = at.get("axes")
-    if axes is None and len(node.input) > 1 and node.input[1]:
-        axes = st.const(node, 1, "axes").tolist()
-    rank = len(st.shape)
-    if rank != 4 or axes is None or sorted(a % rank for a in axes) != [2, 3]:
+    axes = _axes(st, node)
+    if len(st.shape) != 4 or axes != [2, 3]:
         raise Unsupported(f"expected a mean over height and width (axes [2, 3]), got axes {axes}")
     st.add(node, "globalavgpool2d", {})
     if not at.get("keepdims", 1):
@@ -537,7 +542,7 @@ def _softmax(log: bool) -> Callable:
     return handle
 
 
-def _flatten_like(st: ImportState, node, x: str, what: str) -> None:
+def _flatten_like(st: ImportState, node) -> None:
     if len(st.shape) == 2:
         st.note(node, "identity (already flat)")
         return
@@ -548,7 +553,7 @@ def _flatten(st: ImportState, node, x: str) -> None:
     axis = attrs(node).get("axis", 1)
     if axis not in (1, 1 - len(st.shape)):
         raise Unsupported(f"axis {axis}: nnspec flattens everything after the batch (axis 1)")
-    _flatten_like(st, node, x, "Flatten")
+    _flatten_like(st, node)
 
 
 def _reshape(st: ImportState, node, x: str) -> None:
@@ -559,44 +564,29 @@ def _reshape(st: ImportState, node, x: str) -> None:
     target = st.graph.constant(node.input[1])
     if target is not None:
         t = [int(d) for d in target.reshape(-1)]
-        allowzero = attrs(node).get("allowzero", 0)
+        zero_copies = not attrs(node).get("allowzero", 0)  # 0 means "this axis as it is"
         ok = (
             len(t) == 2
-            and (t[0] in (-1, batch) or (t[0] == 0 and not allowzero))
-            and (t[1] in (-1, sample) and not (t[0] == -1 and t[1] == -1))
+            and (t[0] in (-1, batch) or (t[0] == 0 and zero_copies))
+            and (t[1] == sample or (t[1] == -1 and t[0] != -1))
         )
-        if t[0] == -1 and t[1] != sample:
-            ok = False
     else:
-        out = st.graph.shapes.get(node.output[0])
-        t = out
-        ok = (
-            out is not None
-            and len(out) == 2
-            and out[1] in (sample, "?")
-            or (out is not None and len(out) == 2 and isinstance(out[1], str))
-        )
+        # Computed from Shape(x): the inferred output must be 2-D with the sample's size (or
+        # a symbol); the onnxruntime check then runs it at another batch size than exported.
+        t = st.graph.shapes.get(node.output[0])
+        ok = t is not None and len(t) == 2 and (t[1] == sample or isinstance(t[1], str))
     if not ok:
         raise Unsupported(
             f"it reshapes samples of {'×'.join(str(d) for d in st.shape[1:])} values to {t}, "
             "which mixes samples or keeps them apart; nnspec takes a Reshape only to (batch, "
             "all the rest), as a flatten"
         )
-    _flatten_like(st, node, x, "Reshape")
+    _flatten_like(st, node)
 
 
 def _squeeze(st: ImportState, node, x: str) -> None:
-    at = attrs(node)
-    axes = at.get("axes")
-    if axes is None and len(node.input) > 1 and node.input[1]:
-        axes = st.const(node, 1, "axes").tolist()
-    rank = len(st.shape)
-    if (
-        rank == 4
-        and st.shape[2:] == (1, 1)
-        and axes is not None
-        and sorted(a % rank for a in axes) == [2, 3]
-    ):
+    axes = _axes(st, node)
+    if len(st.shape) == 4 and st.shape[2:] == (1, 1) and axes == [2, 3]:
         st.add(node, "flatten", {})
         return
     raise Unsupported(

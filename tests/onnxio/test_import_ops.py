@@ -257,3 +257,26 @@ def test_refusals(nodes, inits, why, tmp_path, capsys):
     in_shape, out_shape = ([1, 4, 4], [3]) if conv else ([3], [3])
     err = _refused(_model(nodes, inits, in_shape, out_shape), tmp_path, capsys)
     assert why in err, err
+
+
+def test_reduce_mean_without_keepdims_opset18_axes_input(tmp_path):
+    inits = {"w": _w(4, 2, 3, 3), "axes": np.array([-1, -2], np.int64), "fw": _w(4, 3)}
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("ReduceMean", ["r", "axes"], ["m"], name="mean", keepdims=0),
+        helper.make_node("MatMul", ["m", "fw"], ["y"], name="fc"),
+    ]
+    model = _model(nodes, inits, [2, 5, 5], [3], opset=18)
+    spec, _, _, _ = _import_and_compare(model, tmp_path, [2, 5, 5])
+    assert [la.kind for la in spec.layers] == ["conv2d", "globalavgpool2d", "flatten", "dense"]
+
+
+def test_reshape_to_a_fixed_batch_other_than_the_graphs_is_refused(tmp_path, capsys):
+    inits = {"shape": np.array([1, -1], np.int64), "w": _w(4, 2)}
+    nodes = [
+        helper.make_node("Reshape", ["x", "shape"], ["f"], name="flat"),
+        helper.make_node("Gemm", ["f", "w"], ["y"], name="fc"),
+    ]
+    err = _refused(_model(nodes, inits, [1, 2, 2], [2]), tmp_path, capsys)
+    assert "'flat' (Reshape)" in err and "to [1, -1]" in err
