@@ -495,6 +495,7 @@ def import_onnx(
     task: str | None = None,
     classes: list[str] | None = None,
     force: bool = False,
+    say=None,
 ):
     """``nnspec import``: a spec reproducing the ONNX ``model`` (torch, skl2onnx, nnspec) at
     ``spec_path``, its weights in ``<stem>.weights.npz`` beside it (``init.from``), written
@@ -502,8 +503,9 @@ def import_onnx(
     record (``.state.rows`` the recognised nodes, ``.check`` the errors measured)."""
     from .onnxio.import_model import import_graph, write_import
 
-    imported = import_graph(model, task=task, classes=classes)
-    write_import(imported, spec_path, compile_imported, force=force)
+    stages = {"say": say} if say else {}  # say(message) hears each stage
+    imported = import_graph(model, task=task, classes=classes, **stages)
+    write_import(imported, spec_path, compile_imported, force=force, **stages)
     return imported
 
 

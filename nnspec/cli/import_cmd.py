@@ -3,14 +3,22 @@
 
 from __future__ import annotations
 
+import sys
+
+
+def _stage(message: str) -> None:
+    print(f"{message} ...", file=sys.stderr, flush=True)
+
 
 def _import(args) -> int:
     from .. import pipeline
     from ..onnxio.import_model import table
 
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    # On a terminal, the stages of a long import (AlexNet: about 15 s) on stderr.
+    say = None if args.quiet or not sys.stderr.isatty() else _stage
     imported = pipeline.import_onnx(
-        args.model, args.output, task=args.task, classes=classes, force=args.force
+        args.model, args.output, task=args.task, classes=classes, force=args.force, say=say
     )
     check = imported.check
     weights = args.output.rsplit(".", 1)[0] + ".weights.npz"

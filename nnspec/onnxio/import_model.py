@@ -181,9 +181,18 @@ def _ancestors(g: ForeignGraph, values) -> set[int]:
     return seen
 
 
-def import_graph(path: str | Path, task: str | None = None, classes=None) -> Imported:
-    """Read and match the model at ``path`` (nothing is written; see ``write_import``)."""
+def _quiet(message: str) -> None:
+    """The default ``say``: long imports (AlexNet: 15 s) report their stages only when asked."""
+
+
+def import_graph(
+    path: str | Path, task: str | None = None, classes=None, say: Callable = _quiet
+) -> Imported:
+    """Read and match the model at ``path`` (nothing is written; see ``write_import``).
+    ``say(message)`` hears each stage."""
+    say(f"reading and checking {path}")
     g = read_foreign(path)
+    say(f"matching {len(g.nodes)} nodes")
     if len(g.inputs) != 1:
         raise ModelError(
             f"{g.path}: has {len(g.inputs)} inputs ({', '.join(i.name for i in g.inputs)}); "
@@ -475,6 +484,7 @@ def write_import(
     spec_path: str | Path,
     compile_spec: Callable[[Path], tuple[onnx.ModelProto, list[str]]],
     force: bool = False,
+    say: Callable = _quiet,
 ) -> dict:
     """Write the spec and its weights, compiled and checked first in a staging folder beside
     ``spec_path``; both files appear together (renamed into place) or neither does.
@@ -492,15 +502,19 @@ def write_import(
     text = spec_text(imp, weights_path.name)
     with tempfile.TemporaryDirectory(dir=spec_path.parent, prefix=".nnspec-import-") as tmp:
         staged_spec, staged_weights = Path(tmp) / spec_path.name, Path(tmp) / weights_path.name
+        weights = imp.weights()
+        say(f"writing {sum(a.nbytes for a in weights.values()) / 1e6:.1f} MB of weights (staged)")
         with open(staged_weights, "wb") as f:
-            np.savez(f, **imp.weights())
+            np.savez(f, **weights)
             f.flush()
             os.fsync(f.fileno())
         staged_spec.write_text(text, encoding="utf-8")
+        say("compiling the spec (init.from the weights, as nnspec compile does)")
         compiled, loaded = compile_spec(staged_spec)
         missing = [la.name for la in imp.state.layers if la.arrays and la.name not in loaded]
         if missing:
             raise ModelError(f"{imp.source}: init.from did not load {', '.join(missing)}")
+        say("running the source and the compiled spec in onnxruntime")
         imp.check = check_import(imp, compiled)
         imp.check["nnspec_parity"] = _parity_of(compiled)
         os.replace(staged_weights, weights_path)

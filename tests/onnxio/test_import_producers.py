@@ -224,3 +224,18 @@ def test_nnspec_round_trip_of_every_documented_construct(tmp_path):
         assert check["worst_ratio"] <= 1, case.construct
     assert [c for c, _ in refused] == ["`lrn`, even `size`"]
     assert "'x/Div' (Div)" in refused[0][1] and "no branches" in refused[0][1]
+
+
+def test_python_api_reports_its_stages(tmp_path):
+    heard = []
+    imported = nnspec.import_onnx(
+        FIXTURES / "sklearn_mlpregressor.onnx", tmp_path / "r.yaml", say=heard.append
+    )
+    assert [m.split()[0] for m in heard] == [
+        "reading",
+        "matching",
+        "writing",
+        "compiling",
+        "running",
+    ]
+    assert imported.check["worst_ratio"] <= 1 and (tmp_path / "r.weights.npz").is_file()
