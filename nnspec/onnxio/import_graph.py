@@ -143,6 +143,7 @@ class ForeignGraph:
     inputs: list[onnx.ValueInfoProto]  # the real inputs (not initializers listed as inputs)
     outputs: list[onnx.ValueInfoProto]
     position: dict[int, int] = field(default_factory=dict)  # id(node) -> index in ``nodes``
+    opset: int = MIN_OPSET  # of the default domain, after any upgrade
 
     def where(self, node: onnx.NodeProto) -> str:
         """``node 'fc1' (Gemm), node 5 of 12, after 'relu' (Relu)``: a node located in words."""
@@ -199,7 +200,7 @@ def _order(nodes, known: set[str], path: Path) -> list[onnx.NodeProto]:
     return order
 
 
-def _fold(node: onnx.NodeProto, constants: dict[str, np.ndarray], opset: int):
+def fold_node(node: onnx.NodeProto, constants: dict[str, np.ndarray], opset: int):
     """Outputs of ``node`` computed from its constant inputs (onnx's reference evaluator)."""
     from onnx.reference import ReferenceEvaluator
 
@@ -260,7 +261,7 @@ def read_foreign(path: str | Path) -> ForeignGraph:
                 raise ModelError(f"{path}: Constant node {node.name!r}: {e}") from None
         elif node.op_type in FOLDABLE and all(v in constants for v in node.input if v):
             try:
-                constants.update(_fold(node, constants, opset))
+                constants.update(fold_node(node, constants, opset))
             except Exception as e:  # noqa: BLE001  the evaluator's errors for bad attributes
                 raise ModelError(
                     f"{path}: node {node.name!r} ({node.op_type}) on constants failed: {e}"
@@ -291,6 +292,7 @@ def read_foreign(path: str | Path) -> ForeignGraph:
         list(graph.output),
     )  # fmt: skip
     g.position = {id(n): i for i, n in enumerate(nodes)}
+    g.opset = opset
     return g
 
 

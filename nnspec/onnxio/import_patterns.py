@@ -21,7 +21,7 @@ from onnx import helper
 
 from ..layers import LAYERS
 from ..layers import window as win
-from .import_graph import ForeignGraph
+from .import_graph import FOLDABLE, ForeignGraph, fold_node
 
 # Elementwise activations that never decrease: they commute with max pooling, so one after a
 # pool may move onto the layer before the pool (relu(max(x)) == max(relu(x))).
@@ -562,19 +562,24 @@ def _reshape(st: ImportState, node, x: str) -> None:
     sample = math.prod(int(d) for d in st.shape[1:])
     batch = st.graph.shapes.get(st.graph.inputs[0].name, (None,))[0]
     target = st.graph.constant(node.input[1])
-    if target is not None:
-        t = [int(d) for d in target.reshape(-1)]
-        zero_copies = not attrs(node).get("allowzero", 0)  # 0 means "this axis as it is"
-        ok = (
-            len(t) == 2
-            and (t[0] in (-1, batch) or (t[0] == 0 and zero_copies))
+    zero_copies = not attrs(node).get("allowzero", 0)  # 0 means "this axis as it is"
+
+    def flattens(t, n) -> bool:  # t: the target shape, when the batch is n
+        return (
+            t is not None
+            and len(t) == 2
+            and (t[0] in (-1, n) or (t[0] == 0 and zero_copies))
             and (t[1] == sample or (t[1] == -1 and t[0] != -1))
         )
+
+    if target is not None:
+        t = [int(d) for d in target.reshape(-1)]
+        ok = flattens(t, batch)
     else:
-        # Computed from Shape(x): the inferred output must be 2-D with the sample's size (or
-        # a symbol); the onnxruntime check then runs it at another batch size than exported.
-        t = st.graph.shapes.get(node.output[0])
-        ok = t is not None and len(t) == 2 and (t[1] == sample or isinstance(t[1], str))
+        # Computed from Shape(x) (x.view(x.size(0), -1)): evaluated for two batch sizes, it
+        # must give (batch, the rest) for both.
+        t = _computed_shape(st, node.input[1], x, 2)
+        ok = flattens(t, 2) and flattens(_computed_shape(st, node.input[1], x, 3), 3)
     if not ok:
         raise Unsupported(
             f"it reshapes samples of {'×'.join(str(d) for d in st.shape[1:])} values to {t}, "
@@ -582,6 +587,40 @@ def _reshape(st: ImportState, node, x: str) -> None:
             "all the rest), as a flatten"
         )
     _flatten_like(st, node)
+
+
+def _computed_shape(st: ImportState, name: str, x: str, batch: int) -> list[int] | None:
+    """The value of ``name`` (a Reshape's shape input) when ``x`` has ``batch`` samples: the
+    nodes computing it from Shape(x) and constants, folded; None when it needs anything else."""
+    g = st.graph
+    known = dict(g.constants)
+
+    def value(v: str):
+        if v in known:
+            return known[v]
+        node = g.producer.get(v)
+        if node is None:
+            return None
+        if node.op_type == "Shape":
+            sample = st.shape[1:] if node.input[0] == x else g.shapes.get(node.input[0], ())[1:]
+            if not sample or not all(isinstance(d, int) for d in sample):
+                return None
+            at = attrs(node)
+            dims = np.array([batch, *sample], np.int64)
+            known[v] = dims[at.get("start", 0) : at.get("end", len(dims))]
+            return known[v]
+        if node.op_type not in FOLDABLE:
+            return None
+        if any(i and value(i) is None for i in node.input):
+            return None
+        try:
+            known.update(fold_node(node, known, g.opset))
+        except Exception:  # noqa: BLE001  then it is not a shape nnspec can follow
+            return None
+        return known.get(v)
+
+    result = value(name)
+    return None if result is None else [int(d) for d in np.asarray(result).reshape(-1)]
 
 
 def _squeeze(st: ImportState, node, x: str) -> None:

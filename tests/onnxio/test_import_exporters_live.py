@@ -9,6 +9,7 @@ import sys
 import warnings
 
 import numpy as np
+import onnx
 import pytest
 from import_checks import FIXTURES, run
 
@@ -73,6 +74,34 @@ def test_torchscript_opsets(opset, tmp_path):
             model, (x,), str(path), dynamo=False, opset_version=opset, input_names=["input"],
             dynamic_axes={"input": {0: "batch"}},
         )  # fmt: skip
+    with torch.no_grad():
+        want = model(x).numpy()
+    got = run(_import_compiled(path, tmp_path), x.numpy())["prediction"]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("opset", [11, 17])
+def test_torchscript_view_by_batch_size(opset, tmp_path):
+    """x.view(x.size(0), -1) exports as Shape, Gather, Unsqueeze, Concat, Reshape."""
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 2, 3)
+            self.fc = torch.nn.Linear(2 * 4 * 4, 3)
+
+        def forward(self, x):
+            x = torch.relu(self.conv(x))
+            return self.fc(x.view(x.size(0), -1))
+
+    model, path, x = Net().eval(), tmp_path / "view.onnx", torch.randn(5, 1, 6, 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, (x,), str(path), dynamo=False, opset_version=opset, input_names=["input"],
+            dynamic_axes={"input": {0: "batch"}},
+        )  # fmt: skip
+    assert "Shape" in [n.op_type for n in onnx.load(str(path)).graph.node]
     with torch.no_grad():
         want = model(x).numpy()
     got = run(_import_compiled(path, tmp_path), x.numpy())["prediction"]
