@@ -59,15 +59,9 @@ def test_torch_export_import_matches_torch_forward(dynamo, tmp_path):
         np.testing.assert_allclose(got[key], want, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("opset", [9, 10, 11, 12, 14, 15, 16])
-def test_torchscript_opsets(opset, tmp_path):
-    """The opsets the fixtures (9, 13, 17) leave out; below 13 through onnx.version_converter."""
-    _, ConvNet9, _, _, _, _ = make_fixtures._torch_models()
-    torch.manual_seed(opset)
-    model = ConvNet9().eval()
-    make_fixtures._randomize_batchnorm(model)
+def _torchscript_matches_torch(model, x, opset: int, tmp_path):
+    """Export ``model`` with the TorchScript exporter, import, compile, compare with torch."""
     path = tmp_path / "m.onnx"
-    x = torch.randn(4, 2, 12, 12)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -78,6 +72,17 @@ def test_torchscript_opsets(opset, tmp_path):
         want = model(x).numpy()
     got = run(_import_compiled(path, tmp_path), x.numpy())["prediction"]
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    return path
+
+
+@pytest.mark.parametrize("opset", [9, 10, 11, 12, 14, 15, 16])
+def test_torchscript_opsets(opset, tmp_path):
+    """The opsets the fixtures (9, 13, 17) leave out; below 13 through onnx.version_converter."""
+    _, ConvNet9, _, _, _, _ = make_fixtures._torch_models()
+    torch.manual_seed(opset)
+    model = ConvNet9().eval()
+    make_fixtures._randomize_batchnorm(model)
+    _torchscript_matches_torch(model, torch.randn(4, 2, 12, 12), opset, tmp_path)
 
 
 @pytest.mark.parametrize("opset", [11, 17])
@@ -94,18 +99,8 @@ def test_torchscript_view_by_batch_size(opset, tmp_path):
             x = torch.relu(self.conv(x))
             return self.fc(x.view(x.size(0), -1))
 
-    model, path, x = Net().eval(), tmp_path / "view.onnx", torch.randn(5, 1, 6, 6)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model, (x,), str(path), dynamo=False, opset_version=opset, input_names=["input"],
-            dynamic_axes={"input": {0: "batch"}},
-        )  # fmt: skip
+    path = _torchscript_matches_torch(Net().eval(), torch.randn(5, 1, 6, 6), opset, tmp_path)
     assert "Shape" in [n.op_type for n in onnx.load(str(path)).graph.node]
-    with torch.no_grad():
-        want = model(x).numpy()
-    got = run(_import_compiled(path, tmp_path), x.numpy())["prediction"]
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
 def test_sklearn_mlp_import_matches_sklearn(tmp_path):
