@@ -214,7 +214,8 @@ def import_graph(
     chain = _chain(g, main, x_in.name)
     st = ImportState(g, (None, *dims[1:]), graph_input_shape=tuple(dims[1:]))
     for node in chain:
-        pattern = PATTERNS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+        op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+        pattern = PATTERNS.get(op)
         if pattern is None:
             raise _unsupported(
                 g, node, f"no pattern for {node.domain + '.' if node.domain else ''}{node.op_type}"

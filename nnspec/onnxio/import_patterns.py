@@ -1,4 +1,5 @@
-"""The patterns ``nnspec import`` recognises: one handler per ONNX op type on the chain from
+"""The patterns ``nnspec import`` recognises: one handler per ONNX op type (ops of another
+domain as ``<domain>.<op>``, ``ai.onnx.ml.Scaler``) on the chain from
 the graph's input to its output, each turning its node into spec layers (with weights in
 nnspec's layout) or folding it into one.
 
@@ -253,6 +254,23 @@ def _exp(st: ImportState, node, x: str) -> None:
     st.last.fields["activation"] = "gaussian"
     st.last.nodes.append(node.name)
     st.note(node, f"activation of {st.last.name} (gaussian)")
+
+
+def _scaler(st: ImportState, node, x: str) -> None:
+    """skl2onnx's StandardScaler (ai.onnx.ml Scaler): y = (x - offset) * scale, before the
+    first layer: preprocessing."""
+    if st.layers or st.pre_a is not None:
+        raise Unsupported("expected it at the input, before any layer or other scaling")
+    at = attrs(node)
+    n = st.shape[1] if len(st.shape) == 2 else None
+    if n is None:
+        raise Unsupported("expected a flat input (batch, features)")
+    offset = np.broadcast_to(np.asarray(at.get("offset", [0.0]), np.float64), (n,))
+    scale = np.broadcast_to(np.asarray(at.get("scale", [1.0]), np.float64), (n,))
+    if np.any(scale == 0):
+        raise Unsupported("its scale has zeros")
+    st.pre_a, st.pre_b = scale.copy(), -offset * scale
+    st.note(node, "preprocess (standardize)")
 
 
 # -- layers ---------------------------------------------------------------------------------
@@ -792,6 +810,14 @@ for _ops, _p in (
     (
         ("Exp",),
         Pattern(_exp, "`Mul(z, z)`, `Mul(·, -0.5)`, `Exp`", "`activation: gaussian`"),
+    ),
+    (
+        ("ai.onnx.ml.Scaler",),
+        Pattern(
+            _scaler,
+            "`Scaler` (ai.onnx.ml, skl2onnx's StandardScaler) at the input",
+            "`preprocess: {standardize: true}` (mean = offset, scale = 1 / scale)",
+        ),
     ),
     (("Identity",), Pattern(_identity, "`Identity`", "nothing")),
     (("Cast",), Pattern(_cast, "`Cast` to float", "nothing")),

@@ -55,6 +55,7 @@ EXPECTED = {
     ),
     "sklearn_mlpclassifier_binary.onnx": ("classification", ["dense"] * 2, "raw", ["0", "1"]),
     "sklearn_mlpregressor.onnx": ("regression", ["dense"] * 2, "raw", None),
+    "sklearn_pipeline_scaler_mlp.onnx": ("classification", ["dense"] * 2, "raw", list("012")),
 }
 REFUSED = {"sklearn_mlpregressor_2targets.onnx": "reshapes samples of 2 values to [-1, 1]"}
 
@@ -155,6 +156,17 @@ def test_names_come_from_the_graph(tmp_path):
         m = onnx.load(str(FIXTURES / "torch_ts_convnet_opset9.onnx"))
         b = {t.name: onnx.numpy_helper.to_array(t) for t in m.graph.initializer}
         np.testing.assert_array_equal(w["classifier.2.weight"], b["classifier.2.weight"].T)
+
+
+def test_sklearn_standard_scaler_becomes_standardize(tmp_path):
+    write_import(import_graph(FIXTURES / "sklearn_pipeline_scaler_mlp.onnx"), tmp_path / "s.yaml")
+    assert nnspec.load_spec(tmp_path / "s.yaml").preprocess.standardize
+    m = onnx.load(str(FIXTURES / "sklearn_pipeline_scaler_mlp.onnx"))
+    scaler = next(n for n in m.graph.node if n.op_type == "Scaler")
+    a = {x.name: list(x.floats) for x in scaler.attribute}
+    with np.load(tmp_path / "s.weights.npz", allow_pickle=False) as w:
+        np.testing.assert_allclose(w["preprocess.mean"], a["offset"], rtol=1e-6)
+        np.testing.assert_allclose(w["preprocess.scale"], 1 / np.array(a["scale"]), rtol=1e-6)
 
 
 def test_preprocessing_in_the_graph_becomes_standardize(tmp_path):
