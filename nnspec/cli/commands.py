@@ -31,9 +31,12 @@ def _validate(args) -> int:
     data = summary(spec, io, rows)
     if args.json:
         data["init"] = report.as_dict() if report else None
+        data["input_encoding"] = io.encoding
         print(json.dumps(data, indent=2))
         return 0
     print_summary(data)
+    if io.encoding:  # tabular data: how the first layer's inputs are made up
+        print(f"input features: {io.encoding}")
     if report:
         print("\n".join(report.lines()))
     print(f"{args.spec}: valid")
@@ -145,8 +148,11 @@ def _predict(args) -> int:
     inputs = {"model": args.model, "model's data file": model_data, "input": args.input}
     check_outputs({"predictions": args.output}, inputs)
     model = open_model(args)
-    x = read_inputs(Path(args.input), model.feature_names, model.n_features)
-    text = write_predictions(model.predict(x))
+    if model.columns is not None:  # a tabular model: raw columns by name
+        x, text = _predict_columns(model, Path(args.input))
+    else:
+        x = read_inputs(Path(args.input), model.feature_names, model.n_features)
+        text = write_predictions(model.predict(x))
     if args.output and args.output != atomic.STDOUT:
         atomic.write_text(args.output, text)
         print(
@@ -156,6 +162,23 @@ def _predict(args) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _predict_columns(model, path: Path):
+    """(the rows, the predictions' CSV) of a tabular model; a bad cell is named by the file's
+    line and the column."""
+    from nnspec_runtime.errors import ColumnError
+
+    from ..data.predict_inputs import read_columns, write_predictions
+    from ..errors import DataError
+
+    columns, lines = read_columns(path, model.feature_names)
+    try:
+        pred = model.predict(columns)
+    except ColumnError as e:
+        where = f"{path}:{lines[e.row]}" if lines else f"{path}: row {e.row}"
+        raise DataError(f"{where}: column '{e.column}': {e.detail}") from None
+    return next(iter(columns.values())), write_predictions(pred)
 
 
 def _inspect(args) -> int:
@@ -213,6 +236,7 @@ def _init(args) -> int:
 def parser() -> argparse.ArgumentParser:
     # Light (argparse only): it imports the runtime when a command runs.
     from .device_options import add_device_arguments
+    from .import_cmd import add_parser as add_import
     from .modelbench import add_parser as add_bench
 
     p = argparse.ArgumentParser(
@@ -313,6 +337,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_init)
 
     add_bench(sub)
+    add_import(sub)
     return p
 
 
