@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import untrusted
 from ..errors import ModelError, SpecError
 from ..layers import LAYERS
 from ..layers.base import dims
@@ -108,15 +109,15 @@ def _read(path: Path, spec) -> dict[str, np.ndarray]:
 def _read_npz(path: Path, spec) -> dict[str, np.ndarray]:
     """A weights file written by ``nnspec import``: ``<layer>.<param>`` arrays, no pickle."""
     where = ("init", "from")
+    if not path.exists() and not path.is_symlink():
+        raise SpecError([spec.source.issue(where, f"{path}: no such weights file")])
     try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except FileNotFoundError:
-        raise SpecError([spec.source.issue(where, f"{path}: no such weights file")]) from None
-    except Exception as e:  # noqa: BLE001  zipfile, NumPy's format checks and pickle refusal
-        raise SpecError(
-            [spec.source.issue(where, f"{path}: not a readable NPZ of weights: {e}")]
-        ) from None
+        # Through nnspec.untrusted: entries by name and size before decompressing, no pickle.
+        arrays = untrusted.read_npz(path, str(path), ModelError)
+        for key, a in arrays.items():
+            untrusted.check_finite(a, f"{path}: {key}", ModelError, float32=False)
+    except ModelError as e:
+        raise SpecError([spec.source.issue(where, str(e))]) from None
     bad = [k for k, a in arrays.items() if not np.issubdtype(a.dtype, np.floating)]
     if bad:
         raise SpecError(

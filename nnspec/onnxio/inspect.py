@@ -112,7 +112,7 @@ def preprocessing(meta: dict[str, str], initializers: set[str]) -> dict:
     if "nnspec_tabular" in meta:
         try:
             out["tabular"] = json.loads(meta["nnspec_tabular"])
-        except ValueError:
+        except (ValueError, RecursionError):
             out["tabular"] = None
     return out
 
