@@ -96,3 +96,14 @@ def test_predict_refuses_a_label_out_of_range(capfd, tmp_path, label):
     (tmp_path / "x.csv").write_text("1,2,3,4\n5,6,7,8\n")
     rc, _, err = run(capfd, "predict", tmp_path / "m.onnx", tmp_path / "x.csv")
     assert rc == 2 and f"the model returned the class index {label}; expected 0 to 3" in err
+
+
+def test_import_never_writes_over_the_model_it_imports(capfd, iris, tmp_path):
+    import shutil
+
+    model = tmp_path / "m.onnx"
+    shutil.copy(iris, model)
+    before = model.read_bytes()
+    rc, _, err = run(capfd, "import", model, "-o", model, "--force", "-q")
+    assert rc == 2 and "the spec would overwrite the model" in err
+    assert model.read_bytes() == before
