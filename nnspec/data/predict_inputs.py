@@ -75,10 +75,19 @@ def read_columns(path: Path, names: list[str]) -> tuple[dict[str, list], list[in
             raise DataError(
                 f"{path}: reading Parquet needs pyarrow (pip install pyarrow); or give a CSV"
             ) from None
+        if not path.exists() and not path.is_symlink():
+            raise DataError(f"{path}: data file not found")
+        # Through nnspec.untrusted: a regular file, and the columns' uncompressed size (from
+        # the file's footer) against the memory there is, before anything is decompressed.
+        untrusted.check_regular_file(path, "data file", DataError)
+        try:
+            meta = pq.ParquetFile(path).metadata
+            size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        except Exception as e:  # noqa: BLE001  pyarrow's own error types
+            raise DataError(f"{path}: not a readable Parquet file: {e}") from None
+        untrusted.check_allocation(size, f"{path}: its columns, uncompressed", DataError)
         try:
             table = pq.read_table(path)
-        except FileNotFoundError:
-            raise DataError(f"{path}: data file not found") from None
         except Exception as e:  # pyarrow's own error types: a damaged or foreign file
             raise DataError(f"{path}: not a readable Parquet file: {e}") from None
         missing = [n for n in names if n not in table.column_names]

@@ -271,3 +271,12 @@ def test_predictions_of_a_model_with_formula_class_names(tmp_path):
     )
     text = write_predictions(pred)
     assert text.splitlines()[1].startswith('"\'=HYPERLINK(""x"")",0.9')
+
+
+def test_a_fifo_as_parquet_input_is_refused(tmp_path):
+    pytest.importorskip("pyarrow")
+    from nnspec.data.predict_inputs import read_columns
+
+    os.mkfifo(tmp_path / "x.parquet")
+    e = _within(10, lambda: read_columns(tmp_path / "x.parquet", ["a"]))
+    assert isinstance(e, DataError) and "FIFO (named pipe)" in str(e)
