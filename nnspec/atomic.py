@@ -1,8 +1,8 @@
 """Atomic file writes: a reader sees the old file, the new file, or none; never half of one.
 
 Only regular files are replaced. A target that is not one (``/dev/null``, ``/dev/full``, a
-FIFO, ``/dev/stdout``, anything under ``/dev`` or ``/proc``) is written through, as a stream,
-or refused (a block device, a socket, a directory); ``-`` is standard output for text outputs
+FIFO, ``/dev/stdout`` and whatever else is reached through ``/proc``) is written through, as a
+stream, or refused (a block device, a socket, a directory); ``-`` is standard output for text outputs
 (CSV, JSON). A symlink to a regular file keeps being a link: its target is replaced. An output
 that is one of the command's inputs (the same inode) is refused before any work
 (``check_not_input``), and an export holds a lock beside its target (``export_lock``) so that two
@@ -42,19 +42,26 @@ _REFUSED = {stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket", stat.S_IF
 
 
 def _special(path: Path) -> os.stat_result | None:
-    """The stat of a target that is written through rather than replaced, else None."""
-    if str(path).startswith(("/dev/", "/proc/")) or os.path.abspath(path).startswith(
-        ("/dev/", "/proc/")
-    ):
-        try:
-            return os.stat(path)
-        except OSError as e:
-            raise OutputError(f"{path}: cannot write: {e.strerror}") from None
+    """The stat of a target that is written through rather than replaced, else None: an
+    existing file that is not a regular one (a device, a FIFO), or anything reached through
+    /proc (``/dev/stdout`` links to ``/proc/self/fd/1``, ``/dev/fd/N`` lives there), which may
+    be a regular file that the shell opened and must not be renamed over."""
+    absolute = os.path.abspath(path)
+    proc = absolute.startswith("/proc/") or os.path.realpath(os.path.dirname(absolute)).startswith(
+        "/proc/"
+    )
+    if not proc and os.path.islink(absolute):
+        target = os.path.join(os.path.dirname(absolute), os.readlink(absolute))
+        proc = os.path.abspath(target).startswith("/proc/")
     try:
         st = os.stat(path)
-    except (OSError, ValueError):
+    except (OSError, ValueError) as e:
+        if proc:
+            raise OutputError(
+                f"{path}: cannot write: {getattr(e, 'strerror', None) or e}"
+            ) from None
         return None
-    return None if stat.S_ISREG(st.st_mode) else st
+    return st if proc or not stat.S_ISREG(st.st_mode) else None
 
 
 def is_stream(path: str | Path) -> bool:
