@@ -1,12 +1,12 @@
 """Atomic file writes: a reader sees the old file, the new file, or none; never half of one.
 
 Only regular files are replaced. A target that is not one (``/dev/null``, ``/dev/full``, a
-FIFO, ``/dev/stdout`` and whatever else is reached through ``/proc``) is written through, as a
-stream, or refused (a block device, a socket, a directory); ``-`` is standard output for text outputs
-(CSV, JSON). A symlink to a regular file keeps being a link: its target is replaced. An output
-that is one of the command's inputs (the same inode) is refused before any work
-(``check_not_input``), and an export holds a lock beside its target (``export_lock``) so that two
-writers of one model cannot interleave their files.
+FIFO, ``/dev/stdout`` and whatever else is reached through ``/proc``) is written through, as
+a stream, or refused (a block device, a socket, a directory); ``-`` is standard output for
+text outputs (CSV, JSON). A symlink to a regular file keeps being a link: its target is
+replaced. An output that is one of the command's inputs (the same inode) is refused before
+any work (``check_not_input``), and an export holds a lock beside its target
+(``export_lock``) so that two writers of one model cannot interleave their files.
 """
 
 from __future__ import annotations

@@ -183,3 +183,20 @@ def test_a_checkpoint_directory_in_use_is_refused_with_the_owners_pid(capfd, tmp
     assert not (tmp_path / "m.onnx").exists() and not list(directory.glob("checkpoint*"))
     rc, _, err = run(capfd, "train", IRIS, "-o", tmp_path / "m.onnx", "--checkpoint", directory)
     assert rc == 0, err  # released: the next run owns it
+
+
+def test_a_regular_file_under_dev_shm_is_still_written_atomically(capfd, model):
+    import tempfile
+
+    if not os.path.isdir("/dev/shm"):
+        pytest.skip("no /dev/shm here")
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as d:
+        out = Path(d) / "p.csv"
+        rc, _, err = run(capfd, "predict", model, ROWS, "-o", out)
+        assert rc == 0, err
+        assert stat.S_ISREG(os.stat(out).st_mode) and out.read_text().startswith("label,")
+
+
+def test_dev_fd_1_is_standard_output(capfd, model):
+    rc, out, err = run(capfd, "predict", model, ROWS, "-o", "/dev/fd/1")
+    assert rc == 0 and out.startswith("label,"), err
