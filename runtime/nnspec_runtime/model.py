@@ -345,7 +345,7 @@ class Model:
             return None
         try:
             names = json.loads(self.metadata[key])
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested thousands deep
             names = None
         if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
             raise RuntimeModelError(f"the model's metadata {key} is not a JSON list of names")

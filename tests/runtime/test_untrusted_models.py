@@ -210,3 +210,11 @@ def test_a_label_out_of_range_is_refused_not_wrapped(tmp_path, label):
 def test_a_label_in_range_predicts(tmp_path):
     m = Model(_save(_classifier(label_value=1), tmp_path / "m.onnx"), device="cpu")
     assert list(m.predict(np.zeros((3, 2))).labels) == ["b", "b", "b"]
+
+
+@pytest.mark.parametrize("key", ["nnspec_class_names", "nnspec_tabular"])
+def test_metadata_nested_thousands_deep_is_a_clear_error(tmp_path, key):
+    model = _classifier()
+    helper.set_model_props(model, {"nnspec_class_names": '["a", "b"]', key: "[" * 100_000})
+    with pytest.raises(RuntimeModelError, match=f"metadata {key} is"):
+        Model(_save(model, tmp_path / "m.onnx"), device="cpu")
