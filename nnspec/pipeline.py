@@ -26,12 +26,14 @@ import numpy as np
 
 from ._version import __version__
 from .data import core as datamod
+from .data import fixed
 from .data.core import DataInfo, Dataset
+from .data.fixed import Parts
 from .errors import DataError, ParityError, SpecError
 from .spec import memory
 from .spec.messages import unknown_name
-from .spec.models import BuiltinData, CsvData, Spec
-from .spec.rules import ModelIO, check_rules
+from .spec.models import BuiltinData, CsvData, Spec, as_spec
+from .spec.rules import ModelIO, check_rules, with_output_units
 from .spec.shapes import LayerSummary, infer
 
 if TYPE_CHECKING:
@@ -62,9 +64,61 @@ def load_data(spec: Spec, base: Path | None = None) -> Dataset | None:
     if isinstance(d, BuiltinData):
         return datamod.load_builtin(d.builtin, d.features, spec.task)
     base = spec.source.base_dir if base is None else base
+    return _load_source(spec, d, base)
+
+
+def _load_source(spec: Spec, d, base: Path) -> Dataset:
+    """One file source of the spec (its main data, or a fixed validation/test part)."""
     if isinstance(d, CsvData):
         return datamod.load_csv(base / d.csv, d.target, d.features, spec.task)
     return datamod.load_npz(base / d.npz, d.x, d.y, spec.task)
+
+
+def in_memory_parts(spec: Spec, x, y, validation=None, test=None) -> Parts:
+    """``nnspec.train(spec, x, y, validation=, test=)``'s data as Parts: x a NumPy array,
+    DataFrame or pyarrow Table, y labels, targets or a target column's name; validation and
+    test ``(x, y)`` pairs in the same form, used as given."""
+    from .data import arrays
+
+    given = arrays.from_memory(x, y, spec.task)
+    train_part = given.dataset
+
+    def held(pair, name):
+        if pair is None:
+            return None
+        if not (isinstance(pair, tuple | list) and len(pair) == 2):
+            raise DataError(f"{name}: expected an (x, y) pair, got {type(pair).__name__}")
+        part = arrays.from_memory(
+            pair[0], pair[1], spec.task, where=name, classes=given.classes
+        ).dataset
+        return fixed.align(part, train_part, name)
+
+    return Parts(train_part, held(validation, "validation"), held(test, "test"))
+
+
+def load_parts(spec: Spec, base: Path | None = None) -> Parts | None:
+    """The spec's data with its fixed ``validation:`` and ``test:`` parts (None: none given);
+    None when the spec names no data."""
+    dataset = load_data(spec, base)
+    if dataset is None:
+        return None
+    extra = {}
+    for name in ("validation", "test"):
+        sub = getattr(spec.data, name, None)
+        if sub is not None:
+            part = _load_fixed(spec, sub, name, base)
+            extra[name] = fixed.align(part, dataset, name)
+    return Parts(dataset, **extra)
+
+
+def _load_fixed(spec: Spec, sub, name: str, base: Path | None) -> Dataset:
+    """A ``validation:`` or ``test:`` sub-source: the parent's kind, target and features."""
+    d = spec.data
+    base = spec.source.base_dir if base is None else base
+    merged = d.model_copy(
+        update={**sub.model_dump(exclude_unset=True), "validation": None, "test": None}
+    )
+    return _load_source(spec, merged, base)
 
 
 def data_info(spec: Spec) -> DataInfo | None:
@@ -109,8 +163,23 @@ class Splits:
     test: Dataset | None
 
 
-def split_data(spec: Spec, dataset: Dataset) -> Splits:
-    """Deterministic test and validation splits from ``train.seed``, stratified by class.
+def test_fraction_of(spec: Spec, test_fraction: float | None = None) -> float:
+    """The share held out for testing: ``test_fraction`` when given, else the spec's
+    ``data.test_fraction`` (its default, 0.2, for a spec without data trained on arrays)."""
+    if test_fraction is not None:
+        if not 0 <= test_fraction < 1:
+            raise ValueError(f"test_fraction: expected a number in [0, 1), got {test_fraction}")
+        return float(test_fraction)
+    if spec.data is not None:
+        return spec.data.test_fraction
+    return CsvData.model_fields["test_fraction"].default
+
+
+def split_data(
+    spec: Spec, dataset: Dataset | Parts, *, test_fraction: float | None = None
+) -> Splits:
+    """Deterministic test and validation splits from ``train.seed``, stratified by class;
+    a part given in ``Parts`` (fixed validation or test data) is used as it is instead.
 
     A class that lands only in a held-out part (a class of one sample, with a fraction of over
     a half) is an error: the network could never learn it, and its score would be meaningless.
@@ -149,9 +218,15 @@ def split_data(spec: Spec, dataset: Dataset) -> Splits:
                 raise SpecError([issue])
         return part.take(keep), part.take(held)
 
-    rest, test = cut(dataset, spec.data.test_fraction, 1, ("data", "test_fraction"), "test")
-    val = None
-    if spec.train.validation_fraction > 0:
+    parts = dataset if isinstance(dataset, Parts) else Parts(dataset)
+    dataset = parts.train
+    if parts.test is not None:
+        rest, test = dataset, parts.test
+    else:
+        fraction = test_fraction_of(spec, test_fraction)
+        rest, test = cut(dataset, fraction, 1, ("data", "test_fraction"), "test")
+    val = parts.validation
+    if val is None and spec.train.validation_fraction > 0:
         rest, val = cut(
             rest,
             spec.train.validation_fraction,
@@ -178,7 +253,7 @@ def _fresh(spec: Spec, io: ModelIO, seed: int | None = None, dtype=None):
     """A seeded, untrained network with ``init.from`` loaded; (network, InitReport or None)."""
     from .nn import network as nn
 
-    network = nn.build(spec, io, seed=seed, dtype=dtype)
+    network = nn.build(with_output_units(spec, io), io, seed=seed, dtype=dtype)
     return network, load_pretrained(network)
 
 
@@ -234,11 +309,11 @@ def compile(
 
     if path is not None:
         atomic.check_writable(path)  # before the data are read, not after
-    dataset = load_data(spec)
-    io, _ = resolve(spec, dataset.info if dataset else None)
+    parts = load_parts(spec)
+    io, _ = resolve(spec, parts.info if parts else None)
     network, report = _fresh(spec, io, seed)
-    if dataset is not None:
-        _fit_preprocess(network, split_data(spec, dataset), report)
+    if parts is not None:
+        _fit_preprocess(network, split_data(spec, parts), report)
     return Compiled(network, report, export(network, path, opset))
 
 
@@ -310,8 +385,13 @@ def _checkpointing(spec: Spec, checkpoint_dir, resume) -> tuple[Checkpoint | Non
 
 
 def train(
-    spec: Spec,
+    spec: Spec | str | Path | dict,
+    x=None,
+    y=None,
     *,
+    validation=None,
+    test=None,
+    test_fraction: float | None = None,
     progress: bool | None = False,
     checkpoint_dir: str | Path | None = None,
     resume: str | Path | Checkpoint | None = None,
@@ -320,6 +400,17 @@ def train(
 ) -> TrainResult:
     """``nnspec train`` without the export: load and split the data, fit the preprocessing,
     train, and score the test split.
+
+    spec: a Spec, a spec file's path, YAML text or a dict of spec fields.
+    x, y: in-memory data instead of the spec's ``data`` (which may then be left out): x a
+        NumPy array (samples, features) or (samples, channels, height, width), a pandas
+        DataFrame (its columns are the features, by name) or a pyarrow Table; y class labels
+        of any sortable type (strings too: their sorted order is the class order, kept as
+        the class names), real targets (samples,) or (samples, outputs), or, with a frame,
+        the name of its target column.
+    validation, test: ``(x, y)`` pairs used as given instead of cut from x.
+    test_fraction: the share of x (or of the spec's data) held out for testing when ``test``
+        is not given; default the spec's ``data.test_fraction`` (0.2 without data).
 
     progress: a progress bar (None: when standard error is a terminal).
     checkpoint_dir: where checkpoints go (every ``train.checkpoint_every`` epochs, on a stop,
@@ -333,16 +424,24 @@ def train(
     """
     from .training import interrupt, loop
 
+    spec = as_spec(spec)
     resume, directory = _checkpointing(spec, checkpoint_dir, resume)
-    dataset = load_data(spec)
-    if dataset is None:
+    if x is not None:
+        parts = in_memory_parts(spec, x, y, validation, test)
+    elif y is not None or validation is not None or test is not None:
+        raise DataError(
+            "nnspec.train: y, validation and test go with x (in-memory data); got them without x"
+        )
+    else:
+        parts = load_parts(spec)
+    if parts is None:
         raise DataError(
             f"{spec.source.file or '<spec>'}: data: the spec names no data to train on; add "
             "data: {builtin: ...}, {csv: ...} or {npz: ...}"
         )
-    io, _ = resolve(spec, dataset.info)
+    io, _ = resolve(spec, parts.info)
     start = time.perf_counter()
-    splits = split_data(spec, dataset)
+    splits = split_data(spec, parts, test_fraction=test_fraction)
     network, report = _fresh(spec, io)
     if resume is None:
         _fit_preprocess(network, splits, report)

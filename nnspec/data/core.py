@@ -32,6 +32,9 @@ class DataInfo:
     target_names: list[str]
     class_names: list[str] | None
     shape: tuple[int, ...] | None = None  # (channels, height, width) when rows are images
+    # The validation split is given (in-memory or a `validation:` source), not cut from the
+    # training data: early stopping then needs no validation_fraction.
+    fixed_validation: bool = False
 
 
 @dataclass(frozen=True)

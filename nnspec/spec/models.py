@@ -536,3 +536,24 @@ def load_spec(path_or_text: str | Path) -> Spec:
         return parse_spec(path_or_text, None)
     text = read_spec_text(path_or_text)
     return parse_spec(text, str(path_or_text))
+
+
+def as_spec(spec: Spec | str | Path | dict) -> Spec:
+    """A Spec from a Spec, a file path, YAML text or a dict of spec fields (validated like a
+    file: every problem in one located ``SpecError``)."""
+    if isinstance(spec, Spec):
+        return spec
+    if isinstance(spec, dict):
+        import yaml
+
+        # As YAML text, so the model's metadata keeps the spec and messages have lines.
+        try:
+            text = yaml.safe_dump(spec, sort_keys=False)
+        except yaml.YAMLError as e:
+            raise SpecError([Issue(f"the dict cannot be written as YAML: {e}")]) from None
+        return parse_spec(text, None)
+    if isinstance(spec, str | Path):
+        return load_spec(spec)
+    raise TypeError(
+        f"expected a Spec, a spec file's path, YAML text or a dict, got {type(spec).__name__}"
+    )

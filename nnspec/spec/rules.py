@@ -53,6 +53,14 @@ def _layer_issues(spec: Spec) -> list[Issue]:
                 )
             )
         seen.setdefault(name, i)
+        if getattr(layer, "units", None) == "auto" and i != last:
+            issues.append(
+                src.issue(
+                    ("layers", i, "units"),
+                    f"auto is only allowed on the output layer (layers[{last}]), whose units "
+                    "the data decides; expected a positive integer",
+                )
+            )
         act = getattr(layer, "activation", None)
         if act is not None and ACTIVATIONS[act].output_only and i != last:
             issues.append(
@@ -167,7 +175,7 @@ def _io_issues(spec: Spec) -> list[Issue]:
     return issues
 
 
-def _train_issues(spec: Spec) -> list[Issue]:
+def _train_issues(spec: Spec, data: DataInfo | None = None) -> list[Issue]:
     src, tr, issues = spec.source, spec.train, []
     sched = tr.lr_schedule
     if sched.kind == "cosine" and sched.min_lr > tr.optimizer.lr:
@@ -179,7 +187,7 @@ def _train_issues(spec: Spec) -> list[Issue]:
         )
     es = tr.early_stopping
     if es is not None:
-        if tr.validation_fraction == 0:
+        if tr.validation_fraction == 0 and not (data and data.fixed_validation):
             issues.append(
                 src.issue(
                     ("train", "early_stopping"),
@@ -205,9 +213,12 @@ def _train_issues(spec: Spec) -> list[Issue]:
 def check_rules(spec: Spec, data: DataInfo | None) -> ModelIO:
     """All cross-field rules; returns the resolved sizes or raises one ``SpecError`` for all."""
     src = spec.source
-    issues = _layer_issues(spec) + _io_issues(spec) + _train_issues(spec)
+    issues = _layer_issues(spec) + _io_issues(spec) + _train_issues(spec, data)
     last = len(spec.layers) - 1
     units = getattr(spec.layers[-1], "units", None)
+    auto = units == "auto"
+    if auto:
+        units = None  # decided below, from the data's classes or targets
 
     shape = spec.input.sample_shape if spec.input else None
     features = math.prod(shape) if shape else None
@@ -288,6 +299,9 @@ def check_rules(spec: Spec, data: DataInfo | None) -> ModelIO:
         elif spec.classes is not None:
             class_names = list(spec.classes)
         n = len(class_names) if class_names else None
+        if auto and n is not None:
+            logistic = getattr(spec.layers[-1], "activation", "") == "logistic"
+            units = 1 if n == 2 and logistic else n
         binary_ok = (
             n == 2 and units == 1 and getattr(spec.layers[-1], "activation", "") == "logistic"
         )
@@ -301,6 +315,8 @@ def check_rules(spec: Spec, data: DataInfo | None) -> ModelIO:
             )
         if class_names is None and units is not None:
             class_names = [str(i) for i in range(2 if units == 1 else units)]
+    elif auto and data is not None:
+        units = data.outputs
     elif data is not None and units is not None and units != data.outputs:
         issues.append(
             src.issue(
@@ -346,3 +362,16 @@ def check_rules(spec: Spec, data: DataInfo | None) -> ModelIO:
             ["label"] if spec.task == "classification" else [f"y{i}" for i in range(units or 1)]
         )
     return ModelIO(features, units or 0, feature_names, target_names, class_names, tuple(shape))
+
+
+def with_output_units(spec: Spec, io: ModelIO) -> Spec:
+    """``spec`` with ``units: auto`` of its output layer replaced by ``io.outputs`` (the
+    classes or targets that the data decided); ``spec`` itself when there is nothing to
+    replace. The copy keeps the spec's source, so messages still point into its file."""
+    last = spec.layers[-1]
+    if getattr(last, "units", None) != "auto" or not io.outputs:
+        return spec
+    layers = [*spec.layers[:-1], last.model_copy(update={"units": io.outputs})]
+    concrete = spec.model_copy(update={"layers": layers})
+    concrete._source = spec._source
+    return concrete
