@@ -32,7 +32,17 @@ from .data.fixed import Parts
 from .errors import DataError, ParityError, SpecError
 from .spec import memory
 from .spec.messages import unknown_name
-from .spec.models import BuiltinData, CsvData, Spec, as_spec
+from .spec.models import (
+    BuiltinData,
+    CsvData,
+    CsvPart,
+    IdxData,
+    IdxPart,
+    ParquetData,
+    ParquetPart,
+    Spec,
+    as_spec,
+)
 from .spec.rules import ModelIO, check_rules, with_output_units
 from .spec.shapes import LayerSummary, infer
 
@@ -67,11 +77,30 @@ def load_data(spec: Spec, base: Path | None = None) -> Dataset | None:
     return _load_source(spec, d, base)
 
 
-def _load_source(spec: Spec, d, base: Path) -> Dataset:
-    """One file source of the spec (its main data, or a fixed validation/test part)."""
+def source_path(d) -> str:
+    """The path (or glob) a file source names; for IDX, its images file."""
+    if isinstance(d, CsvData | CsvPart):
+        return d.csv
+    if isinstance(d, ParquetData | ParquetPart):
+        return d.parquet
+    if isinstance(d, IdxData | IdxPart):
+        return d.idx.images
+    return d.npz
+
+
+def _load_source(spec: Spec, d, base: Path, part=None) -> Dataset:
+    """One file source of the spec: its main data, or (``part``) a fixed validation or test
+    part, which names its own file(s) and takes the rest (target, features, keys) from ``d``."""
+    src, held = part or d, part is not None
     if isinstance(d, CsvData):
-        return datamod.load_csv(base / d.csv, d.target, d.features, spec.task)
-    return datamod.load_npz(base / d.npz, d.x, d.y, spec.task)
+        return datamod.load_csv(base / src.csv, d.target, d.features, spec.task, held)
+    if isinstance(d, ParquetData):
+        from .data.parquet import load_parquet
+
+        return load_parquet(base / src.parquet, d.target, d.features, spec.task, held)
+    if isinstance(d, IdxData):
+        return datamod.load_idx(base / src.idx.images, base / src.idx.labels, spec.task, held)
+    return datamod.load_npz(base / src.npz, d.x, d.y, spec.task, held)
 
 
 def in_memory_parts(spec: Spec, x, y, validation=None, test=None) -> Parts:
@@ -106,19 +135,15 @@ def load_parts(spec: Spec, base: Path | None = None) -> Parts | None:
     for name in ("validation", "test"):
         sub = getattr(spec.data, name, None)
         if sub is not None:
-            part = _load_fixed(spec, sub, name, base)
+            part = _load_fixed(spec, sub, base)
             extra[name] = fixed.align(part, dataset, name)
     return Parts(dataset, **extra)
 
 
-def _load_fixed(spec: Spec, sub, name: str, base: Path | None) -> Dataset:
+def _load_fixed(spec: Spec, sub, base: Path | None) -> Dataset:
     """A ``validation:`` or ``test:`` sub-source: the parent's kind, target and features."""
-    d = spec.data
     base = spec.source.base_dir if base is None else base
-    merged = d.model_copy(
-        update={**sub.model_dump(exclude_unset=True), "validation": None, "test": None}
-    )
-    return _load_source(spec, merged, base)
+    return _load_source(spec, spec.data, base, sub)
 
 
 def data_info(spec: Spec) -> DataInfo | None:
@@ -163,7 +188,7 @@ class Splits:
     test: Dataset | None
 
 
-def test_fraction_of(spec: Spec, test_fraction: float | None = None) -> float:
+def held_out_fraction(spec: Spec, test_fraction: float | None = None) -> float:
     """The share held out for testing: ``test_fraction`` when given, else the spec's
     ``data.test_fraction`` (its default, 0.2, for a spec without data trained on arrays)."""
     if test_fraction is not None:
@@ -223,7 +248,7 @@ def split_data(
     if parts.test is not None:
         rest, test = dataset, parts.test
     else:
-        fraction = test_fraction_of(spec, test_fraction)
+        fraction = held_out_fraction(spec, test_fraction)
         rest, test = cut(dataset, fraction, 1, ("data", "test_fraction"), "test")
     val = parts.validation
     if val is None and spec.train.validation_fraction > 0:
@@ -437,7 +462,7 @@ def train(
     if parts is None:
         raise DataError(
             f"{spec.source.file or '<spec>'}: data: the spec names no data to train on; add "
-            "data: {builtin: ...}, {csv: ...} or {npz: ...}"
+            "data: {builtin: ...}, {csv: ...}, {npz: ...}, {idx: ...} or {parquet: ...}"
         )
     io, _ = resolve(spec, parts.info)
     start = time.perf_counter()

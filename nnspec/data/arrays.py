@@ -197,7 +197,7 @@ def labels_of(y, n: int, where: str = "y") -> list:
     return labels
 
 
-def encode_labels(labels: list, where: str, classes: list | None = None):
+def encode_labels(labels: list, where: str, classes: list | None = None, held_out=False):
     """Labels -> (class indices (samples,) int64, class labels in sorted order).
 
     ``classes``: the classes of the training split, which held-out labels must be among.
@@ -211,7 +211,7 @@ def encode_labels(labels: list, where: str, classes: list | None = None):
                 f"{where}: labels of mixed types ({', '.join(kinds)}) cannot be put in order; "
                 "expected labels of one type"
             ) from None
-        if len(classes) < 2:
+        if len(classes) < 2 and not held_out:
             raise DataError(f"{where}: expected at least 2 classes in the labels, found {classes}")
     index = {c: i for i, c in enumerate(classes)}
     unseen = [v for v in dict.fromkeys(labels) if v not in index]
@@ -291,10 +291,24 @@ def from_memory(
             raise DataError(f"{where}: features names columns, but x is an array, not a frame")
     if _module(y) == "pandas" and getattr(y, "name", None) is not None and target_names == ["y"]:
         target_names = [str(y.name)]
+    return labelled(feats, y, target_names, task, where, ywhere, classes)
+
+
+def labelled(
+    feats: Features,
+    y,
+    target_names: list[str],
+    task: str,
+    where: str,
+    ywhere: str,
+    classes: list | None = None,
+    held_out: bool = False,
+) -> Labelled:
+    """Features and their targets ``y`` (labels, or real targets) as a Labelled Dataset."""
     n = len(feats.x)
     if task == "classification":
         labels = labels_of(y, n, ywhere)
-        yi, found = encode_labels(labels, ywhere, classes)
+        yi, found = encode_labels(labels, ywhere, classes, held_out)
         found = [_py(c) for c in found]
         info = DataInfo(
             feats.x.shape[1],

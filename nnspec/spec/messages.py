@@ -275,8 +275,10 @@ def _message(
     if kind == "data_source":
         if isinstance(err.get("input"), dict):
             keys = ", ".join(map(str, err["input"])) or "none"
-            return f"expected one of the keys builtin, csv or npz, got keys: {keys}"
-        return f"expected a mapping with one of the keys builtin, csv or npz, got {got}"
+            return f"expected one of the keys builtin, csv, npz, idx or parquet, got keys: {keys}"
+        return (
+            f"expected a mapping with one of the keys builtin, csv, npz, idx or parquet, got {got}"
+        )
     if kind == "literal_error":
         expected = ctx.get("expected", "")
         options = [o.strip().strip("'") for o in expected.replace(" or ", ", ").split(",")]

@@ -152,6 +152,14 @@ def _io_issues(spec: Spec) -> list[Issue]:
     issues += _duplicates(src, ("input", "names"), spec.input and spec.input.names, "name")
     features = getattr(d, "features", None)
     issues += _duplicates(src, ("data", "features"), features, "feature")
+    if getattr(d, "test", None) is not None and "test_fraction" in d.model_fields_set:
+        issues.append(
+            src.issue(
+                ("data", "test_fraction"),
+                "test and test_fraction both given; expected one: a fixed test part, or the "
+                "fraction to hold out",
+            )
+        )
     target = getattr(d, "target", None)
     if target is not None:
         targets = [target] if isinstance(target, str) else target

@@ -190,7 +190,7 @@ CASES: dict[str, Case] = {
         4,
         7,
         "data",
-        "expected one of the keys builtin, csv or npz, got keys: file",
+        "expected one of the keys builtin, csv, npz, idx or parquet, got keys: file",
     ),
     "unknown_feature_name": Case(
         spec({4: "data: {builtin: iris, features: [petal_length, petal_widht]}"}),
