@@ -102,7 +102,7 @@ CASES: dict[str, Case] = {
         6,
         26,
         "layers[0].units",
-        "expected an integer or \'auto\', got true",
+        "expected an integer or 'auto', got true",
     ),
     "missing_units": Case(
         spec({6: "  - {kind: dense, activation: relu}"}),
