@@ -1,4 +1,5 @@
-"""The ``nnspec`` command: validate, compile, train, predict, inspect, schema, init, bench.
+"""The ``nnspec`` command: validate, compile, train, predict, evaluate, inspect, schema, init,
+bench.
 
 User errors print one located line each and exit with code 2; no traceback.
 """
@@ -59,8 +60,9 @@ def _train(args) -> int:
 
     from .. import atomic
     from ..training.interrupt import TrainingInterrupted
+    from .overrides import load_spec_with_overrides
 
-    spec = load_spec(args.spec)
+    spec = load_spec_with_overrides(args.spec, args.overrides, args.data, args.target)
     for path in filter(None, (args.output, args.metrics)):
         atomic.check_writable(path)
     if args.plots:  # matplotlib missing or DIR unwritable: say so before training, not after
@@ -76,6 +78,9 @@ def _train(args) -> int:
         )
     except TrainingInterrupted as e:
         command = ["nnspec", "train", args.spec, "-o", args.output]
+        command += [f"--set={o}" for o in args.overrides]
+        command += ["--data", args.data] if args.data else []
+        command += ["--target", args.target] if args.target else []
         command += ["--metrics", args.metrics] if args.metrics else []
         command += ["--quiet"] if args.quiet else []
         command += ["--plots", args.plots] if args.plots else []
@@ -244,6 +249,9 @@ def parser() -> argparse.ArgumentParser:
         help="after training, write the plots that apply (history, fit, regions, filters) as "
         'PNGs into DIR (created if missing); needs pip install "nnspec[plot]"',
     )
+    from .overrides import add_override_arguments
+
+    add_override_arguments(s)
     s.set_defaults(func=_train)
 
     s = sub.add_parser("predict", help="run an exported model on a CSV or NPY file")
@@ -296,6 +304,9 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_init)
 
     add_bench(sub)
+    from .evaluate import add_parser as add_evaluate
+
+    add_evaluate(sub)
     return p
 
 

@@ -37,11 +37,21 @@ Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
 class SpecSource:
-    def __init__(self, text: str, file: str | None, marks: Marks):
+    def __init__(self, text: str, file: str | None, marks: Marks, overrides: dict | None = None):
         self.text = text
         self.file = file
         self.marks = marks
         self.sha256 = hashlib.sha256(text.encode()).hexdigest()
+        # YAML path -> the command-line argument that set it (`--set train.epochs=5`): a
+        # problem there is the argument's, not the file's.
+        self.overrides = overrides or {}
+
+    def override_of(self, path: tuple) -> str | None:
+        """The ``--set`` argument that set ``path`` or a mapping above it, or None."""
+        for n in range(len(path), 0, -1):
+            if tuple(path[:n]) in self.overrides:
+                return self.overrides[tuple(path[:n])]
+        return None
 
     @property
     def base_dir(self) -> Path:
@@ -50,6 +60,9 @@ class SpecSource:
 
     def issue(self, path: tuple, message: str, at_key: bool = False) -> Issue:
         """An ``Issue`` located at the YAML node of ``path`` (or of its key)."""
+        arg = self.override_of(path)
+        if arg is not None:
+            return Issue(message, path, arg)
         mark = self.marks.key(path) if at_key else self.marks.value(path)
         line, col = mark if mark else (None, None)
         return Issue(message, path, self.file, line, col)
@@ -629,11 +642,22 @@ def parse_spec(text: str, file: str | None = None) -> Spec:
         raise SpecError(
             [Issue(f"expected a mapping of spec fields, got {got}", (), file, line, col)]
         )
+    return spec_from_data(data, SpecSource(text, file, marks))
+
+
+def spec_from_data(data: dict, source: SpecSource) -> Spec:
+    """Validate loaded spec fields; problems located by ``source`` (its marks, and its
+    command-line overrides, which a problem at an overridden path names instead)."""
     try:
         spec = Spec.model_validate(data)
     except ValidationError as e:
-        raise SpecError(issues_from_validation_error(e, data, marks, file, Spec)) from None
-    spec._source = SpecSource(text, file, marks)
+        issues = issues_from_validation_error(e, data, source.marks, source.file, Spec)
+        located = []
+        for issue in issues:
+            arg = source.override_of(issue.path)
+            located.append(Issue(issue.message, issue.path, arg) if arg else issue)
+        raise SpecError(located) from None
+    spec._source = source
     return spec
 
 
