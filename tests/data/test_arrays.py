@@ -178,3 +178,39 @@ def test_the_spec_decides_the_input_size(iris):
         nnspec.train(spec, x, y)
     with pytest.raises(DataError, match=r"test data \(test\): has 3 features per sample"):
         nnspec.train(SPEC, x, y, test=(x[:5, :3], y[:5]))
+
+
+def test_units_auto_is_shown_as_auto_without_data_and_refused_on_hidden_layers(capsys):
+    from nnspec.cli import main
+    from nnspec.spec.shapes import summary
+
+    text = (
+        "spec_version: 1\nname: a\ntask: classification\ninput: {features: 4}\nlayers:\n"
+        "  - {kind: dense, units: 8, activation: relu}\n"
+        "  - {kind: dense, units: auto, activation: softmax}\nloss: cross_entropy\n"
+    )
+    spec = nnspec.load_spec(text)
+    io, rows = nnspec.resolve(spec)
+    data = summary(spec, io, rows)
+    assert data["layers"][-1]["output_shape"] == [None, "auto"]
+    assert data["layers"][-1]["params"] is None and data["total_params"] == 40
+    with_classes = nnspec.load_spec(text.replace("layers:", "classes: [a, b, c]\nlayers:"))
+    assert nnspec.resolve(with_classes)[1][-1].params == 8 * 3 + 3
+    binary = nnspec.load_spec(
+        text.replace("layers:", "classes: [a, b]\nlayers:").replace(
+            "softmax}\nloss: cross_entropy", "logistic}\nloss: binary_cross_entropy"
+        )
+    )
+    assert nnspec.resolve(binary)[0].outputs == 1
+    hidden = nnspec.load_spec(text.replace("units: 8", "units: auto"))
+    with pytest.raises(SpecError, match=r"layers\[0\].units: auto is only allowed on the output"):
+        nnspec.resolve(hidden)
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "a.yaml"
+        path.write_text(text)
+        assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "(batch, auto)" in out and "40 + auto" in out
