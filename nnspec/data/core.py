@@ -50,6 +50,14 @@ class Dataset:
 
 _IRIS_CLASSES = ["setosa", "versicolor", "virginica"]
 _DIGIT_CLASSES = [str(d) for d in range(10)]
+_DIGITS28 = DataInfo(
+    784,
+    10,
+    [f"pixel_{r}_{c}" for r in range(28) for c in range(28)],
+    ["digit"],
+    _DIGIT_CLASSES,
+    (1, 28, 28),
+)
 BUILTIN_INFO = {
     "iris": DataInfo(
         4,
@@ -67,22 +75,8 @@ BUILTIN_INFO = {
         _DIGIT_CLASSES,
         (1, 8, 8),
     ),
-    "digits28": DataInfo(
-        784,
-        10,
-        [f"pixel_{r}_{c}" for r in range(28) for c in range(28)],
-        ["digit"],
-        _DIGIT_CLASSES,
-        (1, 28, 28),
-    ),
-    "mnist5k": DataInfo(
-        784,
-        10,
-        [f"pixel_{r}_{c}" for r in range(28) for c in range(28)],
-        ["digit"],
-        _DIGIT_CLASSES,
-        (1, 28, 28),
-    ),
+    "digits28": _DIGITS28,
+    "mnist5k": _DIGITS28,  # real MNIST: the same 28x28 pixels and ten digits
 }
 
 

@@ -151,6 +151,17 @@ _FIXED = (
 )
 
 
+# The target and feature columns of a table source (CSV, Parquet).
+TargetColumns = Annotated[
+    Union[str, Annotated[list[str], Field(min_length=1)]],  # noqa: UP007
+    Field(description="Name of the target column (for regression, one name or a list of names)."),
+]
+FeatureColumns = Annotated[
+    Union[Annotated[list[str], Field(min_length=1)], None],  # noqa: UP007
+    Field(description="Names of the feature columns, in order (default: every other column)."),
+]
+
+
 class CsvPart(SpecModel):
     """A fixed validation or test part of a CSV source."""
 
@@ -199,14 +210,8 @@ class CsvData(_FileData):
     """A CSV file with a header row."""
 
     csv: str = Field(min_length=1, description="Path of the CSV file, relative to the spec file.")
-    target: str | Annotated[list[str], Field(min_length=1)] = Field(
-        description="Name of the target column (for regression, one name or a list of names)."
-    )
-    features: list[str] | None = Field(
-        default=None,
-        min_length=1,
-        description="Names of the feature columns, in order (default: every other column).",
-    )
+    target: TargetColumns
+    features: FeatureColumns = None
     validation: CsvPart | None = Field(
         default=None, description="Validation data from another CSV file" + _FIXED + "."
     )
@@ -257,14 +262,8 @@ class ParquetData(_FileData):
         description="Path of a Parquet file, or a glob (data/part-*.parquet) whose files are "
         "read in sorted order, relative to the spec file.",
     )
-    target: str | Annotated[list[str], Field(min_length=1)] = Field(
-        description="Name of the target column (for regression, one name or a list of names)."
-    )
-    features: list[str] | None = Field(
-        default=None,
-        min_length=1,
-        description="Names of the feature columns, in order (default: every other column).",
-    )
+    target: TargetColumns
+    features: FeatureColumns = None
     validation: ParquetPart | None = Field(
         default=None, description="Validation data from other Parquet file(s)" + _FIXED + "."
     )

@@ -214,3 +214,22 @@ def test_units_auto_is_shown_as_auto_without_data_and_refused_on_hidden_layers(c
         assert main(["validate", str(path)]) == 0
     out = capsys.readouterr().out
     assert "(batch, auto)" in out and "40 + auto" in out
+
+
+def test_numpy_training_imports_neither_pandas_nor_pyarrow():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, nnspec\n"
+        f"SPEC = {SPEC!r}\n"
+        "x = np.random.default_rng(0).normal(size=(40, 3)); y = (x[:, 0] > 0).astype(int)\n"
+        "nnspec.train({**SPEC, 'train': {'epochs': 1}}, x, y)\n"
+        "print(sorted(m for m in ('pandas', 'pyarrow', 'sklearn') if m in sys.modules))\n"
+    )
+    from conftest import ROOT
+
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert out.stdout.strip() == "[]"
