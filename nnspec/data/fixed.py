@@ -58,7 +58,7 @@ def align(part: Dataset, train: Dataset, name: str) -> Dataset:
                 f"{where}: has {p.outputs} target column(s), the training data {t.outputs}; "
                 "expected the same targets"
             )
-        return Dataset(part.x, part.y, t, part.source)
+        return dataclasses.replace(part, info=t)
     if p.class_names is None:
         raise DataError(f"{where}: the targets are real-valued, not class labels like training's")
     index = {c: i for i, c in enumerate(t.class_names)}
@@ -70,4 +70,4 @@ def align(part: Dataset, train: Dataset, name: str) -> Dataset:
             f"training classes {t.class_names}; the network cannot predict a class it never saw"
         )
     remap = np.array([index.get(c, -1) for c in p.class_names], dtype=np.int64)
-    return Dataset(part.x, remap[part.y], t, part.source)
+    return dataclasses.replace(part, y=remap[part.y], info=t)
