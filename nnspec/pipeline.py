@@ -128,11 +128,7 @@ def in_memory_parts(spec: Spec, x, y, validation=None, test=None) -> Parts:
     from .data import arrays
 
     if tabular_plan(spec) is not None:
-        raise DataError(
-            "nnspec.train(spec, x, y): preprocess.categorical and impute apply to the spec's "
-            "CSV data; in-memory data is taken as numbers (encode categories before, or give "
-            "the table as data: {csv: ...})"
-        )
+        return _tabular_frames(spec, x, y, validation, test)
     given = arrays.from_memory(x, y, spec.task)
     train_part = given.dataset
 
@@ -144,6 +140,82 @@ def in_memory_parts(spec: Spec, x, y, validation=None, test=None) -> Parts:
         part = arrays.from_memory(
             pair[0], pair[1], spec.task, where=name, classes=given.classes
         ).dataset
+        return fixed.align(part, train_part, name)
+
+    return Parts(train_part, held(validation, "validation"), held(test, "test"))
+
+
+def _raw_frame(spec: Spec, x, y, where: str, classes=None, features=None) -> Dataset:
+    """A DataFrame or Table of raw columns (text categories, missing numbers) as a Dataset of
+    raw ``columns`` for ``preprocess.categorical`` / ``impute``: the tabular entry point."""
+    from .data import arrays, tabular
+
+    if not arrays.is_frame(x):
+        raise DataError(
+            f"{where}: preprocess.categorical and impute need named columns; expected a pandas "
+            f"DataFrame or a pyarrow Table, got {type(x).__name__}"
+        )
+    mapping = x if type(x).__module__.startswith("pandas") else x.to_pydict()
+    names = [str(c) for c in (x.columns if hasattr(x, "iloc") else x.column_names)]
+    target = y if isinstance(y, str) else None
+    if target is not None:
+        if target not in names:
+            raise DataError(
+                f"{where}: no target column '{target}'; the columns are: {', '.join(names)}"
+            )
+        y = mapping[target]
+    if features is None:
+        features = [n for n in names if n != target]
+        _check_tabular_names(spec, features)
+    plan = tabular_plan(spec).with_features(features)
+    columns = tabular.columns_from_mapping(mapping, plan, where)
+    n = len(next(iter(columns.values())))
+    ywhere = f"{where}: column '{target}'" if target else ("y" if where == "x" else f"{where} y")
+    if spec.task == "classification":
+        yi, found = arrays.encode_labels(
+            arrays.labels_of(y, n, ywhere), ywhere, classes, held_out=classes is not None
+        )
+        info = DataInfo(
+            len(features), len(found), features, [target or "y"], [str(c) for c in found]
+        )
+    else:
+        yi = arrays.regression_targets(y, n, ywhere)
+        info = DataInfo(len(features), yi.shape[1], features, [target or "y"], None)
+    return Dataset(np.zeros((n, 0)), yi, info, where, columns)
+
+
+def _tabular_frames(spec: Spec, x, y, validation, test) -> Parts:
+    """In-memory frames for a tabular spec: the encoder is fitted on the training rows, and
+    the given validation and test frames are encoded by it."""
+    train_part = encode_tabular(spec, _raw_frame(spec, x, y, "x"))
+    classes = None
+    if train_part.info.class_names is not None:
+        from .data import arrays
+
+        classes = sorted(
+            set(
+                arrays.labels_of(
+                    y if not isinstance(y, str) else (x[y] if hasattr(x, "iloc") else x.column(y)),
+                    len(train_part.y),
+                    "y",
+                )
+            )
+        )
+
+    def held(pair, name):
+        if pair is None:
+            return None
+        raw = _raw_frame(spec, pair[0], pair[1], name, classes, list(train_part.columns))
+        enc = train_part.encoder
+        info = dataclasses.replace(
+            raw.info,
+            features=train_part.info.features,
+            feature_names=train_part.info.feature_names,
+            class_names=train_part.info.class_names,
+        )
+        part = dataclasses.replace(
+            raw, x=enc.transform(raw.columns, name, None), info=info, encoder=enc
+        )
         return fixed.align(part, train_part, name)
 
     return Parts(train_part, held(validation, "validation"), held(test, "test"))

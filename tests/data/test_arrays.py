@@ -233,3 +233,26 @@ def test_numpy_training_imports_neither_pandas_nor_pyarrow():
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_a_tabular_spec_takes_a_raw_dataframe_with_its_own_test_frame(tmp_path):
+    from conftest import ROOT
+
+    from nnspec_runtime import Model
+
+    df = pd.read_csv(ROOT / "nnspec" / "data" / "datasets" / "penguins.csv")  # NA -> NaN
+    text = (ROOT / "specs" / "penguins.yaml").read_text()
+    text = text.replace("  csv: ../nnspec/data/datasets/penguins.csv\n  target: species\n", "")
+    text = text.replace("data:\n  test_fraction: 0.25\n", "")
+    spec = nnspec.load_spec(text)
+    assert spec.data is None and spec.preprocess.categorical == ["island", "sex", "year"]
+    result = nnspec.train(spec, df.iloc[::2], "species", test=(df.iloc[1::2], "species"))
+    assert len(result.splits.test.x) == 172 and result.metrics["accuracy"] > 0.9
+    assert "island=Biscoe" in result.network.io.feature_names
+    nnspec.export(result, tmp_path / "p.onnx")
+    got = Model(tmp_path / "p.onnx").predict(df.drop(columns="species").iloc[1::2])
+    assert (got.labels == df["species"].iloc[1::2].to_numpy()).mean() == pytest.approx(
+        result.metrics["accuracy"]
+    )
+    with pytest.raises(DataError, match="need named columns; expected a pandas DataFrame"):
+        nnspec.train(spec, np.zeros((4, 3)), [0, 1, 0, 1])
