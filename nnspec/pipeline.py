@@ -115,6 +115,17 @@ def _load_source(spec: Spec, d, base: Path, part=None) -> Dataset:
     if isinstance(d, ParquetData):
         from .data.parquet import load_parquet
 
+        if tabular_plan(spec) is not None:
+            issues = tabular_issues(spec)
+            if issues:
+                raise SpecError(issues)
+            from .data.parquet import read_table
+
+            path = base / src.parquet
+            raw = _raw_frame(
+                spec, read_table(path), d.target, str(path), features=d.features, held_out=held
+            )
+            return raw if held else encode_tabular(spec, raw)
         return load_parquet(base / src.parquet, d.target, d.features, spec.task, held)
     if isinstance(d, IdxData):
         return datamod.load_idx(base / src.idx.images, base / src.idx.labels, spec.task, held)
@@ -145,7 +156,9 @@ def in_memory_parts(spec: Spec, x, y, validation=None, test=None) -> Parts:
     return Parts(train_part, held(validation, "validation"), held(test, "test"))
 
 
-def _raw_frame(spec: Spec, x, y, where: str, classes=None, features=None) -> Dataset:
+def _raw_frame(
+    spec: Spec, x, y, where: str, classes=None, features=None, held_out=False
+) -> Dataset:
     """A DataFrame or Table of raw columns (text categories, missing numbers) as a Dataset of
     raw ``columns`` for ``preprocess.categorical`` / ``impute``: the tabular entry point."""
     from .data import arrays, tabular
@@ -157,30 +170,34 @@ def _raw_frame(spec: Spec, x, y, where: str, classes=None, features=None) -> Dat
         )
     mapping = x if type(x).__module__.startswith("pandas") else x.to_pydict()
     names = [str(c) for c in (x.columns if hasattr(x, "iloc") else x.column_names)]
-    target = y if isinstance(y, str) else None
-    if target is not None:
-        if target not in names:
-            raise DataError(
-                f"{where}: no target column '{target}'; the columns are: {', '.join(names)}"
-            )
+    # y: labels or targets, or the name (a list of names, for regression) of target columns
+    named = isinstance(y, str) or (isinstance(y, list) and y and all(isinstance(t, str) for t in y))
+    targets = ([y] if isinstance(y, str) else list(y)) if named else []
+    for t in targets:
+        if t not in names:
+            raise DataError(f"{where}: no target column '{t}'; the columns are: {', '.join(names)}")
+    target = targets[0] if targets else None
+    if len(targets) == 1:
         y = mapping[target]
+    elif targets:
+        y = np.column_stack([np.asarray(mapping[t], dtype=float) for t in targets])
     if features is None:
-        features = [n for n in names if n != target]
-        _check_tabular_names(spec, features)
+        features = [n for n in names if n not in targets]
+    _check_tabular_names(spec, features)
     plan = tabular_plan(spec).with_features(features)
     columns = tabular.columns_from_mapping(mapping, plan, where)
     n = len(next(iter(columns.values())))
     ywhere = f"{where}: column '{target}'" if target else ("y" if where == "x" else f"{where} y")
     if spec.task == "classification":
         yi, found = arrays.encode_labels(
-            arrays.labels_of(y, n, ywhere), ywhere, classes, held_out=classes is not None
+            arrays.labels_of(y, n, ywhere), ywhere, classes, held_out or classes is not None
         )
         info = DataInfo(
             len(features), len(found), features, [target or "y"], [str(c) for c in found]
         )
     else:
         yi = arrays.regression_targets(y, n, ywhere)
-        info = DataInfo(len(features), yi.shape[1], features, [target or "y"], None)
+        info = DataInfo(len(features), yi.shape[1], features, targets or ["y"], None)
     return Dataset(np.zeros((n, 0)), yi, info, where, columns)
 
 

@@ -190,12 +190,12 @@ def tabular_issues(spec: Spec) -> list[Issue]:
     if not pre.categorical and pre.impute is None:
         return []
     key = "categorical" if pre.categorical else "impute"
-    if d is not None and getattr(d, "csv", None) is None:
+    if d is not None and getattr(d, "csv", None) is None and getattr(d, "parquet", None) is None:
         return [
             src.issue(
                 ("preprocess", key),
-                f"applies to tables of named columns (data: {{csv: ...}}), got "
-                f"{next(k for k in ('builtin', 'npz', 'idx', 'parquet') if hasattr(d, k))} "
+                f"applies to tables of named columns (data: {{csv: ...}} or {{parquet: ...}}), got "
+                f"{next(k for k in ('builtin', 'npz', 'idx') if hasattr(d, k))} "
                 "data, whose features are numbers already",
             )
         ]

@@ -268,3 +268,28 @@ def test_parquet_without_pyarrow_names_the_extra(tmp_path, monkeypatch):
     spec = nnspec.load_spec(spec_file(tmp_path, "{parquet: x.parquet, target: y}"))
     with pytest.raises(DataError, match=r'pip install "nnspec\[parquet\]"'):
         pipeline.load_data(spec)
+
+
+def test_a_tabular_spec_reads_parquet_with_a_fixed_test_file(tmp_path):
+    pd = pytest.importorskip("pandas")
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    from conftest import ROOT
+
+    df = pd.read_csv(ROOT / "nnspec" / "data" / "datasets" / "penguins.csv")
+    pq.write_table(
+        pa.Table.from_pandas(df.iloc[::2], preserve_index=False), tmp_path / "a.pq.parquet"
+    )
+    pq.write_table(
+        pa.Table.from_pandas(df.iloc[1::2], preserve_index=False), tmp_path / "b.parquet"
+    )
+    text = (ROOT / "specs" / "penguins.yaml").read_text()
+    text = text.replace(
+        "  csv: ../nnspec/data/datasets/penguins.csv\n",
+        "  parquet: a.pq.parquet\n  test: {parquet: b.parquet}\n",
+    )
+    (tmp_path / "s.yaml").write_text(text.replace("  test_fraction: 0.25\n", ""))
+    result = nnspec.train(tmp_path / "s.yaml")
+    assert len(result.splits.test.x) == 172 and result.metrics["accuracy"] > 0.9
+    assert result.network.tabular is not None
+    nnspec.export(result, tmp_path / "m.onnx")

@@ -652,7 +652,7 @@ CASES: dict[str, Case] = {
         9,
         27,
         "preprocess.categorical",
-        "applies to tables of named columns (data: {csv: ...}), got builtin data",
+        "applies to tables of named columns (data: {csv: ...} or {parquet: ...}), got builtin data",
     ),
     "unknown_policy_misspelled": Case(
         spec(append=("preprocess: {unknown: skip}",)),
