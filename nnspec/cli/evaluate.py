@@ -59,6 +59,47 @@ def _labelled(path: Path, model, target: str | None):
     return core.load_csv(path, targets, features, task, held_out=True)
 
 
+def _tabular(path: Path, model, target: str | None):
+    """A tabular model's raw columns and the data's targets: (SimpleNamespace like a
+    Dataset, the runtime's prediction)."""
+    from types import SimpleNamespace
+
+    from nnspec_runtime.errors import ColumnError
+
+    from ..data import core, csv_table
+    from ..data.predict_inputs import read_columns
+
+    names = model.target_names or []
+    chosen = target or (names[0] if names else None)
+    if chosen is None:
+        raise DataError(f"{path}: which column is the target? The model names none; give --target")
+    columns, lines = read_columns(path, model.feature_names)
+    try:
+        pred = model.predict(columns)
+    except ColumnError as e:
+        where = f"{path}:{lines[e.row]}" if lines else f"{path}: row {e.row}"
+        raise DataError(f"{where}: column '{e.column}': {e.detail}") from None
+    if path.suffix == ".parquet":
+        from ..data.parquet import read_table
+
+        raw = read_table(path, [chosen]).column(chosen).to_pylist()
+        texts = ["" if v is None else str(v) for v in raw]
+        if model.task == "regression":
+            y = np.asarray(raw, dtype=float).reshape(-1, 1)
+    else:
+        table = csv_table.read(path)
+        (j,) = table.locate([chosen])
+        texts = [table.text(r, j) for r in table.rows]
+        if model.task == "regression":
+            y = table.numbers([j])
+    if model.task == "regression":
+        info = SimpleNamespace(target_names=[chosen], class_names=None)
+        return SimpleNamespace(y=y, info=info, source=str(path)), pred
+    yi, classes = core._class_encode(texts, str(path), held_out=True)
+    info = SimpleNamespace(class_names=classes, target_names=[chosen])
+    return SimpleNamespace(y=yi, info=info, source=str(path)), pred
+
+
 def _classification(model, ds, pred) -> dict:
     names = model.class_names
     index = {c: i for i, c in enumerate(names)}
@@ -138,8 +179,11 @@ def evaluate_command(args: argparse.Namespace) -> int:
     if args.json:
         atomic.check_writable(args.json)
     model = open_model(args)
-    ds = _labelled(Path(args.data), model, args.target)
-    pred = model.predict(ds.x)
+    if getattr(model, "columns", None) is not None:  # a tabular model: raw columns by name
+        ds, pred = _tabular(Path(args.data), model, args.target)
+    else:
+        ds = _labelled(Path(args.data), model, args.target)
+        pred = model.predict(ds.x)
     if model.task == "classification":
         scores = _classification(model, ds, pred)
     else:

@@ -139,3 +139,14 @@ def test_evaluate_regression_and_bad_data(tmp_path, capsys):
     (tmp_path / "bad.csv").write_text("times,accel\n1,x\n")
     code, _, err = run(capsys, "evaluate", out, tmp_path / "bad.csv")
     assert code == 2 and "bad.csv:2: column 'accel': expected a number, got 'x'" in err
+
+
+def test_evaluate_a_tabular_model_on_its_raw_table(tmp_path, capsys):
+    spec = ROOT / "specs" / "penguins.yaml"
+    out = tmp_path / "p.onnx"
+    assert run(capsys, "train", spec, "-o", out, "-q", "--metrics", tmp_path / "m.json")[0] == 0
+    data = ROOT / "nnspec" / "data" / "datasets" / "penguins.csv"
+    code, stdout, _ = run(capsys, "evaluate", out, data, "--json", tmp_path / "e.json")
+    scores = json.loads((tmp_path / "e.json").read_text())
+    assert code == 0 and scores["samples"] == 344 and scores["classes"][0] == "Adelie"
+    assert np.array(scores["confusion_matrix"]).sum(axis=1).tolist() == [152, 68, 124]
