@@ -159,17 +159,10 @@ def _predict(args) -> int:
 def _predict_columns(model, path: Path):
     """(the rows, the predictions' CSV) of a tabular model; a bad cell is named by the file's
     line and the column."""
-    from nnspec_runtime.errors import ColumnError
+    from ..data.predict_inputs import write_predictions
+    from .evaluate import predict_raw_columns
 
-    from ..data.predict_inputs import read_columns, write_predictions
-    from ..errors import DataError
-
-    columns, lines = read_columns(path, model.feature_names)
-    try:
-        pred = model.predict(columns)
-    except ColumnError as e:
-        where = f"{path}:{lines[e.row]}" if lines else f"{path}: row {e.row}"
-        raise DataError(f"{where}: column '{e.column}': {e.detail}") from None
+    columns, pred = predict_raw_columns(model, path)
     return next(iter(columns.values())), write_predictions(pred)
 
 

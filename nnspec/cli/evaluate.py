@@ -59,26 +59,33 @@ def _labelled(path: Path, model, target: str | None):
     return core.load_csv(path, targets, features, task, held_out=True)
 
 
+def predict_raw_columns(model, path: Path):
+    """A tabular model's raw columns read from ``path`` (CSV or Parquet) and its prediction:
+    (columns, Prediction); a bad cell is named by the file's line and the column."""
+    from nnspec_runtime.errors import ColumnError
+
+    from ..data.predict_inputs import read_columns
+
+    columns, lines = read_columns(path, model.feature_names)
+    try:
+        return columns, model.predict(columns)
+    except ColumnError as e:
+        where = f"{path}:{lines[e.row]}" if lines else f"{path}: row {e.row}"
+        raise DataError(f"{where}: column '{e.column}': {e.detail}") from None
+
+
 def _tabular(path: Path, model, target: str | None):
     """A tabular model's raw columns and the data's targets: (SimpleNamespace like a
     Dataset, the runtime's prediction)."""
     from types import SimpleNamespace
 
-    from nnspec_runtime.errors import ColumnError
-
     from ..data import core, csv_table
-    from ..data.predict_inputs import read_columns
 
     names = model.target_names or []
     chosen = target or (names[0] if names else None)
     if chosen is None:
         raise DataError(f"{path}: which column is the target? The model names none; give --target")
-    columns, lines = read_columns(path, model.feature_names)
-    try:
-        pred = model.predict(columns)
-    except ColumnError as e:
-        where = f"{path}:{lines[e.row]}" if lines else f"{path}: row {e.row}"
-        raise DataError(f"{where}: column '{e.column}': {e.detail}") from None
+    _, pred = predict_raw_columns(model, path)
     if path.suffix == ".parquet":
         from ..data.parquet import read_table
 
