@@ -241,6 +241,9 @@ def test_parquet_regression_with_two_targets(parquet_dir):
 def test_bad_parquet_is_located(parquet_dir):
     tmp_path, table, pq, pa = parquet_dir
     (tmp_path / "text.parquet").write_text("a,b\n1,2\n")
+    (tmp_path / "empty.parquet").write_bytes(b"")
+    whole = (tmp_path / "test.parquet").read_bytes()
+    (tmp_path / "cut.parquet").write_bytes(whole[: len(whole) // 2])
     pq.write_table(pa.table({"f0": [1.0, None], "species": ["a", "b"]}), tmp_path / "null.parquet")
     pq.write_table(pa.table({"f0": ["1", "2"], "species": ["a", "b"]}), tmp_path / "str.parquet")
     pq.write_table(pa.table({"f0": [1, 2], "species": ["a", "b"]}), tmp_path / "other-0.parquet")
@@ -251,6 +254,8 @@ def test_bad_parquet_is_located(parquet_dir):
         "str.parquet": r"str.parquet: column 'f0': expected numbers, got string",
         "none-*.parquet": r"none-\*.parquet: no file matches this pattern",
         "missing.parquet": r"missing.parquet: data file not found",
+        "empty.parquet": r"empty.parquet: the file is empty; expected a Parquet file",
+        "cut.parquet": r"cut.parquet: not a readable Parquet file",
         "other-*.parquet": r"other-1.parquet: its columns .* differ from the first file's",
     }
     for name, message in cases.items():
