@@ -20,11 +20,12 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 from .. import pipeline  # noqa: E402
 from .._version import __version__  # noqa: E402
 from ..errors import NnspecError  # noqa: E402
-from ..spec.models import load_spec  # noqa: E402
 
 
 def _validate(args) -> int:
-    spec = load_spec(args.spec)
+    from .overrides import load_spec_with_overrides
+
+    spec = load_spec_with_overrides(args.spec, args.overrides, args.data, args.target)
     io, rows = pipeline.resolve(spec)
     report = pipeline.check_pretrained(spec, io)  # weights that do not fit: now, not later
     from ..spec.shapes import print_summary, summary
@@ -45,7 +46,9 @@ def _validate(args) -> int:
 
 
 def _compile(args) -> int:
-    spec = load_spec(args.spec)
+    from .overrides import load_spec_with_overrides
+
+    spec = load_spec_with_overrides(args.spec, args.overrides, args.data, args.target)
     compiled = pipeline.compile(spec, args.output, seed=args.seed)
     if compiled.init:
         print("\n".join(compiled.init.lines()))
@@ -232,12 +235,16 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("validate", help="check a spec and print its layer/shape/parameter table")
     s.add_argument("spec", help="YAML spec file")
     s.add_argument("--json", action="store_true", help="print the summary as JSON")
+    from .overrides import add_override_arguments
+
+    add_override_arguments(s)
     s.set_defaults(func=_validate)
 
     s = sub.add_parser("compile", help="export a seeded, untrained network to ONNX")
     s.add_argument("spec", help="YAML spec file")
     s.add_argument("-o", "--output", required=True, help="path of the .onnx file to write")
     s.add_argument("--seed", type=_seed, default=None, help="weight seed (default: train.seed)")
+    add_override_arguments(s)
     s.set_defaults(func=_compile)
 
     s = sub.add_parser("train", help="train a spec, export ONNX, check parity, print metrics")
@@ -265,8 +272,6 @@ def parser() -> argparse.ArgumentParser:
         help="after training, write the plots that apply (history, fit, regions, filters) as "
         'PNGs into DIR (created if missing); needs pip install "nnspec[plot]"',
     )
-    from .overrides import add_override_arguments
-
     add_override_arguments(s)
     s.set_defaults(func=_train)
 

@@ -150,3 +150,10 @@ def test_evaluate_a_tabular_model_on_its_raw_table(tmp_path, capsys):
     scores = json.loads((tmp_path / "e.json").read_text())
     assert code == 0 and scores["samples"] == 344 and scores["classes"][0] == "Adelie"
     assert np.array(scores["confusion_matrix"]).sum(axis=1).tolist() == [152, 68, 124]
+
+
+def test_validate_and_compile_take_the_same_overrides(tmp_path, capsys):
+    code, out, _ = run(capsys, "validate", IRIS, "--set", "layers[0].units=32", "--json")
+    assert code == 0 and json.loads(out)["layers"][0]["output_shape"] == [None, 32]
+    code, out, _ = run(capsys, "compile", IRIS, "-o", tmp_path / "c.onnx", "--set", "train.seed=4")
+    assert code == 0 and "untrained (seed 4" in out
