@@ -222,6 +222,7 @@ def _init(args) -> int:
 def parser() -> argparse.ArgumentParser:
     # Light (argparse only): it imports the runtime when a command runs.
     from .device_options import add_device_arguments
+    from .import_cmd import add_parser as add_import
     from .modelbench import add_parser as add_bench
 
     p = argparse.ArgumentParser(
@@ -325,6 +326,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_init)
 
     add_bench(sub)
+    add_import(sub)
     from .evaluate import add_parser as add_evaluate
 
     add_evaluate(sub)
