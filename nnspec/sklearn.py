@@ -69,6 +69,21 @@ def _positive(name: str, value, kind) -> None:
         raise ValueError(f"{name}: expected {what} or None, got {value!r}")
 
 
+def _named(given, checked: np.ndarray):
+    """What to train on: the checked array, or the DataFrame it came from when that has
+    string column names, so that the exported model names its inputs by them."""
+    columns = getattr(given, "columns", None)
+    if (
+        type(given).__module__.startswith("pandas")
+        and columns is not None
+        and all(isinstance(c, str) for c in columns)
+    ):
+        import pandas as pd  # the caller passed a DataFrame: pandas is installed
+
+        return pd.DataFrame(checked, columns=list(columns))
+    return checked
+
+
 class _SpecEstimator(BaseEstimator):
     _task = ""
 
@@ -193,6 +208,7 @@ class SpecClassifier(ClassifierMixin, _SpecEstimator):
 
     def fit(self, X, y):
         """X: (n_samples, n_features), y: (n_samples,) labels of any sortable type."""
+        given = X
         X, y = validate_data(self, X, y, dtype=np.float64)
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
@@ -204,7 +220,7 @@ class SpecClassifier(ClassifierMixin, _SpecEstimator):
         self.classes_ = classes
         # nnspec sorts the labels as np.unique does, so its class k is classes_[k], and the
         # exported model names the classes by their labels.
-        self._train(X, y)
+        self._train(_named(given, X), y)
         if len(self.network_.io.class_names) != len(classes):  # pragma: no cover - a guard
             raise AssertionError("nnspec's classes differ from np.unique(y)")
         return self
@@ -232,9 +248,10 @@ class SpecRegressor(RegressorMixin, _SpecEstimator):
 
     def fit(self, X, y):
         """X: (n_samples, n_features), y: (n_samples,) or (n_samples, n_targets)."""
+        given = X
         X, y = validate_data(self, X, y, dtype=np.float64, multi_output=True, y_numeric=True)
         self._1d = y.ndim == 1
-        self._train(X, y)
+        self._train(_named(given, X), y)
         return self
 
     def predict(self, X) -> np.ndarray:

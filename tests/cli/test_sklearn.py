@@ -69,6 +69,7 @@ def test_classifier_keeps_the_labels_and_exports(iris, tmp_path):
 
     model = Model(tmp_path / "m.onnx")
     assert model.class_names == ["setosa", "versicolor", "virginica"]
+    assert model.feature_names == ["sl", "sw", "pl", "pw"]
     np.testing.assert_allclose(model.predict(x).probabilities, proba, rtol=1e-4, atol=1e-5)
     again = pickle.loads(pickle.dumps(clf))
     np.testing.assert_array_equal(again.predict_proba(df), proba)
