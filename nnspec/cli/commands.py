@@ -1,4 +1,5 @@
-"""The ``nnspec`` command: validate, compile, train, predict, inspect, schema, init, bench.
+"""The ``nnspec`` command: validate, compile, train, predict, evaluate, inspect, schema, init,
+bench.
 
 User errors print one located line each and exit with code 2; no traceback.
 """
@@ -19,11 +20,12 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 from .. import pipeline  # noqa: E402
 from .._version import __version__  # noqa: E402
 from ..errors import NnspecError  # noqa: E402
-from ..spec.models import load_spec  # noqa: E402
 
 
 def _validate(args) -> int:
-    spec = load_spec(args.spec)
+    from .overrides import load_spec_with_overrides
+
+    spec = load_spec_with_overrides(args.spec, args.overrides, args.data, args.target)
     io, rows = pipeline.resolve(spec)
     report = pipeline.check_pretrained(spec, io)  # weights that do not fit: now, not later
     from ..spec.shapes import print_summary, summary
@@ -45,8 +47,9 @@ def _validate(args) -> int:
 
 def _compile(args) -> int:
     from .outputs import check_outputs, spec_inputs
+    from .overrides import load_spec_with_overrides
 
-    spec = load_spec(args.spec)
+    spec = load_spec_with_overrides(args.spec, args.overrides, args.data, args.target)
     check_outputs({"model": args.output}, spec_inputs(spec))
     compiled = pipeline.compile(spec, args.output, seed=args.seed)
     if compiled.init:
@@ -66,8 +69,9 @@ def _train(args) -> int:
     from .. import atomic
     from ..training.interrupt import TrainingInterrupted
     from .outputs import check_outputs, spec_inputs
+    from .overrides import load_spec_with_overrides
 
-    spec = load_spec(args.spec)
+    spec = load_spec_with_overrides(args.spec, args.overrides, args.data, args.target)
     inputs = spec_inputs(spec, args.resume)
     check_outputs({"model": args.output, "metrics": args.metrics}, inputs)
     if args.plots:  # matplotlib missing or DIR unwritable: say so before training, not after
@@ -83,6 +87,9 @@ def _train(args) -> int:
         )
     except TrainingInterrupted as e:
         command = ["nnspec", "train", args.spec, "-o", args.output]
+        command += [f"--set={o}" for o in args.overrides]
+        command += ["--data", args.data] if args.data else []
+        command += ["--target", args.target] if args.target else []
         command += ["--metrics", args.metrics] if args.metrics else []
         command += ["--quiet"] if args.quiet else []
         command += ["--plots", args.plots] if args.plots else []
@@ -167,17 +174,10 @@ def _predict(args) -> int:
 def _predict_columns(model, path: Path):
     """(the rows, the predictions' CSV) of a tabular model; a bad cell is named by the file's
     line and the column."""
-    from nnspec_runtime.errors import ColumnError
+    from ..data.predict_inputs import write_predictions
+    from .evaluate import predict_raw_columns
 
-    from ..data.predict_inputs import read_columns, write_predictions
-    from ..errors import DataError
-
-    columns, lines = read_columns(path, model.feature_names)
-    try:
-        pred = model.predict(columns)
-    except ColumnError as e:
-        where = f"{path}:{lines[e.row]}" if lines else f"{path}: row {e.row}"
-        raise DataError(f"{where}: column '{e.column}': {e.detail}") from None
+    columns, pred = predict_raw_columns(model, path)
     return next(iter(columns.values())), write_predictions(pred)
 
 
@@ -250,12 +250,16 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("validate", help="check a spec and print its layer/shape/parameter table")
     s.add_argument("spec", help="YAML spec file")
     s.add_argument("--json", action="store_true", help="print the summary as JSON")
+    from .overrides import add_override_arguments
+
+    add_override_arguments(s)
     s.set_defaults(func=_validate)
 
     s = sub.add_parser("compile", help="export a seeded, untrained network to ONNX")
     s.add_argument("spec", help="YAML spec file")
     s.add_argument("-o", "--output", required=True, help="path of the .onnx file to write")
     s.add_argument("--seed", type=_seed, default=None, help="weight seed (default: train.seed)")
+    add_override_arguments(s)
     s.set_defaults(func=_compile)
 
     s = sub.add_parser("train", help="train a spec, export ONNX, check parity, print metrics")
@@ -285,6 +289,7 @@ def parser() -> argparse.ArgumentParser:
         help="after training, write the plots that apply (history, fit, regions, filters) as "
         'PNGs into DIR (created if missing); needs pip install "nnspec[plot]"',
     )
+    add_override_arguments(s)
     s.set_defaults(func=_train)
 
     s = sub.add_parser("predict", help="run an exported model on a CSV or NPY file")
@@ -338,6 +343,9 @@ def parser() -> argparse.ArgumentParser:
 
     add_bench(sub)
     add_import(sub)
+    from .evaluate import add_parser as add_evaluate
+
+    add_evaluate(sub)
     return p
 
 

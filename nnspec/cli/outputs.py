@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import atomic
-from ..spec.models import CsvData, NpzData
+from ..spec.models import BuiltinData
 
 
 def spec_inputs(spec, resume: str | Path | None = None) -> dict[str, Path | None]:
@@ -18,10 +18,13 @@ def spec_inputs(spec, resume: str | Path | None = None) -> dict[str, Path | None
     ``init.from`` model (and that model's external data), and a checkpoint resumed from."""
     base = spec.source.base_dir
     inputs: dict[str, Path | None] = {"spec": Path(spec.source.file) if spec.source.file else None}
-    if isinstance(spec.data, CsvData):
-        inputs["data file"] = base / spec.data.csv
-    elif isinstance(spec.data, NpzData):
-        inputs["data file"] = base / spec.data.npz
+    if spec.data is not None and not isinstance(spec.data, BuiltinData):
+        from ..pipeline import source_path
+
+        inputs["data file"] = base / source_path(spec.data)  # a glob matches nothing: harmless
+        idx = getattr(spec.data, "idx", None)
+        if idx is not None:
+            inputs["labels file"] = base / idx.labels
     if spec.init is not None:
         model = base / spec.init.from_
         inputs["init.from model"] = model

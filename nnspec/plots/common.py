@@ -130,6 +130,41 @@ def _inside(base: Path, name: str) -> bool:
     return real.is_relative_to(home) and real.is_file()
 
 
+def _globbed(base: Path, pattern: str) -> list[Path]:
+    """The files a relative glob (Parquet shards) matches in ``base``; none for an absolute
+    pattern or one with ``..``."""
+    if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
+        return []
+    try:
+        return sorted(base.glob(pattern))
+    except (ValueError, NotImplementedError, OSError):
+        return []
+
+
+def _present_inside(base: Path, name: str) -> bool:
+    """``name`` (a file or a glob) is in ``base`` or below, every match a regular file there."""
+    if _inside(base, name):
+        return True
+    matches = _globbed(base, name)
+    return bool(matches) and all(_inside(base, str(m.relative_to(base))) for m in matches)
+
+
+def _named_files(d) -> list[str]:
+    """Every file a data source names: its own, an IDX source's labels, and its fixed
+    validation and test parts' (a model's spec may name none outside its folder)."""
+    from .. import pipeline
+
+    names = []
+    for source in (d, getattr(d, "validation", None), getattr(d, "test", None)):
+        if source is None or isinstance(source, int | float):
+            continue
+        names.append(pipeline.source_path(source))
+        idx = getattr(source, "idx", None)
+        if idx is not None:
+            names.append(idx.labels)
+    return names
+
+
 def _dataset_from_spec(spec, bases: list[Path]):
     """The spec's dataset, its file looked for in each of ``bases`` in turn (a model does not
     record where its spec file was).
@@ -143,15 +178,22 @@ def _dataset_from_spec(spec, bases: list[Path]):
     d = spec.data
     if isinstance(d, BuiltinData):
         return pipeline.load_data(spec)
-    name = d.csv if isinstance(d, CsvData) else d.npz
+    name = pipeline.source_path(d)
     embedded = spec.source.file is None
     if embedded:
-        found = next((b for b in bases if _inside(b, name)), None)
+        named = _named_files(d)
+        found = next((b for b in bases if all(_present_inside(b, n) for n in named)), None)
     else:
-        found = next((b for b in bases if (b / name).is_file()), None)
+        found = next((b for b in bases if (b / name).is_file() or _globbed(b, name)), None)
     if found is None:
         where = " or ".join(str(b) for b in bases)
-        if embedded and (Path(name).is_absolute() or ".." in Path(name).parts):
+        outside = [
+            n
+            for n in (_named_files(d) if embedded else [])
+            if Path(n).is_absolute() or ".." in Path(n).parts
+        ]
+        if outside:
+            name = outside[0]
             raise DataError(
                 f"the model's spec names its data as {name!r:.200}, outside the model's folder "
                 "and the current directory; a model's spec may only name data beside it or "
