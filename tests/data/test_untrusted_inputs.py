@@ -280,3 +280,37 @@ def test_a_fifo_as_parquet_input_is_refused(tmp_path):
     os.mkfifo(tmp_path / "x.parquet")
     e = _within(10, lambda: read_columns(tmp_path / "x.parquet", ["a"]))
     assert isinstance(e, DataError) and "FIFO (named pipe)" in str(e)
+
+
+@pytest.mark.parametrize("cell", ["1e39", "-3.5e38"])
+def test_csv_file_beyond_float32_is_refused_on_the_fast_path_too(tmp_path, cell):
+    """np.loadtxt reads 1e39 as a finite float64: the fast path hands such a file to the
+    located reader, which refuses it with the row and column."""
+    from nnspec.data import fast_csv
+
+    path = tmp_path / "big.csv"
+    path.write_text("a,b\n" + "1,2\n" * 5 + f"1,{cell}\n")
+    assert fast_csv.read_numeric(path) is None
+    path.write_text("a,b\n" + "1,2\n" * 5 + "1,3e38\n")
+    assert fast_csv.read_numeric(path) is not None
+
+
+def test_idx_fifo_is_refused_without_blocking(tmp_path):
+    from nnspec.data import idx
+
+    fifo = tmp_path / "images.idx"
+    os.mkfifo(fifo)
+    result: list = []
+    t = threading.Thread(target=lambda: result.append(_raises(idx.read_idx, fifo, "images")))
+    t.start()
+    t.join(10)
+    assert not t.is_alive(), "reading an IDX FIFO blocked"
+    assert result and "is a FIFO (named pipe), which would block" in result[0], result
+
+
+def _raises(fn, *args) -> str:
+    try:
+        fn(*args)
+    except DataError as e:
+        return str(e)
+    return "no error"
