@@ -474,6 +474,11 @@ function drawChart() {
   g.fillText(maxLoss.toPrecision(2), 0, 14);
   g.fillText("0", 18, H - 14);
   g.fillText(`epoch ${Math.round(ex)}`, W - 60, H - 2);
+  // One axis, two scales: the loss runs from 0 to its largest value (the label at the left),
+  // the metric from 0 to 1 (the label at the right), lest 1.0 accuracy read as that loss.
+  g.textAlign = "right";
+  g.fillText(key === "r2" ? "R² 1" : "accuracy 1", W - 9, 20);
+  g.textAlign = "left";
   for (const [s, colour] of [["train", "#333"], ["test", "#d62728"]]) {
     for (const [what, dash] of [["loss", []], [key, [4, 3]]]) {
       g.strokeStyle = colour;
