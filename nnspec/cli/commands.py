@@ -41,7 +41,9 @@ def _validate(args) -> int:
 
 
 def _compile(args) -> int:
-    spec = load_spec(args.spec)
+    from .export_options import apply_export_arguments
+
+    spec = apply_export_arguments(load_spec(args.spec), args)
     compiled = pipeline.compile(spec, args.output, seed=args.seed)
     if compiled.init:
         print("\n".join(compiled.init.lines()))
@@ -59,8 +61,9 @@ def _train(args) -> int:
 
     from .. import atomic
     from ..training.interrupt import TrainingInterrupted
+    from .export_options import apply_export_arguments
 
-    spec = load_spec(args.spec)
+    spec = apply_export_arguments(load_spec(args.spec), args)
     for path in filter(None, (args.output, args.metrics)):
         atomic.check_writable(path)
     if args.plots:  # matplotlib missing or DIR unwritable: say so before training, not after
@@ -198,6 +201,7 @@ def _init(args) -> int:
 def parser() -> argparse.ArgumentParser:
     # Light (argparse only): it imports the runtime when a command runs.
     from .device_options import add_device_arguments
+    from .export_options import add_export_arguments
     from .modelbench import add_parser as add_bench
 
     p = argparse.ArgumentParser(
@@ -217,6 +221,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("spec", help="YAML spec file")
     s.add_argument("-o", "--output", required=True, help="path of the .onnx file to write")
     s.add_argument("--seed", type=_seed, default=None, help="weight seed (default: train.seed)")
+    add_export_arguments(s)
     s.set_defaults(func=_compile)
 
     s = sub.add_parser("train", help="train a spec, export ONNX, check parity, print metrics")
@@ -244,6 +249,7 @@ def parser() -> argparse.ArgumentParser:
         help="after training, write the plots that apply (history, fit, regions, filters) as "
         'PNGs into DIR (created if missing); needs pip install "nnspec[plot]"',
     )
+    add_export_arguments(s)
     s.set_defaults(func=_train)
 
     s = sub.add_parser("predict", help="run an exported model on a CSV or NPY file")
