@@ -24,6 +24,15 @@ def _mode_for(path: Path) -> int:
         return 0o666 & ~umask
 
 
+def _set_mode(tmp: str, mode: int) -> None:
+    """chmod by path: os.fchmod does not exist on Windows before Python 3.13 (where os.chmod
+    only sets or clears the read-only flag, which is all that a mode means there)."""
+    try:
+        os.chmod(tmp, mode)
+    except NotImplementedError:  # pragma: no cover - a platform without any chmod
+        pass
+
+
 def check_writable(path: str | Path) -> None:
     """Fail before long work, not after it, when ``path`` cannot be written."""
     path = Path(path)
@@ -47,12 +56,13 @@ def write_bytes(path: str | Path, data: bytes) -> None:
         raise OutputError(f"{path}: cannot write: {e.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as f:
-            # mkstemp makes the file private (0600); models and predictions are meant to be
-            # shared like any other file written here.
-            os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp makes the file private (0600); models and predictions are meant to be shared
+        # like any other file written here. Set once the bytes are in, so that a read-only
+        # mode (umask 0o222, or an existing read-only file) never stands in the way of writing.
+        _set_mode(tmp, mode)
         os.replace(tmp, path)
         sync_directory(path.parent)
     except OSError as e:
