@@ -203,6 +203,7 @@ def parser() -> argparse.ArgumentParser:
     from .device_options import add_device_arguments
     from .export_options import add_export_arguments
     from .modelbench import add_parser as add_bench
+    from .quantize_command import add_parser as add_quantize
 
     p = argparse.ArgumentParser(
         prog="nnspec",
@@ -302,6 +303,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_init)
 
     add_bench(sub)
+    add_quantize(sub)
     return p
 
 

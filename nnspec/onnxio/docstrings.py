@@ -39,9 +39,8 @@ def document(model: onnx.ModelProto, network: Network) -> None:
     )
     features = _names(io.feature_names)
     for value in model.graph.input:
-        value.doc_string = (
-            f"float32 {_dims(io.shape)}: raw input values{scaled}"
-            + (f"; features in order: {features}" if features and len(io.shape) == 1 else "")
+        value.doc_string = f"float32 {_dims(io.shape)}: raw input values{scaled}" + (
+            f"; features in order: {features}" if features and len(io.shape) == 1 else ""
         )
     for value in model.graph.output:
         if value.name == "probabilities":

@@ -50,8 +50,9 @@ def test_atomic_write_under_a_read_only_umask(tmp_path, umask, mask, mode):
 
 
 def test_an_exported_model_is_written_without_fchmod(tmp_path, monkeypatch):
-    import nnspec
     from helpers import mlp_spec
+
+    import nnspec
 
     monkeypatch.delattr(os, "fchmod", raising=False)
     nnspec.compile(mlp_spec(dtype="float32"), tmp_path / "t.onnx")
