@@ -19,11 +19,11 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 from .. import pipeline  # noqa: E402
 from .._version import __version__  # noqa: E402
 from ..errors import NnspecError  # noqa: E402
-from ..spec.models import load_spec  # noqa: E402
+from .stdio import print_error, read_spec_argument  # noqa: E402
 
 
 def _validate(args) -> int:
-    spec = load_spec(args.spec)
+    spec = read_spec_argument(args.spec)
     io, rows = pipeline.resolve(spec)
     report = pipeline.check_pretrained(spec, io)  # weights that do not fit: now, not later
     from ..spec.shapes import print_summary, summary
@@ -36,14 +36,14 @@ def _validate(args) -> int:
     print_summary(data)
     if report:
         print("\n".join(report.lines()))
-    print(f"{args.spec}: valid")
+    print(f"{spec.source.file or args.spec}: valid")
     return 0
 
 
 def _compile(args) -> int:
     from .export_options import apply_export_arguments
 
-    spec = apply_export_arguments(load_spec(args.spec), args)
+    spec = apply_export_arguments(read_spec_argument(args.spec), args)
     compiled = pipeline.compile(spec, args.output, seed=args.seed)
     if compiled.init:
         print("\n".join(compiled.init.lines()))
@@ -63,7 +63,7 @@ def _train(args) -> int:
     from ..training.interrupt import TrainingInterrupted
     from .export_options import apply_export_arguments
 
-    spec = apply_export_arguments(load_spec(args.spec), args)
+    spec = apply_export_arguments(read_spec_argument(args.spec), args)
     for path in filter(None, (args.output, args.metrics)):
         atomic.check_writable(path)
     if args.plots:  # matplotlib missing or DIR unwritable: say so before training, not after
@@ -129,13 +129,14 @@ def _print_train_summary(result, parity: dict, args) -> None:
 
 def _predict(args) -> int:
     from .. import atomic
-    from ..data.predict_inputs import read_inputs, write_predictions
+    from ..data.predict_inputs import write_predictions
     from .device_options import open_model
+    from .stdio import read_inputs_argument
 
     if args.output:
         atomic.check_writable(args.output)
     model = open_model(args)
-    x = read_inputs(Path(args.input), model.feature_names, model.n_features)
+    x = read_inputs_argument(args.input, model.feature_names, model.n_features)
     text = write_predictions(model.predict(x))
     if args.output:
         atomic.write_text(args.output, text)
@@ -200,8 +201,10 @@ def _init(args) -> int:
 
 def parser() -> argparse.ArgumentParser:
     # Light (argparse only): it imports the runtime when a command runs.
+    from .completion import add_parser as add_completion
     from .device_options import add_device_arguments
     from .export_options import add_export_arguments
+    from .help_text import apply_help
     from .modelbench import add_parser as add_bench
     from .quantize_command import add_parser as add_quantize
 
@@ -211,22 +214,27 @@ def parser() -> argparse.ArgumentParser:
         "backprop, export to ONNX, and run the exported models.",
     )
     p.add_argument("--version", action="version", version=f"nnspec {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p.epilog = (
+        "Run nnspec COMMAND --help for a command's description, examples and exit codes. "
+        "Exit codes: 0 success, 2 bad input (a located message), 3 refused by nnspec quantize "
+        "(accuracy dropped too far), 130/143 training interrupted."
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     s = sub.add_parser("validate", help="check a spec and print its layer/shape/parameter table")
-    s.add_argument("spec", help="YAML spec file")
+    s.add_argument("spec", help="YAML spec file (- reads standard input)")
     s.add_argument("--json", action="store_true", help="print the summary as JSON")
     s.set_defaults(func=_validate)
 
     s = sub.add_parser("compile", help="export a seeded, untrained network to ONNX")
-    s.add_argument("spec", help="YAML spec file")
+    s.add_argument("spec", help="YAML spec file (- reads standard input)")
     s.add_argument("-o", "--output", required=True, help="path of the .onnx file to write")
     s.add_argument("--seed", type=_seed, default=None, help="weight seed (default: train.seed)")
     add_export_arguments(s)
     s.set_defaults(func=_compile)
 
     s = sub.add_parser("train", help="train a spec, export ONNX, check parity, print metrics")
-    s.add_argument("spec", help="YAML spec file")
+    s.add_argument("spec", help="YAML spec file (- reads standard input)")
     s.add_argument("-o", "--output", required=True, help="path of the .onnx file to write")
     s.add_argument("--metrics", help="also write the metrics as JSON to this path")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
@@ -255,7 +263,11 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("predict", help="run an exported model on a CSV or NPY file")
     s.add_argument("model", help=".onnx file written by nnspec")
-    s.add_argument("input", help="CSV (with or without a header row) or .npy of (rows, features)")
+    s.add_argument(
+        "input",
+        help="CSV (with or without a header row) or .npy of (rows, features); - reads "
+        "standard input",
+    )
     s.add_argument("-o", "--output", help="CSV to write (default: standard output)")
     add_device_arguments(s)
     s.set_defaults(func=_predict)
@@ -304,20 +316,27 @@ def parser() -> argparse.ArgumentParser:
 
     add_bench(sub)
     add_quantize(sub)
+    add_completion(sub)
+    apply_help(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     from nnspec_runtime import DeviceError, RuntimeModelError
 
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.command is None:  # bare `nnspec`: what it can do, not an error
+        p.print_help()
+        return 0
+    as_json = bool(getattr(args, "json", False))
     try:
         return args.func(args)
     except NnspecError as e:
-        print(str(e), file=sys.stderr)
+        print_error(e, as_json)
         return e.exit_code
     except (RuntimeModelError, DeviceError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print_error(e, as_json, prefix="error: ")
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -12,9 +12,11 @@ from ..errors import DataError
 from . import csv_table
 
 
-def _read_npy(path: Path, n_features: int | None) -> np.ndarray:
+def _read_npy(path, n_features: int | None, where: str | None = None) -> np.ndarray:
+    """``path``: a file's path, or a file object (standard input's bytes) named ``where``."""
+    source, path = path, where or path
     try:
-        x = np.load(path, allow_pickle=False)
+        x = np.load(source, allow_pickle=False)
     except FileNotFoundError:
         raise DataError(f"{path}: data file not found") from None
     except (ValueError, OSError, EOFError) as e:
@@ -43,7 +45,24 @@ def read_inputs(path: Path, feature_names: list[str] | None, n_features: int | N
     """
     if path.suffix == ".npy":
         return _read_npy(path, n_features)
-    table = csv_table.read(path, header=None)
+    return _columns(csv_table.read(path, header=None), path, feature_names)
+
+
+def read_inputs_bytes(
+    data: bytes, where: str, feature_names: list[str] | None, n_features: int | None
+) -> np.ndarray:
+    """As ``read_inputs``, from bytes (standard input): .npy when they start with NumPy's
+    magic string, else CSV text; messages name them ``where``."""
+    if data.startswith(b"\x93NUMPY"):
+        return _read_npy(io.BytesIO(data), n_features, where)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{where}: cannot read as UTF-8 CSV text (or .npy): {e}") from None
+    return _columns(csv_table.parse(text, where, None), where, feature_names)
+
+
+def _columns(table, path, feature_names: list[str] | None) -> np.ndarray:
     cols = list(range(table.width))
     if table.header is not None and feature_names:
         missing = [f for f in feature_names if f not in table.header]
