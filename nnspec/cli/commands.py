@@ -316,7 +316,7 @@ def parser() -> argparse.ArgumentParser:
 
     add_bench(sub)
     add_quantize(sub)
-    add_completion(sub)
+    add_completion(sub, p)
     apply_help(p)
     return p
 

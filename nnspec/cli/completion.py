@@ -65,15 +65,14 @@ def zsh_script(parser: argparse.ArgumentParser) -> str:
     )
 
 
-def add_parser(sub) -> None:
+def add_parser(sub, root: argparse.ArgumentParser) -> None:
+    """``root``: the whole command's parser, which the script is written from."""
     s = sub.add_parser("completion", help="print a shell completion script (bash or zsh)")
     s.add_argument("shell", choices=["bash", "zsh"], help="the shell to complete in")
-    s.set_defaults(func=completion_command)
+    s.set_defaults(func=completion_command, root_parser=root)
 
 
 def completion_command(args) -> int:
-    from .commands import parser
-
-    p = parser()
+    p = args.root_parser
     print(bash_script(p) if args.shell == "bash" else zsh_script(p), end="")
     return 0
