@@ -18,7 +18,7 @@ VERSION = re.search(r'^__version__ = "([^"]+)"$', _VERSION_FILE.read_text(), re.
 # is not here: the cpu or gpu extra picks its build.
 DEPENDENCIES = [
     f"nnspec-runtime=={VERSION}",
-    "numpy>=1.23.5",
+    "numpy>=1.24",  # 1.23 makes object arrays of ragged rows (a warning, not an error)
     "onnx>=1.17",  # 1.16 cannot write opset 22, which export.opset allows
     "pydantic>=2.11",  # 2.10 writes a different JSON Schema (nnspec schema, schema.json)
     "pyyaml>=6",

@@ -1,4 +1,5 @@
-"""The ``nnspec`` command: validate, compile, train, predict, inspect, schema, init, bench.
+"""The ``nnspec`` command: validate, compile, train, predict, inspect, schema, plot, init, bench,
+quantize, completion.
 
 User errors print one located line each and exit with code 2; no traceback.
 """

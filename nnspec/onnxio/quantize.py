@@ -93,8 +93,22 @@ def _held_out(contents: ModelContents, data: Path | None) -> HeldOut:
     return HeldOut(np.asarray(x, np.float32), y, str(data))
 
 
+def _quantization():
+    """onnxruntime's quantization package, or an error naming the extra that completes it."""
+    try:
+        from onnxruntime import quantization
+    except ImportError as e:
+        raise NnspecError(
+            f"nnspec quantize: onnxruntime's quantizer cannot be imported ({e}): it needs "
+            "packages that onnxruntime does not install itself; expected pip install "
+            '"nnspec[quantize]" (ml_dtypes, sympy)'
+        ) from None
+    return quantization
+
+
 def _int8_dynamic(src: Path, dst: Path) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    q = _quantization()
+    QuantType, quantize_dynamic = q.QuantType, q.quantize_dynamic
 
     quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
 
@@ -110,7 +124,8 @@ class _Reader:
 
 
 def _int8_static(src: Path, dst: Path, calibration: np.ndarray) -> None:
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    q = _quantization()
+    QuantFormat, QuantType, quantize_static = q.QuantFormat, q.QuantType, q.quantize_static
 
     quantize_static(
         str(src),

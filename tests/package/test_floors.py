@@ -12,7 +12,8 @@ from conftest import ROOT
 _REQ = re.compile(
     r"^(?P<name>[A-Za-z0-9_.\-]+)(\[[^\]]*\])?\s*(?P<spec>[^;]*)(;\s*(?P<marker>.*))?$"
 )
-EXTRAS_TESTED = {None, "cpu", "test", "plot"}  # gpu: onnxruntime-gpu, not on this machine
+# gpu: onnxruntime-gpu, not on this machine
+EXTRAS_TESTED = {None, "cpu", "test", "plot", "quantize"}
 
 
 def _norm(version: str) -> str:
