@@ -16,6 +16,7 @@ give the same file.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -26,12 +27,14 @@ import numpy as np
 
 from ._version import __version__
 from .data import core as datamod
+from .data import csv_table
 from .data.core import DataInfo, Dataset
+from .data.tabular import Imputation, TabularEncoder, TabularPlan
 from .errors import DataError, NnspecError, ParityError, SpecError
 from .spec import memory, targets
 from .spec.messages import unknown_name
 from .spec.models import BuiltinData, CsvData, Spec
-from .spec.rules import ModelIO, check_rules
+from .spec.rules import ModelIO, check_rules, tabular_issues
 from .spec.shapes import LayerSummary, infer
 
 if TYPE_CHECKING:
@@ -62,9 +65,89 @@ def load_data(spec: Spec, base: Path | None = None) -> Dataset | None:
     if isinstance(d, BuiltinData):
         return datamod.load_builtin(d.builtin, d.features, spec.task)
     base = spec.source.base_dir if base is None else base
+    plan = tabular_plan(spec)
     if isinstance(d, CsvData):
+        if plan is not None:
+            # Names the spec got wrong are reported at the spec, before any cell is read
+            # (a categorical column misspelt would otherwise fail as "expected a number").
+            issues = tabular_issues(spec)
+            if issues:
+                raise SpecError(issues)
+            targets = [d.target] if isinstance(d.target, str) else list(d.target)
+            header = csv_table.read_header(base / d.csv)
+            _check_tabular_names(spec, d.features or [h for h in header if h not in targets])
+            raw = datamod.load_csv(base / d.csv, d.target, d.features, spec.task, plan)
+            return encode_tabular(spec, raw)
         return datamod.load_csv(base / d.csv, d.target, d.features, spec.task)
     return datamod.load_npz(base / d.npz, d.x, d.y, spec.task)
+
+
+def tabular_plan(spec: Spec) -> TabularPlan | None:
+    """What ``preprocess.categorical`` / ``impute`` ask for (None: neither), before the
+    feature columns are known."""
+    pre = spec.preprocess
+    if not pre.categorical and pre.impute is None:
+        return None
+    default, columns = None, {}
+    if pre.impute is not None:
+        default = Imputation(pre.impute.strategy, pre.impute.value)
+        columns = {k: Imputation(v.strategy, v.value) for k, v in pre.impute.columns.items()}
+    return TabularPlan(
+        [],
+        list(pre.categorical or []),
+        unknown=pre.unknown,
+        max_categories=pre.max_categories,
+        impute_default=default,
+        impute_columns=columns,
+    )
+
+
+def _check_tabular_names(spec: Spec, features: list[str]) -> None:
+    """Columns that ``preprocess`` names must be feature columns: located errors."""
+    pre, issues = spec.preprocess, []
+    for i, name in enumerate(pre.categorical or []):
+        if name not in features:
+            issues.append(
+                spec.source.issue(
+                    ("preprocess", "categorical", i),
+                    unknown_name("feature column", name, features, "the data"),
+                )
+            )
+    for name in pre.impute.columns if pre.impute is not None else ():
+        path = ("preprocess", "impute", "columns", name)
+        if name not in features:
+            why = unknown_name("feature column", name, features, "the data")
+            issues.append(spec.source.issue(path, why, at_key=True))
+        elif name in (pre.categorical or []):
+            issues.append(
+                spec.source.issue(
+                    path,
+                    f"'{name}' is categorical; impute fills numeric columns (a missing "
+                    "category is encoded as all zeros with unknown: ignore)",
+                    at_key=True,
+                )
+            )
+    if issues:
+        raise SpecError(issues)
+
+
+def encode_tabular(spec: Spec, raw: Dataset) -> Dataset:
+    """A dataset of raw ``columns`` (any source: CSV here, DataFrames and Parquet through the
+    same call) encoded for the network: the encoder is fitted on the training split that
+    ``split_data`` will cut (the split is deterministic), then encodes every row, so that
+    ``x`` is (samples, encoder.width) and the held-out rows keep their raw columns."""
+    _check_tabular_names(spec, raw.info.feature_names)
+    plan = tabular_plan(spec).with_features(raw.info.feature_names)
+    train = split_data(spec, raw).train
+    encoder = TabularEncoder.fit(train.columns, plan, raw.source)
+    x = encoder.transform(raw.columns, raw.source, raw.lines)
+    info = dataclasses.replace(
+        raw.info,
+        features=encoder.width,
+        feature_names=encoder.feature_names,
+        encoding=encoder.describe(),
+    )
+    return Dataset(x, raw.y, info, raw.source, raw.columns, raw.lines, encoder)
 
 
 def data_info(spec: Spec) -> DataInfo | None:
@@ -265,6 +348,7 @@ def compile(
     io, _ = resolve(spec, dataset.info if dataset else None)
     network, report = _fresh(spec, io, seed)
     if dataset is not None:
+        network.tabular = dataset.encoder  # raw columns in, for a tabular spec
         _fit_preprocess(network, split_data(spec, dataset), report)
     return Compiled(network, report, export(network, path, opset))
 
@@ -371,6 +455,7 @@ def train(
     start = time.perf_counter()
     splits = split_data(spec, dataset)
     network, report = _fresh(spec, io)
+    network.tabular = dataset.encoder  # raw columns in, for a tabular spec
     if resume is None:
         _fit_preprocess(network, splits, report)
     signals = contextlib.nullcontext(stop)
@@ -408,6 +493,13 @@ def _parity_inputs(network: Network) -> np.ndarray:
     at the scale its standardization expects (mean + scale * N(0, 1)), so the check runs the
     layers on the values they will see rather than on far-off ones."""
     rng = np.random.default_rng(RANDOM_PARITY_SEED)
+    if network.tabular is not None:  # raw columns: numbers at their scale, every category
+        k = len(network.tabular.numeric)
+        scale = {
+            name: (float(network.x_mean[i]), float(network.x_scale[i]))
+            for i, name in enumerate(network.tabular.numeric[:k])
+        }
+        return network.tabular.sample_columns(RANDOM_PARITY_SAMPLES, rng, scale)
     z = rng.standard_normal((RANDOM_PARITY_SAMPLES, *network.shape))
     return np.asarray(network.x_mean + network.x_scale * z, np.float32)
 
@@ -431,7 +523,9 @@ def export(
     if isinstance(source, TrainResult):
         network = source.network
         inputs, held = source.held_out
-        x = held.x
+        # A tabular model is checked on the raw held-out rows: the graph's own imputation and
+        # one-hot encoding against the encoder's, as well as the layers.
+        x = held.columns if network.tabular is not None else held.x
         described, shown = {"inputs": inputs}, f"the {inputs} split"
         metadata = {"test_metrics": source.metrics, "epochs_run": source.history.epochs_run}
     else:

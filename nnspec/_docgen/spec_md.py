@@ -197,6 +197,10 @@ class _Reference:
             self._plan_union(path, schema, items, note)
         elif schema.get("type") == "array" and isinstance(schema.get("items"), dict):
             self._plan_value(path, schema["items"], items=True, note=note)
+        elif schema.get("type") == "object" and isinstance(
+            schema.get("additionalProperties"), dict
+        ):  # a mapping of names to models (impute.columns): the model gets its section
+            self._plan_value(f"{path}.<name>", schema["additionalProperties"], note=note)
 
     def _plan_union(self, path: str, schema: dict, items: bool, note: str) -> None:
         union = _Section(f"`{path}`", _anchor(path), 2, path, items=items, note=note)

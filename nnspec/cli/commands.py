@@ -32,9 +32,12 @@ def _validate(args) -> int:
     data = summary(spec, io, rows)
     if args.json:
         data["init"] = report.as_dict() if report else None
+        data["input_encoding"] = io.encoding
         print(json.dumps(data, indent=2))
         return 0
     print_summary(data)
+    if io.encoding:  # tabular data: how the first layer's inputs are made up
+        print(f"input features: {io.encoding}")
     if report:
         print("\n".join(report.lines()))
     print(f"{spec.source.file or args.spec}: valid")
@@ -137,8 +140,11 @@ def _predict(args) -> int:
     if args.output:
         atomic.check_writable(args.output)
     model = open_model(args)
-    x = read_inputs_argument(args.input, model.feature_names, model.n_features)
-    text = write_predictions(model.predict(x))
+    if model.columns is not None:  # a tabular model: raw columns by name
+        x, text = _predict_columns(model, Path(args.input))
+    else:
+        x = read_inputs_argument(args.input, model.feature_names, model.n_features)
+        text = write_predictions(model.predict(x))
     if args.output:
         atomic.write_text(args.output, text)
         print(
@@ -148,6 +154,23 @@ def _predict(args) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _predict_columns(model, path: Path):
+    """(the rows, the predictions' CSV) of a tabular model; a bad cell is named by the file's
+    line and the column."""
+    from nnspec_runtime.errors import ColumnError
+
+    from ..data.predict_inputs import read_columns, write_predictions
+    from ..errors import DataError
+
+    columns, lines = read_columns(path, model.feature_names)
+    try:
+        pred = model.predict(columns)
+    except ColumnError as e:
+        where = f"{path}:{lines[e.row]}" if lines else f"{path}: row {e.row}"
+        raise DataError(f"{where}: column '{e.column}': {e.detail}") from None
+    return next(iter(columns.values())), write_predictions(pred)
 
 
 def _inspect(args) -> int:

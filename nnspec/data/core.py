@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from . import csv_table
+from . import csv_table, tabular
 
 
 @dataclass(frozen=True)
@@ -32,17 +32,32 @@ class DataInfo:
     target_names: list[str]
     class_names: list[str] | None
     shape: tuple[int, ...] | None = None  # (channels, height, width) when rows are images
+    encoding: str | None = None  # tabular data: "6 numeric + origin (3) = 9"
 
 
 @dataclass(frozen=True)
 class Dataset:
+    """``x`` (samples, features) float64 as the network takes it, ``y`` the targets.
+
+    Tabular data (``preprocess.categorical`` or ``impute``) also keeps its raw ``columns``
+    (a column table, ``nnspec/data/tabular.py``), the file line of each row (``lines``, or
+    None) and the ``encoder`` fitted on the training split that made ``x`` from them.
+    """
+
     x: np.ndarray
     y: np.ndarray
     info: DataInfo
     source: str
+    columns: dict[str, np.ndarray] | None = None
+    lines: np.ndarray | None = None
+    encoder: object | None = None  # a tabular.TabularEncoder
 
     def take(self, idx: np.ndarray) -> Dataset:
-        return Dataset(self.x[idx], self.y[idx], self.info, self.source)
+        columns = None if self.columns is None else tabular.take(self.columns, idx)
+        lines = None if self.lines is None else self.lines[idx]
+        return Dataset(
+            self.x[idx], self.y[idx], self.info, self.source, columns, lines, self.encoder
+        )
 
 
 _IRIS_CLASSES = ["setosa", "versicolor", "virginica"]
@@ -172,8 +187,19 @@ def _bad_label(label: str) -> str | None:
     return None
 
 
-def load_csv(path: Path, target: str | list[str], features: list[str] | None, task: str) -> Dataset:
-    """Read a CSV with a header row. Errors name the file, row and column."""
+def load_csv(
+    path: Path,
+    target: str | list[str],
+    features: list[str] | None,
+    task: str,
+    plan: tabular.TabularPlan | None = None,
+) -> Dataset:
+    """Read a CSV with a header row. Errors name the file, row and column.
+
+    With a tabular ``plan`` (its ``features`` are filled in here), the features come back as
+    raw ``columns`` (categories as text, missing numbers as NaN where imputed) and ``x`` is
+    (samples, 0) until an encoder fitted on the training split encodes them.
+    """
     table = csv_table.read(path)
     targets = [target] if isinstance(target, str) else list(target)
     feats = features or [h for h in table.header if h not in targets]
@@ -186,7 +212,13 @@ def load_csv(path: Path, target: str | list[str], features: list[str] | None, ta
             f"{path}:{table.header_line}: no feature columns left besides the target {targets}"
         )
     tcols, fcols = cols[: len(targets)], cols[len(targets) :]
-    x = table.numbers(fcols)
+    columns = None
+    if plan is None:
+        x = table.numbers(fcols)
+    else:
+        plan = plan.with_features(feats)
+        columns = tabular.columns_from_table(table, plan, fcols)
+        x = np.zeros((len(table.rows), 0))
     if task == "classification":
         labels = [table.text(row, tcols[0]) for row in table.rows]
         for row, label in zip(table.rows, labels, strict=True):
@@ -200,6 +232,8 @@ def load_csv(path: Path, target: str | list[str], features: list[str] | None, ta
     else:
         y = table.numbers(tcols)
         info = DataInfo(len(feats), len(tcols), feats, targets, None)
+    if columns is not None:
+        return Dataset(x, y, info, str(path), columns, table.lines)
     return Dataset(x, y, info, str(path))
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nnspec_runtime.columns import MISSING  # cells that stand for a missing value
+
 from ..errors import DataError
 
 
@@ -91,6 +93,19 @@ class Table:
         if not math.isfinite(value):
             raise DataError(f"{where}: expected a finite number, got {cell.strip()}")
         return value
+
+    def numbers_or_missing(self, j: int) -> np.ndarray:
+        """Column ``j`` as float64 (rows,), NaN where a cell is missing (``MISSING``); any
+        other cell that is not a finite number is an error, as ``number`` says it."""
+        out = np.empty(len(self.rows))
+        for i, row in enumerate(self.rows):
+            out[i] = math.nan if row.cells[j].strip() in MISSING else self.number(row, j)
+        return out
+
+    @property
+    def lines(self) -> np.ndarray:
+        """The file line where each data row starts, (rows,) int64."""
+        return np.array([r.line for r in self.rows], dtype=np.int64)
 
     def numbers(self, columns: Sequence[int]) -> np.ndarray:
         """(rows, len(columns)) float64 of those columns, read row by row: the first bad

@@ -65,15 +65,50 @@ def read_inputs_bytes(
 def _columns(table, path, feature_names: list[str] | None) -> np.ndarray:
     cols = list(range(table.width))
     if table.header is not None and feature_names:
-        missing = [f for f in feature_names if f not in table.header]
+        cols = _model_columns(path, table, feature_names)
+    return table.numbers(cols)
+
+
+def _model_columns(path: Path, table: csv_table.Table, names: list[str]) -> list[int]:
+    """The header's column of each of the model's feature names, or an error listing both."""
+    missing = [f for f in names if f not in table.header]
+    if missing:
+        raise DataError(
+            f"{path}:{table.header_line}: the model's feature column(s) "
+            f"{', '.join(missing)} are not in the header ({', '.join(table.header)}); "
+            f"expected columns named {', '.join(names)}"
+        )
+    return table.locate(names)
+
+
+def read_columns(path: Path, names: list[str]) -> tuple[dict[str, list], list[int] | None]:
+    """A tabular model's raw columns from a CSV with a header row (cells as text; the runtime
+    converts and checks them) or, with pyarrow installed, a Parquet file: (name -> values,
+    the file line of each row, or None for Parquet)."""
+    if path.suffix == ".parquet":
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise DataError(
+                f"{path}: reading Parquet needs pyarrow (pip install pyarrow); or give a CSV"
+            ) from None
+        try:
+            table = pq.read_table(path)
+        except FileNotFoundError:
+            raise DataError(f"{path}: data file not found") from None
+        except Exception as e:  # pyarrow's own error types: a damaged or foreign file
+            raise DataError(f"{path}: not a readable Parquet file: {e}") from None
+        missing = [n for n in names if n not in table.column_names]
         if missing:
             raise DataError(
-                f"{path}:{table.header_line}: the model's feature column(s) "
-                f"{', '.join(missing)} are not in the header ({', '.join(table.header)}); "
-                f"expected columns named {', '.join(feature_names)}"
+                f"{path}: the model's column(s) {', '.join(missing)} are not in the file "
+                f"({', '.join(table.column_names)})"
             )
-        cols = table.locate(feature_names)
-    return table.numbers(cols)
+        return {n: table.column(n).to_pylist() for n in names}, None
+    table = csv_table.read(path, header=True)
+    cols = _model_columns(path, table, names)
+    columns = {n: [r.cells[j] for r in table.rows] for n, j in zip(names, cols, strict=True)}
+    return columns, [r.line for r in table.rows]
 
 
 def write_predictions(pred) -> str:

@@ -38,7 +38,11 @@ def document(model: onnx.ModelProto, network: Network) -> None:
         + (f" {spec.description}" if spec.description else "")
     )
     features = _names(io.feature_names)
+    encoder = getattr(network, "tabular", None)
     for value in model.graph.input:
+        if encoder is not None:  # a tabular model: one raw column per input
+            value.doc_string = _column_doc(encoder, value.name)
+            continue
         value.doc_string = f"float32 {_dims(io.shape)}: raw input values{scaled}" + (
             f"; features in order: {features}" if features and len(io.shape) == 1 else ""
         )
@@ -59,6 +63,16 @@ def document(model: onnx.ModelProto, network: Network) -> None:
                 f"float32 (batch, {io.outputs}): the predicted targets in their own units"
                 + (f": {_names(io.target_names)}" if io.target_names else "")
             )
+
+
+def _column_doc(encoder, name: str) -> str:
+    """One raw column of a tabular model: its type, and what the graph does with it."""
+    if name in encoder.categorical:
+        cats = _names(list(encoder.categories[name]))
+        return f"string (batch,): the raw column {name}, one-hot encoded over: {cats}"
+    fill = encoder.fill.get(name)
+    missing = f"a missing value (NaN) becomes {fill:.6g}" if fill is not None else "no NaN"
+    return f"float32 (batch,): the raw numeric column {name}; {missing}"
 
 
 def keep_inferred_shapes(model: onnx.ModelProto) -> None:

@@ -21,7 +21,12 @@ def _type(value_info) -> str:
     t = value_info.type
     if t.WhichOneof("value") != "tensor_type":
         return onnx.helper.printable_type(t)
-    dtype = onnx.helper.tensor_dtype_to_np_dtype(t.tensor_type.elem_type).name
+    elem = t.tensor_type.elem_type
+    dtype = (
+        "string"
+        if elem == onnx.TensorProto.STRING
+        else (onnx.helper.tensor_dtype_to_np_dtype(elem).name)
+    )
     dims = t.tensor_type.shape.dim
     return f"{dtype} (" + ", ".join(d.dim_param or str(d.dim_value) for d in dims) + ")"
 
@@ -77,6 +82,7 @@ def model_info(path: Path, model: onnx.ModelProto | None = None) -> dict:
         "outputs": [{"name": o.name, "type": _type(o)} for o in g.output],
         "metadata": {k: _metadata_value(v) for k, v in sorted(meta.items())},
         "spec_yaml_lines": len(spec_yaml.splitlines()) if spec_yaml is not None else None,
+        "preprocessing": preprocessing(meta, {t.name for t in g.initializer}),
     }
 
 
@@ -106,6 +112,41 @@ def _quantization_line(q: dict) -> str:
     if "bytes" in q:
         parts.append(f"{q['bytes']['float32']:,} -> {q['bytes']['quantized']:,} bytes")
     return ", ".join(parts)
+
+
+def preprocessing(meta: dict[str, str], initializers: set[str]) -> dict:
+    """What the graph does to its inputs before the first layer: the raw columns of a
+    tabular model (kind, fill value, categories) and whether it standardizes."""
+    out: dict = {"standardize": "preprocess.mean" in initializers}
+    if "nnspec_tabular" in meta:
+        try:
+            out["tabular"] = json.loads(meta["nnspec_tabular"])
+        except ValueError:
+            out["tabular"] = None
+    return out
+
+
+def _preprocessing_lines(pre: dict) -> list[str]:
+    tab = pre.get("tabular")
+    scaled = "standardized (Sub, Div)" if pre["standardize"] else "not standardized"
+    if not tab:
+        return [f"  preprocessing: inputs {scaled}"]
+    lines = [
+        f"  preprocessing: raw columns in, one graph input each ({tab.get('unknown')}"
+        " unknown categories); numeric columns then " + scaled
+    ]
+    width = max(len(c["name"]) for c in tab["columns"])
+    for c in tab["columns"]:
+        if c["kind"] == "categorical":
+            cats = c["categories"]
+            shown = ", ".join(cats[:8]) + (f", ... ({len(cats)} in all)" if len(cats) > 8 else "")
+            what = f"categorical, one-hot over {len(cats)}: {shown}"
+        elif c.get("impute"):
+            what = f"numeric, missing -> {c['impute']['strategy']} {c['impute']['value']:.6g}"
+        else:
+            what = "numeric, missing values refused"
+        lines.append(f"    {c['name']:<{width}}  {what}")
+    return lines
 
 
 def graph_listing(model: onnx.ModelProto) -> tuple[list[dict], list[dict]]:
@@ -198,6 +239,7 @@ def describe(path: Path, info: dict | None = None) -> str:
         "  outputs:",
         *(f"    {o['name']}: {o['type']}" for o in info["outputs"]),
     ]
+    lines += _preprocessing_lines(info["preprocessing"])
     if info["metadata"]:
         lines.append("  metadata:")
         for k, v in info["metadata"].items():

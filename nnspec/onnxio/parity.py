@@ -28,13 +28,21 @@ def compare(got: np.ndarray, want: np.ndarray) -> dict[str, float]:
 
 def check_parity(network: Network, model: onnx.ModelProto | Path, x: np.ndarray) -> dict:
     """Run ``model`` (a message, or the path of a model with external data) on the CPU
-    provider for raw inputs ``x``; raise if outside rtol/atol."""
+    provider for raw inputs ``x``; raise if outside rtol/atol.
+
+    ``x``: (samples, *input shape), or for a tabular model its raw columns (a dict: name ->
+    (samples,) column, NaN or "" for missing values), which the graph imputes and encodes
+    itself and the network's encoder does in NumPy."""
     from nnspec_runtime import Model
 
     source = str(model) if isinstance(model, Path) else model.SerializeToString()
     runtime = Model(source, device="cpu")
     got = runtime.run(x)
-    want = network.predict(np.asarray(x, np.float32))
+    if isinstance(x, dict):
+        want = network.predict(x)
+        x = next(iter(x.values()))  # for its length below
+    else:
+        want = network.predict(np.asarray(x, np.float32))
     key = "prediction" if network.task == "regression" else "probabilities"
     result = compare(got[key], want[key])
     result.update(

@@ -262,6 +262,11 @@ def quantize_model(
             f"{source}: keeps its weights in external data; quantizing models over 2 GB is "
             "not supported"
         )
+    if "nnspec_tabular" in contents.metadata:
+        raise NnspecError(
+            f"{source}: a tabular model (raw columns in); nnspec quantize takes models with "
+            "one float32 input: quantizing tabular models is not supported yet"
+        )
     if "nnspec_quantization" in contents.metadata:
         raise NnspecError(f"{source}: is already quantized; expected a float32 model")
     held = _held_out(contents, Path(data) if data else None)

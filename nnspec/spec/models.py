@@ -180,6 +180,45 @@ DataSpec = Annotated[
 ]
 
 
+# One-hot encoding of a column with more categories than this is refused unless the spec
+# raises preprocess.max_categories: a column of thousands of levels (an identifier, a free-text
+# field) is rarely meant as a category, and each level is one input of the first layer.
+MAX_CATEGORIES = 100
+
+
+class ImputeColumnSpec(SpecModel):
+    """How one column's missing values are filled (overrides ``impute.strategy``)."""
+
+    strategy: Literal["median", "mean", "most_frequent", "constant"] = Field(
+        description="median, mean or most_frequent of the column's training values, or "
+        "constant: value."
+    )
+    value: float | None = Field(
+        default=None,
+        description="The fill value of strategy constant (default 0); ignored otherwise.",
+    )
+
+
+class ImputeSpec(SpecModel):
+    """Missing numeric values (empty CSV cells, NaN, None), filled with statistics of the
+    training split; the fill values are constants of the exported graph (IsNaN + Where)."""
+
+    strategy: Literal["median", "mean", "most_frequent", "constant"] = Field(
+        default="median",
+        description="For every numeric feature column: median, mean or most_frequent (the "
+        "smallest of the most frequent, as scikit-learn's SimpleImputer) of the column's "
+        "training values, or constant: value.",
+    )
+    value: float | None = Field(
+        default=None,
+        description="The fill value of strategy constant (default 0); ignored otherwise.",
+    )
+    columns: dict[str, ImputeColumnSpec] = Field(
+        default_factory=dict,
+        description="Per-column overrides, by column name: {horsepower: {strategy: mean}}.",
+    )
+
+
 class PreprocessSpec(SpecModel):
     """Preprocessing fitted on the training split and baked into the exported graph."""
 
@@ -193,6 +232,30 @@ class PreprocessSpec(SpecModel):
         default=False,
         description="Regression only: train on standardized targets and undo the scaling in "
         "the exported graph (Mul and Add after the last layer).",
+    )
+    categorical: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Feature columns to one-hot encode (text or integer values), with the "
+        "categories seen in the training split, sorted (numerically when all are integers). "
+        "The exported graph then takes one input per column: float32 (batch,) for numbers, "
+        "string (batch,) for these (see docs/onnx.md).",
+    )
+    unknown: Literal["ignore", "error"] = Field(
+        default="ignore",
+        description="A category not seen in training, or a missing one: ignore encodes it "
+        "as all zeros (as scikit-learn's handle_unknown='ignore'); error refuses the row "
+        "(nnspec_runtime and nnspec predict name the column and row).",
+    )
+    max_categories: PositiveInt = Field(
+        default=MAX_CATEGORIES,
+        description="The most categories one categorical column may have in the training "
+        "split; more is an error naming the column and the count (raise it here if meant).",
+    )
+    impute: ImputeSpec | None = Field(
+        default=None,
+        description="Fill missing numeric values with statistics of the training split. "
+        "Without it, a missing value is an error naming the file, row and column.",
     )
 
 
@@ -433,7 +496,8 @@ class Spec(SpecModel):
     preprocess: PreprocessSpec = Field(
         default=PreprocessSpec(),
         description="Standardization of the inputs (and, for regression, of the targets), "
-        "fitted on the training split and baked into the exported graph.",
+        "one-hot encoding of categorical columns and imputation of missing values, fitted on "
+        "the training split and baked into the exported graph.",
     )
     layers: list[LayerSpec] = Field(
         min_length=1, description="The layers, input to output; the last one is the output."

@@ -29,6 +29,7 @@ class ModelIO:
     target_names: list[str]
     class_names: list[str] | None  # classification only
     shape: tuple[int, ...] = ()  # one sample's shape: (features,) or (channels, height, width)
+    encoding: str | None = None  # tabular data: how the features are made up (DataInfo's)
 
     def __post_init__(self):
         if not self.shape:
@@ -167,6 +168,53 @@ def _io_issues(spec: Spec) -> list[Issue]:
     return issues
 
 
+def tabular_issues(spec: Spec) -> list[Issue]:
+    """preprocess.categorical and impute: CSV columns, not images or the target."""
+    src, pre, d = spec.source, spec.preprocess, spec.data
+    if not pre.categorical and pre.impute is None:
+        return []
+    key = "categorical" if pre.categorical else "impute"
+    if d is not None and getattr(d, "csv", None) is None:
+        return [
+            src.issue(
+                ("preprocess", key),
+                f"applies to tables of named columns (data: {{csv: ...}}), got "
+                f"{'builtin' if hasattr(d, 'builtin') else 'npz'} data, whose features are "
+                "numbers already",
+            )
+        ]
+    if spec.input is not None and len(spec.input.sample_shape) > 1:
+        return [
+            src.issue(
+                ("preprocess", key),
+                f"applies to flat (batch, features) inputs, got input shape "
+                f"{list(spec.input.sample_shape)} (images)",
+            )
+        ]
+    issues = _duplicates(src, ("preprocess", "categorical"), pre.categorical, "column")
+    target = getattr(d, "target", None)
+    targets = [target] if isinstance(target, str) else list(target or [])
+    features = getattr(d, "features", None)
+    for i, name in enumerate(pre.categorical or []):
+        if name in targets:
+            issues.append(
+                src.issue(
+                    ("preprocess", "categorical", i),
+                    f"'{name}' is the target; categorical lists feature columns (a "
+                    "classification target's labels may be text already)",
+                )
+            )
+        elif features is not None and name not in features:
+            issues.append(
+                src.issue(
+                    ("preprocess", "categorical", i),
+                    f"'{name}' is not one of data.features ({', '.join(features)}); expected "
+                    "a feature column",
+                )
+            )
+    return issues
+
+
 def _train_issues(spec: Spec) -> list[Issue]:
     src, tr, issues = spec.source, spec.train, []
     sched = tr.lr_schedule
@@ -205,7 +253,7 @@ def _train_issues(spec: Spec) -> list[Issue]:
 def check_rules(spec: Spec, data: DataInfo | None) -> ModelIO:
     """All cross-field rules; returns the resolved sizes or raises one ``SpecError`` for all."""
     src = spec.source
-    issues = _layer_issues(spec) + _io_issues(spec) + _train_issues(spec)
+    issues = _layer_issues(spec) + _io_issues(spec) + _train_issues(spec) + tabular_issues(spec)
     last = len(spec.layers) - 1
     units = getattr(spec.layers[-1], "units", None)
 
@@ -345,4 +393,7 @@ def check_rules(spec: Spec, data: DataInfo | None) -> ModelIO:
         target_names = (
             ["label"] if spec.task == "classification" else [f"y{i}" for i in range(units or 1)]
         )
-    return ModelIO(features, units or 0, feature_names, target_names, class_names, tuple(shape))
+    encoding = data.encoding if data is not None else None
+    return ModelIO(
+        features, units or 0, feature_names, target_names, class_names, tuple(shape), encoding
+    )

@@ -19,3 +19,13 @@ INSTALL_ONNXRUNTIME = (
     '"nnspec-runtime[gpu]" (onnxruntime-gpu with the CUDA libraries); with nnspec, '
     '"nnspec[cpu]" or "nnspec[gpu]". Install one, never both'
 )
+
+
+class ColumnError(RuntimeModelError):
+    """A value of a raw-column input that the model cannot take: ``column``, ``row`` (from 0)
+    and ``detail`` (what was expected and received), for callers that know the row's origin
+    (``nnspec predict`` turns the row into the file's line)."""
+
+    def __init__(self, column: str, row: int, detail: str):
+        super().__init__(f"column '{column}', row {row}: {detail}")
+        self.column, self.row, self.detail = column, row, detail

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .binding import Bound
+from .columns import RawColumns, cpu_only_nodes
 from .device import (
     CPU,
     CUDA,
@@ -256,7 +257,8 @@ class Model:
         # fallback allowed tells the two apart.
         relaxed = replace(self.cuda_options, strict=False).providers()
         try:
-            got = _session(ort, data, relaxed).get_providers()
+            probe = _session(ort, data, relaxed)
+            got = probe.get_providers()
         except Exception as e:
             return f"{where}: the CUDA provider failed to start: {e}; {hint}"
         if got[0] != CUDA:
@@ -267,23 +269,30 @@ class Model:
             )
         return (
             f"{where}: strict=True asks for every node on the GPU, but onnxruntime would run "
-            f"some on the CPU, for want of a CUDA kernel ({error}); strict=False lets them run "
-            "there"
+            f"some on the CPU, for want of a CUDA kernel{cpu_only_nodes(probe)} ({error}); "
+            "strict=False lets them run there"
         )
 
     def _describe(self) -> None:
         inputs = self.session.get_inputs()
-        if len(inputs) != 1 or len(inputs[0].shape) < 2 or inputs[0].type != "tensor(float)":
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        # A tabular model takes raw columns, one input each (columns.py); the others one array.
+        self.columns = None
+        if "nnspec_tabular" in self.metadata:
+            self.columns = RawColumns(self.metadata["nnspec_tabular"], [i.name for i in inputs])
+            self.input_name, self.input_shape, self.n_features = None, (), None
+        elif len(inputs) != 1 or len(inputs[0].shape) < 2 or inputs[0].type != "tensor(float)":
             raise RuntimeModelError(
                 "not an nnspec model: expected one float32 input of shape (batch, features) "
                 f"or (batch, channels, height, width), got "
                 f"{[(i.name, i.type, i.shape) for i in inputs]}"
             )
-        self.input_name = inputs[0].name
-        # One sample's shape: (features,) or (channels, height, width) for image models.
-        self.input_shape = tuple(inputs[0].shape[1:])
-        known = all(isinstance(d, int) for d in self.input_shape)
-        self.n_features = int(np.prod(self.input_shape)) if known else None
+        else:
+            self.input_name = inputs[0].name
+            # One sample's shape: (features,) or (channels, height, width) for image models.
+            self.input_shape = tuple(inputs[0].shape[1:])
+            known = all(isinstance(d, int) for d in self.input_shape)
+            self.n_features = int(np.prod(self.input_shape)) if known else None
         outputs = {o.name: o for o in self.session.get_outputs()}
         self.output_names = list(outputs)
         if {"probabilities", "label"} <= set(outputs):
@@ -295,9 +304,10 @@ class Model:
                 "not an nnspec model: expected the outputs probabilities and label, or "
                 f"prediction; got {', '.join(outputs)}"
             )
-        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.class_names = self._names("nnspec_class_names")
         self.feature_names = self._names("nnspec_feature_names")
+        if self.columns is not None:  # the raw columns, not the encoded ones
+            self.feature_names = list(self.columns.names)
         self.target_names = self._names("nnspec_target_names")
         # nnspec writes these names into every model, before the metrics: a model of nnspec's
         # without them was cut short (a truncated file can still parse, when the cut falls
@@ -389,14 +399,29 @@ class Model:
             raise RuntimeModelError(f"input has a NaN or inf (in float32) at {at}")
         return arr
 
+    def check_columns(self, x) -> dict[str, np.ndarray]:
+        """A tabular model's inputs (a DataFrame, a pyarrow Table, a dict of columns or a list
+        of row dicts) as the graph's feeds, checked (see ``columns.py``)."""
+        if self.columns is None:
+            raise RuntimeModelError("this model takes one array, not named columns")
+        return self.columns.feeds(x)
+
     def run(self, x) -> dict[str, np.ndarray]:
-        """Raw outputs by name, for inputs as ``check_input`` takes them; large batches run in
-        chunks of ``chunk_size`` rows."""
-        arr = self.check_input(x)
-        parts = [
-            self.session.run(None, {self.input_name: arr[lo : lo + self.chunk_size]})
-            for lo in range(0, max(len(arr), 1), self.chunk_size)
-        ]
+        """Raw outputs by name, for inputs as ``check_input`` takes them (a tabular model:
+        as ``check_columns`` takes them); large batches run in chunks of ``chunk_size`` rows."""
+        if self.columns is not None:
+            feeds = self.check_columns(x)
+            n = len(next(iter(feeds.values())))
+            parts = [
+                self.session.run(None, {k: v[lo : lo + self.chunk_size] for k, v in feeds.items()})
+                for lo in range(0, max(n, 1), self.chunk_size)
+            ]
+        else:
+            arr = self.check_input(x)
+            parts = [
+                self.session.run(None, {self.input_name: arr[lo : lo + self.chunk_size]})
+                for lo in range(0, max(len(arr), 1), self.chunk_size)
+            ]
         if len(parts) == 1:  # one chunk: the outputs as onnxruntime made them, no copy
             return dict(zip(self.output_names, parts[0], strict=True))
         return {
@@ -406,6 +431,7 @@ class Model:
     def to_device(self, x):
         """``x``, checked as ``check_input`` does, in an onnxruntime ``OrtValue`` on the
         model's device (copied to the GPU on CUDA; sharing the checked array on the CPU)."""
+        self._one_array("to_device")
         arr = self.check_input(x)
         return self._onnxruntime.OrtValue.ortvalue_from_numpy(arr, self.device, self.device_id)
 
@@ -422,7 +448,15 @@ class Model:
         keep_on_device : ``run()`` returns the output ``OrtValue``s, left on the device,
             rather than NumPy copies.
         """
+        self._one_array("bind")
         return Bound(self, x, keep_on_device)
+
+    def _one_array(self, what: str) -> None:
+        if self.columns is not None:
+            raise RuntimeModelError(
+                f"{what} takes models with one float32 input; this model takes raw columns "
+                f"({', '.join(self.columns.names)}): use predict or run"
+            )
 
     def run_bound(self, x, *, keep_on_device: bool = False) -> dict:
         """``run`` through IOBinding: raw outputs by name, as NumPy arrays or, with

@@ -638,6 +638,36 @@ CASES: dict[str, Case] = {
         "features (63) and shape [1, 8, 8] (= 64 values) disagree; give one of them",
         anchored=True,
     ),
+    # --- tabular preprocessing ------------------------------------------------------------------
+    "impute_strategy_misspelled": Case(
+        spec(append=("preprocess: {impute: {strategy: meadian}}",)),
+        9,
+        33,
+        "preprocess.impute.strategy",
+        "expected 'median', 'mean', 'most_frequent' or 'constant', got the string 'meadian'; "
+        "did you mean 'median'?",
+    ),
+    "categorical_on_builtin_data": Case(
+        spec(append=("preprocess: {categorical: [petal_length]}",)),
+        9,
+        27,
+        "preprocess.categorical",
+        "applies to tables of named columns (data: {csv: ...}), got builtin data",
+    ),
+    "unknown_policy_misspelled": Case(
+        spec(append=("preprocess: {unknown: skip}",)),
+        9,
+        23,
+        "preprocess.unknown",
+        "expected 'ignore' or 'error', got the string 'skip'",
+    ),
+    "max_categories_zero": Case(
+        spec(append=("preprocess: {max_categories: 0}",)),
+        9,
+        30,
+        "preprocess.max_categories",
+        "expected a positive integer, got 0",
+    ),
 }
 
 
