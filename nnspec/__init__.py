@@ -8,6 +8,7 @@ The public API::
     result = nnspec.train(spec)                     # a TrainResult: .network, .history, .metrics
     model = nnspec.export(result, "iris.onnx")      # parity checked, metrics in the metadata
     nnspec.compile(spec, "untrained.onnx")          # nnspec compile: seeded, untrained
+    nnspec.import_onnx("torch.onnx", "net.yaml")    # nnspec import: spec + net.weights.npz
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ _LAZY = {
     "build_network": "pipeline",
     "compile": "pipeline",
     "export": "pipeline",
+    "import_onnx": "pipeline",
     "resolve": "pipeline",
     "train": "pipeline",
     "Spec": "spec.models",
@@ -73,6 +75,7 @@ __all__ = [
     "TrainResult",
     "__version__",
     "build_network",
+    "import_onnx",
     "compile",
     "export",
     "load_spec",

@@ -604,3 +604,36 @@ def _json_safe(value):
     if isinstance(value, list):
         return [_json_safe(v) for v in value]
     return value
+
+
+# --- import --------------------------------------------------------------------------------
+
+
+def import_onnx(
+    model: str | Path,
+    spec_path: str | Path,
+    *,
+    task: str | None = None,
+    classes: list[str] | None = None,
+    force: bool = False,
+    say=None,
+):
+    """``nnspec import``: a spec reproducing the ONNX ``model`` (torch, skl2onnx, nnspec) at
+    ``spec_path``, its weights in ``<stem>.weights.npz`` beside it (``init.from``), written
+    only after the compiled spec matched the model in onnxruntime. Returns the ``Imported``
+    record (``.state.rows`` the recognised nodes, ``.check`` the errors measured)."""
+    from .onnxio.import_model import import_graph, write_import
+
+    stages = {"say": say} if say else {}  # say(message) hears each stage
+    imported = import_graph(model, task=task, classes=classes, **stages)
+    write_import(imported, spec_path, compile_imported, force=force, **stages)
+    return imported
+
+
+def compile_imported(spec_path: Path):
+    """``nnspec compile`` of an imported spec, in memory, for import's check: the model and
+    the layers that ``init.from`` loaded."""
+    from .spec.models import load_spec
+
+    compiled = compile(load_spec(spec_path))
+    return compiled.model, (compiled.init.loaded if compiled.init else [])

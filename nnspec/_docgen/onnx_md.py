@@ -7,7 +7,8 @@ the layer, ``x/Gemm``; the frame's are ``preprocess/...``, ``postprocess/...``,
 for layers in each kind's registry record (``LayerKind.docs``, with the tiny specs), for
 activations in the activation table. A test compares docs/onnx.md with ``onnx_reference()``
 and checks that every layer kind and activation has a row, so the page cannot drift from the
-exporter. Regenerate it with::
+exporter. The "Importing" section lists the patterns of ``nnspec import`` from its registry
+(onnxio/import_patterns.py). Regenerate it with::
 
     python -m nnspec._docgen.onnx_md > docs/onnx.md
 """
@@ -244,6 +245,47 @@ def _table(cases: list[Case], first: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+IMPORTING = """\
+## Importing
+
+`nnspec import MODEL.onnx -o SPEC.yaml` goes the other way: a model written by
+`torch.onnx.export` (the TorchScript exporter, `dynamo=False`, opsets 9 to 17, and the dynamo
+exporter, IR 10, opset 18 and up), by skl2onnx (`MLPClassifier` with or without ZipMap,
+`MLPRegressor`, a `StandardScaler` before them) or by nnspec itself becomes a spec with `init:
+{from: SPEC.weights.npz}` and that weights file beside it. A model older than opset 13 is
+upgraded with `onnx.version_converter` first. The graph's main output (its float output; behind
+a ZipMap, the ZipMap's input) is followed back to the input, each node through one of the
+patterns below; the nodes must form a chain. Off the chain, only a classifier's label tail is
+allowed (ArgMax, ArrayFeatureExtractor of the class labels, which become `classes`, ZipMap,
+Cast, Reshape and shape arithmetic), and the labels it gives are checked too. A binary
+classifier's `Concat(1 - p, p)` of a Sigmoid unit (skl2onnx, nnspec) is one logistic unit with
+`loss: binary_cross_entropy`. Weights held in Constant nodes, or computed from constants by
+Transpose, Reshape, Cast and the like, are weights. Anything else is an error that names the
+node, its op type, where it sits and the supported ops, and nothing is written. Before writing,
+the spec is compiled and run in onnxruntime against the source on seeded inputs (rtol 1e-4, atol
+1e-5).
+
+A model whose output is a linear layer's (logits) imports as regression, whose `prediction` is
+that output; `--task classification` makes it a classifier with a softmax added (then checked
+against the softmax of the source's output). Layer names come from the graph: torch's
+`features.0.weight` or `/features/features.0/Conv` give `features.0`.
+"""
+
+
+def _importing() -> str:
+    from ..onnxio.import_patterns import PATTERNS
+
+    lines = ["| ONNX | ops | in the spec |", "|---|---|---|"]
+    seen = []
+    for pattern in PATTERNS.values():
+        if pattern in seen:
+            continue
+        seen.append(pattern)
+        ops = ", ".join(f"`{o}`" for o, p in PATTERNS.items() if p is pattern)
+        lines.append(f"| {_cell(pattern.pattern)} | {ops} | {_cell(pattern.becomes)} |")
+    return IMPORTING + "\n" + "\n".join(lines) + "\n"
+
+
 # -- tabular models ---------------------------------------------------------------------------
 
 TABULAR_SPEC = """\
@@ -375,6 +417,7 @@ def onnx_reference() -> str:
         TABULAR_INTRO,
         _tabular_table(),
         TABULAR_EXAMPLE,
+        _importing(),
     ]
     return "\n".join(parts)
 

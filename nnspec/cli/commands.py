@@ -229,6 +229,7 @@ def parser() -> argparse.ArgumentParser:
     from .device_options import add_device_arguments
     from .export_options import add_export_arguments
     from .help_text import apply_help
+    from .import_cmd import add_parser as add_import
     from .modelbench import add_parser as add_bench
     from .quantize_command import add_parser as add_quantize
 
@@ -339,6 +340,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_init)
 
     add_bench(sub)
+    add_import(sub)
     add_quantize(sub)
     add_completion(sub, p)
     apply_help(p)

@@ -110,6 +110,16 @@ HELP: dict[str, tuple[str, list[str], list[str]]] = {
         ],
         [_INPUT + "; also a device that cannot be used"],
     ),
+    "import": (
+        "Write a spec that reproduces an ONNX model (PyTorch's exporters, skl2onnx, nnspec's "
+        "own), with its weights beside it, checked against the model in onnxruntime before "
+        "anything is written.",
+        [
+            "nnspec import mlp.onnx -o mlp.yaml",
+            "nnspec import logits.onnx -o clf.yaml --task classification --classes a,b,c",
+        ],
+        [_INPUT + "; also a model whose nodes nnspec cannot express, or a failed check"],
+    ),
     "completion": (
         "Print a shell completion script for nnspec's subcommands and options. Add "
         'eval "$(nnspec completion bash)" to ~/.bashrc, or eval "$(nnspec completion zsh)" '
@@ -148,6 +158,6 @@ def apply_help(parser: argparse.ArgumentParser) -> None:
         if name not in HELP or (sub.description and sub.epilog):
             continue
         description, examples, codes = HELP[name]
-        sub.description = description
+        sub.description = sub.description or description  # a subcommand's own text wins
         sub.epilog = epilog(examples, codes)
         sub.formatter_class = HelpFormatter

@@ -1,4 +1,5 @@
-"""``init: {from: model.onnx}``: start a network from the weights of an exported model.
+"""``init: {from: model.onnx}``: start a network from the weights of an exported model (or of
+the ``.weights.npz`` that ``nnspec import`` writes beside its spec).
 
 Weights are matched by name (``<layer>.<param>``, as the exporter names its initializers) and
 shape. A layer whose weights are all there with the same shapes is loaded; a layer the model
@@ -66,6 +67,8 @@ class InitReport:
 
 def _read(path: Path, spec) -> dict[str, np.ndarray]:
     where = ("init", "from")
+    if path.suffix == ".npz":
+        return _read_npz(path, spec)
     try:
         model = load_onnx(path)
     except ModelError as e:
@@ -77,6 +80,26 @@ def _read(path: Path, spec) -> dict[str, np.ndarray]:
         raise SpecError(
             [spec.source.issue(where, f"{path}: cannot read the model's weights: {e}")]
         ) from None
+
+
+def _read_npz(path: Path, spec) -> dict[str, np.ndarray]:
+    """A weights file written by ``nnspec import``: ``<layer>.<param>`` arrays, no pickle."""
+    where = ("init", "from")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except FileNotFoundError:
+        raise SpecError([spec.source.issue(where, f"{path}: no such weights file")]) from None
+    except Exception as e:  # noqa: BLE001  zipfile, NumPy's format checks and pickle refusal
+        raise SpecError(
+            [spec.source.issue(where, f"{path}: not a readable NPZ of weights: {e}")]
+        ) from None
+    bad = [k for k, a in arrays.items() if not np.issubdtype(a.dtype, np.floating)]
+    if bad:
+        raise SpecError(
+            [spec.source.issue(where, f"{path}: {bad[0]} is {arrays[bad[0]].dtype}, not float")]
+        )
+    return arrays
 
 
 def _mismatch_text(key: str, got: tuple, want: tuple) -> str:

@@ -97,7 +97,8 @@ class InitSpec(SpecModel):
     from_: str = Field(
         alias="from",
         min_length=1,
-        description="Path of an .onnx file written by nnspec, relative to the spec file. The "
+        description="Path of an .onnx file written by nnspec, or of the .weights.npz that "
+        "nnspec import writes, relative to the spec file. The "
         "layers whose names and weight shapes match are loaded; the others (a new head with "
         "another number of classes) start fresh, and the report lists both.",
     )
