@@ -6,6 +6,7 @@ The public API::
     network = nnspec.build_network(spec, seed=0)    # untrained; .parameters(), .forward(x)
     loss, grads = network.loss_and_gradients(x, y)
     result = nnspec.train(spec)                     # a TrainResult: .network, .history, .metrics
+    result = nnspec.train(spec, x, y, test=(xt, yt))  # arrays, DataFrames, pyarrow Tables
     model = nnspec.export(result, "iris.onnx")      # parity checked, metrics in the metadata
     nnspec.compile(spec, "untrained.onnx")          # nnspec compile: seeded, untrained
     nnspec.import_onnx("torch.onnx", "net.yaml")    # nnspec import: spec + net.weights.npz

@@ -192,7 +192,12 @@ class _Reference:
         if "$ref" in schema:
             name = _ref_name(schema["$ref"])
             if name not in self.anchor_of and "properties" in self.defs.get(name, {}):
-                self._plan_object(f"`{path}`", _anchor(path), 2, name, self.defs[name], path)
+                title, anchor = f"`{path}`", _anchor(path)
+                if anchor in {sec.anchor for sec in self.sections}:
+                    # The same key under another union member (data.test of csv and of npz):
+                    # the model's name tells the sections apart.
+                    title, anchor = f"`{path}` ({name})", _anchor(path, name)
+                self._plan_object(title, anchor, 2, name, self.defs[name], path)
         elif "oneOf" in schema:
             self._plan_union(path, schema, items, note)
         elif schema.get("type") == "array" and isinstance(schema.get("items"), dict):

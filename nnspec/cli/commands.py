@@ -1,5 +1,5 @@
-"""The ``nnspec`` command: validate, compile, train, predict, inspect, schema, plot, init, bench,
-quantize, completion.
+"""The ``nnspec`` command: validate, compile, train, predict, evaluate, inspect, schema, plot,
+init, bench, quantize, completion.
 
 User errors print one located line each and exit with code 2; no traceback.
 """
@@ -23,8 +23,17 @@ from ..errors import NnspecError  # noqa: E402
 from .stdio import print_error, read_spec_argument  # noqa: E402
 
 
+def _load_spec(args):
+    """The spec argument (``-``: standard input) with --set/--data/--target applied."""
+    from .overrides import load_spec_with_overrides
+
+    if args.spec == "-":
+        return read_spec_argument(args.spec)
+    return load_spec_with_overrides(args.spec, args.overrides, args.data, args.target)
+
+
 def _validate(args) -> int:
-    spec = read_spec_argument(args.spec)
+    spec = _load_spec(args)
     io, rows = pipeline.resolve(spec)
     report = pipeline.check_pretrained(spec, io)  # weights that do not fit: now, not later
     from ..spec.shapes import print_summary, summary
@@ -47,7 +56,7 @@ def _validate(args) -> int:
 def _compile(args) -> int:
     from .export_options import apply_export_arguments
 
-    spec = apply_export_arguments(read_spec_argument(args.spec), args)
+    spec = apply_export_arguments(_load_spec(args), args)
     compiled = pipeline.compile(spec, args.output, seed=args.seed)
     if compiled.init:
         print("\n".join(compiled.init.lines()))
@@ -67,7 +76,7 @@ def _train(args) -> int:
     from ..training.interrupt import TrainingInterrupted
     from .export_options import apply_export_arguments
 
-    spec = apply_export_arguments(read_spec_argument(args.spec), args)
+    spec = apply_export_arguments(_load_spec(args), args)
     for path in filter(None, (args.output, args.metrics)):
         atomic.check_writable(path)
     if args.plots:  # matplotlib missing or DIR unwritable: say so before training, not after
@@ -83,6 +92,9 @@ def _train(args) -> int:
         )
     except TrainingInterrupted as e:
         command = ["nnspec", "train", args.spec, "-o", args.output]
+        command += [f"--set={o}" for o in args.overrides]
+        command += ["--data", args.data] if args.data else []
+        command += ["--target", args.target] if args.target else []
         command += ["--metrics", args.metrics] if args.metrics else []
         command += ["--quiet"] if args.quiet else []
         command += ["--plots", args.plots] if args.plots else []
@@ -159,17 +171,10 @@ def _predict(args) -> int:
 def _predict_columns(model, path: Path):
     """(the rows, the predictions' CSV) of a tabular model; a bad cell is named by the file's
     line and the column."""
-    from nnspec_runtime.errors import ColumnError
+    from ..data.predict_inputs import write_predictions
+    from .evaluate import predict_raw_columns
 
-    from ..data.predict_inputs import read_columns, write_predictions
-    from ..errors import DataError
-
-    columns, lines = read_columns(path, model.feature_names)
-    try:
-        pred = model.predict(columns)
-    except ColumnError as e:
-        where = f"{path}:{lines[e.row]}" if lines else f"{path}: row {e.row}"
-        raise DataError(f"{where}: column '{e.column}': {e.detail}") from None
+    columns, pred = predict_raw_columns(model, path)
     return next(iter(columns.values())), write_predictions(pred)
 
 
@@ -249,12 +254,16 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("validate", help="check a spec and print its layer/shape/parameter table")
     s.add_argument("spec", help="YAML spec file (- reads standard input)")
     s.add_argument("--json", action="store_true", help="print the summary as JSON")
+    from .overrides import add_override_arguments
+
+    add_override_arguments(s)
     s.set_defaults(func=_validate)
 
     s = sub.add_parser("compile", help="export a seeded, untrained network to ONNX")
     s.add_argument("spec", help="YAML spec file (- reads standard input)")
     s.add_argument("-o", "--output", required=True, help="path of the .onnx file to write")
     s.add_argument("--seed", type=_seed, default=None, help="weight seed (default: train.seed)")
+    add_override_arguments(s)
     add_export_arguments(s)
     s.set_defaults(func=_compile)
 
@@ -283,6 +292,7 @@ def parser() -> argparse.ArgumentParser:
         help="after training, write the plots that apply (history, fit, regions, filters) as "
         'PNGs into DIR (created if missing); needs pip install "nnspec[plot]"',
     )
+    add_override_arguments(s)
     add_export_arguments(s)
     s.set_defaults(func=_train)
 
@@ -341,6 +351,9 @@ def parser() -> argparse.ArgumentParser:
 
     add_bench(sub)
     add_import(sub)
+    from .evaluate import add_parser as add_evaluate
+
+    add_evaluate(sub)
     add_quantize(sub)
     add_completion(sub, p)
     apply_help(p)

@@ -1,4 +1,4 @@
-"""Data: built-in datasets, CSV and NPZ files, deterministic (stratified) splits.
+"""Data: built-in datasets, CSV, NPZ and IDX files, deterministic (stratified) splits.
 
 Everything here returns float64 inputs ``x`` of shape (samples, features) and targets ``y``:
 class indices (samples,) int64 for classification, (samples, outputs) float64 for regression.
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from . import csv_table, tabular
+from . import csv_table, fast_csv, tabular
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,9 @@ class DataInfo:
     class_names: list[str] | None
     shape: tuple[int, ...] | None = None  # (channels, height, width) when rows are images
     encoding: str | None = None  # tabular data: "6 numeric + origin (3) = 9"
+    # The validation split is given (in-memory or a `validation:` source), not cut from the
+    # training data: early stopping then needs no validation_fraction.
+    fixed_validation: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,14 @@ class Dataset:
 
 _IRIS_CLASSES = ["setosa", "versicolor", "virginica"]
 _DIGIT_CLASSES = [str(d) for d in range(10)]
+_DIGITS28 = DataInfo(
+    784,
+    10,
+    [f"pixel_{r}_{c}" for r in range(28) for c in range(28)],
+    ["digit"],
+    _DIGIT_CLASSES,
+    (1, 28, 28),
+)
 BUILTIN_INFO = {
     "iris": DataInfo(
         4,
@@ -79,14 +90,8 @@ BUILTIN_INFO = {
         _DIGIT_CLASSES,
         (1, 8, 8),
     ),
-    "digits28": DataInfo(
-        784,
-        10,
-        [f"pixel_{r}_{c}" for r in range(28) for c in range(28)],
-        ["digit"],
-        _DIGIT_CLASSES,
-        (1, 28, 28),
-    ),
+    "digits28": _DIGITS28,
+    "mnist5k": _DIGITS28,  # real MNIST: the same 28x28 pixels and ten digits
 }
 
 
@@ -119,6 +124,14 @@ def _builtin(name: str) -> tuple[np.ndarray, np.ndarray]:
             # Separable upscaling: each image I (8x8) becomes R I R^T (28x28).
             x = np.einsum("ij,njk,lk->nil", r, x.reshape(-1, 8, 8), r).reshape(-1, 784)
         return x, y
+    if name == "mnist5k":
+        # 5,000 real MNIST digits (see datasets/README.md): 784 pixels 0..255, then the label.
+        raw = np.loadtxt(
+            io.BytesIO(gzip.decompress(_resource_bytes("mnist_5k.csv.gz"))),
+            delimiter=",",
+            dtype=np.float64,
+        )
+        return raw[:, :784], raw[:, 784].astype(np.int64)
     table = csv_table.parse(_resource_bytes(f"{name}.csv").decode(), f"builtin:{name}")
     if name == "iris":
         x = table.numbers(range(4))
@@ -161,14 +174,17 @@ def load_builtin(name: str, features: list[str] | None = None, task: str = "") -
     return Dataset(x[:, cols].copy(), y.copy(), info, f"builtin:{name}")
 
 
-def _class_encode(labels: list[str], where: str) -> tuple[np.ndarray, list[str]]:
-    """Labels -> indices into the sorted class names (numeric labels sort numerically)."""
+def _class_encode(
+    labels: list[str], where: str, held_out: bool = False
+) -> tuple[np.ndarray, list[str]]:
+    """Labels -> indices into the sorted class names (numeric labels sort numerically).
+    ``held_out``: a fixed validation or test part, which may hold a single class."""
     unique = sorted(set(labels))
     try:
         unique = sorted(unique, key=float)
     except ValueError:
         pass
-    if len(unique) < 2:
+    if len(unique) < 2 and not held_out:
         raise DataError(f"{where}: expected at least 2 classes in the target, found {unique}")
     index = {c: i for i, c in enumerate(unique)}
     return np.array([index[v] for v in labels], dtype=np.int64), unique
@@ -193,15 +209,27 @@ def load_csv(
     features: list[str] | None,
     task: str,
     plan: tabular.TabularPlan | None = None,
+    *,
+    held_out: bool = False,
 ) -> Dataset:
     """Read a CSV with a header row. Errors name the file, row and column.
 
     With a tabular ``plan`` (its ``features`` are filled in here), the features come back as
     raw ``columns`` (categories as text, missing numbers as NaN where imputed) and ``x`` is
     (samples, 0) until an encoder fitted on the training split encodes them.
+
+    Without one, a plain numeric file (class labels may be text) is parsed by NumPy in C
+    (``fast_csv``); any other, and any file with a mistake in it, by the located reader,
+    which says where the mistake is. ``held_out``: a fixed validation or test part, which may
+    hold a single class.
     """
-    table = csv_table.read(path)
     targets = [target] if isinstance(target, str) else list(target)
+    if plan is None:
+        label = targets[0] if task == "classification" else None
+        fast = fast_csv.read_numeric(path, label)
+        if fast is not None:
+            return _from_numeric(fast, path, targets, features, task, held_out)
+    table = csv_table.read(path)
     feats = features or [h for h in table.header if h not in targets]
     # Every column used must be in the header, once, with a name: a duplicated 'a' would
     # otherwise be read twice from its first column.
@@ -227,13 +255,34 @@ def load_csv(
                 raise DataError(
                     f"{path}:{row.line}: column '{targets[0]}': expected a class label, got {why}"
                 )
-        y, classes = _class_encode(labels, str(path))
+        y, classes = _class_encode(labels, str(path), held_out)
         info = DataInfo(len(feats), len(classes), feats, targets[:1], classes)
     else:
         y = table.numbers(tcols)
         info = DataInfo(len(feats), len(tcols), feats, targets, None)
     if columns is not None:
         return Dataset(x, y, info, str(path), columns, table.lines)
+    return Dataset(x, y, info, str(path))
+
+
+def _from_numeric(fast, path: Path, targets, features, task: str, held_out: bool) -> Dataset:
+    """``load_csv`` of a file that the fast path read: the same checks of the header, the
+    same Dataset."""
+    table = fast.header
+    feats = features or [h for h in table.header if h not in targets]
+    cols = table.locate(targets + feats, "or list the features to use in data.features")
+    if not feats:
+        raise DataError(
+            f"{path}:{table.header_line}: no feature columns left besides the target {targets}"
+        )
+    tcols, fcols = cols[: len(targets)], cols[len(targets) :]
+    x = fast_csv.columns(fast.values, fcols)
+    if task == "classification":
+        y, classes = _class_encode(fast.labels, str(path), held_out)
+        info = DataInfo(len(feats), len(classes), feats, targets[:1], classes)
+    else:
+        y = np.ascontiguousarray(fast_csv.columns(fast.values, tcols))
+        info = DataInfo(len(feats), len(tcols), feats, targets, None)
     return Dataset(x, y, info, str(path))
 
 
@@ -270,7 +319,7 @@ def _npz_array(archive, path: Path, key: str) -> np.ndarray:
         raise DataError(f"{path}: array '{key}': damaged in the archive: {e}") from None
 
 
-def load_npz(path: Path, xkey: str, ykey: str, task: str) -> Dataset:
+def load_npz(path: Path, xkey: str, ykey: str, task: str, held_out: bool = False) -> Dataset:
     try:
         # allow_pickle=False: an .npz may come from anyone, and unpickling runs code.
         loaded = np.load(path, allow_pickle=False)
@@ -330,7 +379,7 @@ def load_npz(path: Path, xkey: str, ykey: str, task: str) -> Dataset:
                 raise DataError(
                     f"{path}: array '{ykey}' at index {i}: expected a class label, got {why}"
                 )
-        yi, classes = _class_encode(labels, f"{path}: array '{ykey}'")
+        yi, classes = _class_encode(labels, f"{path}: array '{ykey}'", held_out)
         info = DataInfo(x.shape[1], len(classes), feats, [ykey], classes, shape)
         return Dataset(x, yi, info, str(path))
     if y.dtype.kind not in _REAL:
@@ -343,6 +392,27 @@ def load_npz(path: Path, xkey: str, ykey: str, task: str) -> Dataset:
     _check_finite(y, path, ykey)
     targets = [ykey] if y.shape[1] == 1 else [f"{ykey}{i}" for i in range(y.shape[1])]
     return Dataset(x, y, DataInfo(x.shape[1], y.shape[1], feats, targets, None, shape), str(path))
+
+
+def load_idx(images: Path, labels: Path, task: str, held_out: bool = False) -> Dataset:
+    """Images and labels from two IDX files (the MNIST format): x of (samples, channels *
+    height * width) kept flat like every other source, with its image shape in the info."""
+    from .idx import read_idx_pair
+
+    x, y = read_idx_pair(images, labels)
+    shape = tuple(x.shape[1:])
+    x = x.reshape(len(x), -1)
+    c, h, w = shape
+    if c == 1:
+        feats = [f"pixel_{r}_{k}" for r in range(h) for k in range(w)]
+    else:
+        feats = [f"x{i}" for i in range(x.shape[1])]
+    if task == "classification":
+        yi, classes = _class_encode([str(v) for v in y.tolist()], str(labels), held_out)
+        info = DataInfo(x.shape[1], len(classes), feats, ["label"], classes, shape)
+        return Dataset(x, yi, info, str(images))
+    yr = y.reshape(-1, 1).astype(np.float64)
+    return Dataset(x, yr, DataInfo(x.shape[1], 1, feats, ["label"], None, shape), str(images))
 
 
 def _check_finite(a: np.ndarray, path: Path, key: str) -> None:

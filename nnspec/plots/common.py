@@ -121,8 +121,8 @@ def _dataset_from_spec(spec, bases: list[Path]):
     d = spec.data
     if isinstance(d, BuiltinData):
         return pipeline.load_data(spec)
-    name = d.csv if isinstance(d, CsvData) else d.npz
-    found = next((b for b in bases if (b / name).is_file()), None)
+    name = pipeline.source_path(d)
+    found = next((b for b in bases if (b / name).is_file() or any(b.glob(name))), None)
     if found is None:
         where = " or ".join(str(b) for b in bases)
         raise DataError(

