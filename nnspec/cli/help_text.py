@@ -110,6 +110,12 @@ HELP: dict[str, tuple[str, list[str], list[str]]] = {
         ],
         [_INPUT + "; also a device that cannot be used"],
     ),
+    "evaluate": (
+        "Score an exported model on labelled rows (CSV, Parquet for tabular models, or NPZ): "
+        "accuracy or R² and the loss, run in onnxruntime through the runtime.",
+        ["nnspec evaluate iris.onnx nnspec/data/datasets/iris.csv"],
+        [_INPUT],
+    ),
     "import": (
         "Write a spec that reproduces an ONNX model (PyTorch's exporters, skl2onnx, nnspec's "
         "own), with its weights beside it, checked against the model in onnxruntime before "
