@@ -773,6 +773,7 @@ def export(
         shown = f"random inputs (seed {RANDOM_PARITY_SEED})"
         metadata = {}
     where = str(path) if path is not None else "<in-memory export>"
+    parity_module.check_finite_weights(network, where)
 
     def check_and_record(model, staged):
         # Parity runs on the exported graph (from its staged files when it has external
@@ -828,13 +829,9 @@ def metrics_record(result: TrainResult, model: ModelProto) -> dict:
 
 def _json_safe(value):
     """NaN (an undefined metric, such as R² of a constant target) becomes JSON null."""
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
+    from .untrusted import finite_json
+
+    return finite_json(value)
 
 
 # --- import --------------------------------------------------------------------------------

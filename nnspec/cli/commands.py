@@ -20,15 +20,16 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 from .. import pipeline  # noqa: E402
 from .._version import __version__  # noqa: E402
 from ..errors import NnspecError  # noqa: E402
-from .stdio import print_error, read_spec_argument  # noqa: E402
+from .stdio import STDIN, STDIN_NAME, print_error, read_stdin_spec_text  # noqa: E402
 
 
 def _load_spec(args):
     """The spec argument (``-``: standard input) with --set/--data/--target applied."""
     from .overrides import load_spec_with_overrides
 
-    if args.spec == "-":
-        return read_spec_argument(args.spec)
+    if args.spec == STDIN:
+        text = read_stdin_spec_text()
+        return load_spec_with_overrides(STDIN_NAME, args.overrides, args.data, args.target, text)
     return load_spec_with_overrides(args.spec, args.overrides, args.data, args.target)
 
 
@@ -55,8 +56,10 @@ def _validate(args) -> int:
 
 def _compile(args) -> int:
     from .export_options import apply_export_arguments
+    from .outputs import check_outputs, spec_inputs
 
     spec = apply_export_arguments(_load_spec(args), args)
+    check_outputs({"model": args.output}, spec_inputs(spec))
     compiled = pipeline.compile(spec, args.output, seed=args.seed)
     if compiled.init:
         print("\n".join(compiled.init.lines()))
@@ -75,10 +78,11 @@ def _train(args) -> int:
     from .. import atomic
     from ..training.interrupt import TrainingInterrupted
     from .export_options import apply_export_arguments
+    from .outputs import check_outputs, spec_inputs
 
     spec = apply_export_arguments(_load_spec(args), args)
-    for path in filter(None, (args.output, args.metrics)):
-        atomic.check_writable(path)
+    inputs = spec_inputs(spec, args.resume)
+    check_outputs({"model": args.output, "metrics": args.metrics}, inputs)
     if args.plots:  # matplotlib missing or DIR unwritable: say so before training, not after
         from ..plots.command import prepare_plot_directory
 
@@ -108,7 +112,9 @@ def _train(args) -> int:
     if not args.quiet:
         if result.init:
             print("\n".join(result.init.lines()))
-        _print_train_summary(result, record["parity"], args)
+        # With --metrics -, the JSON is standard output: the summary goes to standard error.
+        out = sys.stderr if args.metrics == atomic.STDOUT else sys.stdout
+        _print_train_summary(result, record["parity"], args, out)
     if args.plots:
         from ..plots.command import write_plots
 
@@ -128,36 +134,43 @@ def _seed(text: str) -> int:
     return value
 
 
-def _print_train_summary(result, parity: dict, args) -> None:
+def _print_train_summary(result, parity: dict, args, out=None) -> None:
+    out = out or sys.stdout
     h = result.history
     stop = f", stopped early (best epoch {h.best_epoch})" if h.stopped_early else ""
     resumed = f", resumed from {result.resumed_from}" if result.resumed_from else ""
-    print(f"{result.spec.name}: {h.epochs_run} epochs in {result.seconds:.2f} s{resumed}{stop}")
+    print(
+        f"{result.spec.name}: {h.epochs_run} epochs in {result.seconds:.2f} s{resumed}{stop}",
+        file=out,
+    )
     if result.metrics:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
-        print(f"test: {shown}")
+        print(f"test: {shown}", file=out)
     print(
         f"parity (onnxruntime {parity['provider']} vs NumPy, {parity['samples']} samples): "
-        f"max abs err {parity['max_abs_err']:.2e}, max rel err {parity['max_rel_err']:.2e}"
+        f"max abs err {parity['max_abs_err']:.2e}, max rel err {parity['max_rel_err']:.2e}",
+        file=out,
     )
-    print(f"wrote {args.output}" + (f" and {args.metrics}" if args.metrics else ""))
+    print(f"wrote {args.output}" + (f" and {args.metrics}" if args.metrics else ""), file=out)
 
 
 def _predict(args) -> int:
     from .. import atomic
     from ..data.predict_inputs import write_predictions
     from .device_options import open_model
+    from .outputs import check_outputs
     from .stdio import read_inputs_argument
 
-    if args.output:
-        atomic.check_writable(args.output)
+    model_data = Path(args.model).with_name(Path(args.model).name + ".data")
+    inputs = {"model": args.model, "model's data file": model_data, "input": args.input}
+    check_outputs({"predictions": args.output}, inputs)
     model = open_model(args)
     if model.columns is not None:  # a tabular model: raw columns by name
         x, text = _predict_columns(model, Path(args.input))
     else:
         x = read_inputs_argument(args.input, model.feature_names, model.n_features)
         text = write_predictions(model.predict(x))
-    if args.output:
+    if args.output and args.output != atomic.STDOUT:
         atomic.write_text(args.output, text)
         print(
             f"wrote {args.output}: {len(x)} rows, device {model.device} ({model.provider})",
@@ -212,10 +225,12 @@ def _schema(args) -> int:
 
 
 def _init(args) -> int:
+    from ..atomic import check_not_input
     from .starter import write_starter
 
     path = Path(args.path)
     data = Path(args.from_data) if args.from_data else None
+    check_not_input({"spec": path}, {"data file": data})
     facts = write_starter(path, task=args.task, data=data, target=args.target, force=args.force)
     if facts.kind == "builtin":
         source = f"built-in {facts.source} data"
@@ -270,7 +285,9 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="train a spec, export ONNX, check parity, print metrics")
     s.add_argument("spec", help="YAML spec file (- reads standard input)")
     s.add_argument("-o", "--output", required=True, help="path of the .onnx file to write")
-    s.add_argument("--metrics", help="also write the metrics as JSON to this path")
+    s.add_argument(
+        "--metrics", help="also write the metrics as JSON to this path (-: standard output)"
+    )
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
     s.add_argument(
         "--checkpoint",
@@ -303,7 +320,7 @@ def parser() -> argparse.ArgumentParser:
         help="CSV (with or without a header row) or .npy of (rows, features); - reads "
         "standard input",
     )
-    s.add_argument("-o", "--output", help="CSV to write (default: standard output)")
+    s.add_argument("-o", "--output", help="CSV to write (default, or -: standard output)")
     add_device_arguments(s)
     s.set_defaults(func=_predict)
 

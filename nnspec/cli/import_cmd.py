@@ -13,7 +13,11 @@ def _stage(message: str) -> None:
 def _import(args) -> int:
     from .. import pipeline
     from ..onnxio.import_model import table
+    from .outputs import check_outputs
 
+    # --force may overwrite the spec and weights, never the model being imported.
+    weights = args.output.rsplit(".", 1)[0] + ".weights.npz"
+    check_outputs({"spec": args.output, "weights": weights}, {"model": args.model})
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     # On a terminal, the stages of a long import (AlexNet: about 15 s) on stderr.
     say = None if args.quiet or not sys.stderr.isatty() else _stage
@@ -21,7 +25,6 @@ def _import(args) -> int:
         args.model, args.output, task=args.task, classes=classes, force=args.force, say=say
     )
     check = imported.check
-    weights = args.output.rsplit(".", 1)[0] + ".weights.npz"
     if not args.quiet:
         print(f"{args.model}: {len(imported.graph.nodes)} nodes")
         print(table(imported))

@@ -15,15 +15,13 @@ _LOCATED = re.compile(r"^(?P<file>[^\n]+?):(?P<line>\d+)(?::(?P<col>\d+))?: (?P<
 _FILE = re.compile(r"^(?P<file>[^\s:]+\.(?:ya?ml|onnx|csv|npy|npz|json|data)): (?P<message>.*)$")
 
 
-def read_spec_argument(arg: str):
-    """The spec named on the command line: a file, or standard input for ``-``."""
-    from ..spec.models import MAX_SPEC_BYTES, load_spec, parse_spec
-
-    if arg != STDIN:
-        return load_spec(arg)
-    text = sys.stdin.buffer.read(MAX_SPEC_BYTES + 1)
+def read_stdin_spec_text() -> str:
+    """A spec's text from standard input (``-`` as the spec), with a file's size and UTF-8
+    checks; messages name it ``<stdin>``."""
     from ..errors import Issue, SpecError
+    from ..spec.models import MAX_SPEC_BYTES
 
+    text = sys.stdin.buffer.read(MAX_SPEC_BYTES + 1)
     if len(text) > MAX_SPEC_BYTES:
         raise SpecError(
             [
@@ -38,10 +36,9 @@ def read_spec_argument(arg: str):
             ]
         )
     try:
-        decoded = text.decode("utf-8-sig")
+        return text.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise SpecError([Issue(f"not UTF-8 text: {e}", (), STDIN_NAME, None, None)]) from None
-    return parse_spec(decoded, STDIN_NAME)
 
 
 def read_inputs_argument(arg: str, feature_names, n_features):
@@ -50,7 +47,26 @@ def read_inputs_argument(arg: str, feature_names, n_features):
 
     if arg != STDIN:
         return read_inputs(Path(arg), feature_names, n_features)
-    return read_inputs_bytes(sys.stdin.buffer.read(), STDIN_NAME, feature_names, n_features)
+    return read_inputs_bytes(_read_stdin_bounded(), STDIN_NAME, feature_names, n_features)
+
+
+def _read_stdin_bounded() -> bytes:
+    """Standard input's bytes, refused past what a file input may hold or memory can take:
+    read in 1 MiB pieces, since ``read(n)`` would allocate the whole bound first."""
+    from .. import untrusted
+    from ..errors import DataError
+
+    limit = min(untrusted.MAX_FILE_BYTES, untrusted.memory_limit())
+    pieces, total = [], 0
+    while piece := sys.stdin.buffer.read1(2**20):
+        total += len(piece)
+        if total > limit:
+            raise DataError(
+                f"{STDIN_NAME}: over {limit / 2**20:,.0f} MiB of input; expected at most that "
+                "(the memory this machine has free, or 16 GiB)"
+            )
+        pieces.append(piece)
+    return b"".join(pieces)
 
 
 def error_objects(error: Exception) -> list[dict]:

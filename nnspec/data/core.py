@@ -10,7 +10,6 @@ import gzip
 import io
 import math
 import zipfile
-import zlib
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import untrusted
 from ..errors import DataError
 from . import csv_table, fast_csv, tabular
 
@@ -304,39 +304,26 @@ def _kind(a: np.ndarray) -> str:
     return f"{a.dtype} ({_KINDS.get(a.dtype.kind, 'expected numbers')})"
 
 
-def _npz_array(archive, path: Path, key: str) -> np.ndarray:
-    try:
-        return archive[key]
-    except ValueError as e:
-        if "allow_pickle" in str(e):
-            raise DataError(
-                f"{path}: array '{key}': cannot load without pickle: it is an object array "
-                "(dtype object), and unpickling a data file could run code, so nnspec never "
-                "does; save it as numbers (e.g. np.asarray(a, dtype=np.float64)) or strings"
-            ) from None
-        raise DataError(f"{path}: array '{key}': not a readable .npy array: {e}") from None
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        raise DataError(f"{path}: array '{key}': damaged in the archive: {e}") from None
+def _read_npz_arrays(path: Path, xkey: str, ykey: str) -> tuple[np.ndarray, np.ndarray]:
+    """The two arrays, through the untrusted-input layer: entries checked by name and declared
+    size before anything is decompressed (a deflate bomb is refused), headers before
+    allocating, no pickle; the archive's other arrays are never decompressed."""
+    if path.is_file() and not zipfile.is_zipfile(path):
+        try:
+            with untrusted.open_regular(path, "data file") as f:
+                magic = f.read(6)
+        except DataError:
+            magic = b""
+        if magic == b"\x93NUMPY":
+            raise DataError(f"{path}: a single .npy array, not an .npz archive of named arrays")
+    if not path.exists() and not path.is_symlink():
+        raise DataError(f"{path}: data file not found")
+    arrays = untrusted.read_npz(path, str(path), DataError, keys=dict.fromkeys((xkey, ykey)))
+    return arrays[xkey], arrays[ykey]
 
 
 def load_npz(path: Path, xkey: str, ykey: str, task: str, held_out: bool = False) -> Dataset:
-    try:
-        # allow_pickle=False: an .npz may come from anyone, and unpickling runs code.
-        loaded = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise DataError(f"{path}: data file not found") from None
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{path}: not a readable .npz archive: {e}") from None
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise DataError(f"{path}: a single .npy array, not an .npz archive of named arrays")
-    with loaded as archive:
-        names = archive.files
-        for key in (xkey, ykey):
-            if key not in names:
-                raise DataError(
-                    f"{path}: no array '{key}'; the archive holds: {', '.join(names) or 'none'}"
-                )
-        x, y = _npz_array(archive, path, xkey), _npz_array(archive, path, ykey)
+    x, y = _read_npz_arrays(path, xkey, ykey)
     if x.ndim not in (2, 3, 4):
         raise DataError(
             f"{path}: array '{xkey}': expected numbers of shape (samples, features), "
@@ -358,6 +345,7 @@ def load_npz(path: Path, xkey: str, ykey: str, task: str, held_out: bool = False
         raise DataError(
             f"{path}: array '{ykey}': expected {len(x)} targets like '{xkey}', got shape {y.shape}"
         )
+    untrusted.check_allocation(x.size * 8, f"{path}: array '{xkey}' as float64")
     x = x.astype(np.float64)
     _check_finite(x, path, xkey)
     feats = [f"x{i}" for i in range(x.shape[1])]
@@ -416,11 +404,8 @@ def load_idx(images: Path, labels: Path, task: str, held_out: bool = False) -> D
 
 
 def _check_finite(a: np.ndarray, path: Path, key: str) -> None:
-    if not np.isfinite(a).all():
-        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
-        raise DataError(
-            f"{path}: array '{key}' has a NaN or inf at index {bad}; expected finite numbers"
-        )
+    # float32 range too: the model runs in float32, where 1e39 is inf.
+    untrusted.check_finite(a, f"{path}: array '{key}'", DataError, float32=True)
 
 
 def split(

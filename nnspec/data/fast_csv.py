@@ -24,6 +24,8 @@ import numpy as np
 
 from . import csv_table
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 @dataclass(frozen=True)
 class NumericCsv:
@@ -102,7 +104,9 @@ def read_numeric(path: Path, label_column: str | None = None) -> NumericCsv | No
     numeric = [j for j in range(len(names)) if j != label_at]
     # NumPy reads nan and inf, which the located reader refuses with its message.
     check = values if label_at is None else values[:, numeric]
-    if not np.isfinite(check).all():
+    # Values beyond float32's range are finite here and inf in the exported model: the
+    # located reader refuses them with its message (untrusted.check_finite's rule).
+    if not np.isfinite(check).all() or (check.size and np.abs(check).max() > _FLOAT32_MAX):
         return None
     return NumericCsv(table, values, labels if label_at is not None else None)
 

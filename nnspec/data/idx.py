@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import gzip
 import math
-import stat
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from .. import untrusted
 from ..errors import DataError
 
 # type code -> big-endian dtype (the IDX definition: http://yann.lecun.com/exdb/mnist/)
@@ -37,20 +37,10 @@ MAX_IDX_BYTES = 4 * 2**30
 def _open(path: Path) -> bytes:
     """The file's bytes, decompressed when gzipped; a DataError when it is not a readable
     regular file."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise DataError(f"{path}: data file not found") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read: {e.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise DataError(f"{path}: not a regular file; expected an IDX file")
-    if st.st_size > MAX_IDX_BYTES:
-        raise DataError(f"{path}: {st.st_size:,} bytes, over the {MAX_IDX_BYTES:,} accepted")
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise DataError(f"{path}: cannot read: {e.strerror}") from None
+    if not path.exists():
+        raise DataError(f"{path}: data file not found")
+    # Regular files only (a FIFO would block), refused over the cap before reading.
+    raw = untrusted.read_bytes(path, "IDX file", DataError, limit=MAX_IDX_BYTES)
     if raw[:2] != b"\x1f\x8b":
         return raw
     try:

@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from .. import untrusted
 from ..errors import DataError
 from . import csv_table
 
 
-def _read_npy(path, n_features: int | None, where: str | None = None) -> np.ndarray:
-    """``path``: a file's path, or a file object (standard input's bytes) named ``where``."""
-    source, path = path, where or path
-    try:
-        x = np.load(source, allow_pickle=False)
-    except FileNotFoundError:
-        raise DataError(f"{path}: data file not found") from None
-    except (ValueError, OSError, EOFError) as e:
-        raise DataError(f"{path}: not a readable .npy array (no pickle allowed): {e}") from None
-    if not isinstance(x, np.ndarray):
+def _read_npy(path: Path, n_features: int | None) -> np.ndarray:
+    if not path.exists() and not path.is_symlink():
+        raise DataError(f"{path}: data file not found")
+    untrusted.check_regular_file(path, "data file", DataError)
+    if zipfile.is_zipfile(path):
         raise DataError(f"{path}: an .npz archive; expected a single .npy array")
+    # The header is checked (no pickle; the size it claims is the size the file has) before
+    # the array is allocated: a 160-byte file claiming (10**11, 4) is refused, not a MemoryError.
+    return _checked_array(untrusted.read_npy(path, str(path), DataError), path, n_features)
+
+
+def _checked_array(x: np.ndarray, path, n_features: int | None) -> np.ndarray:
     # Real numbers only: complex, timedelta (an integer to NumPy), dates and strings are not.
     if x.dtype.kind not in "biuf":
         raise DataError(f"{path}: expected an array of real numbers, got dtype {x.dtype}")
@@ -54,7 +57,7 @@ def read_inputs_bytes(
     """As ``read_inputs``, from bytes (standard input): .npy when they start with NumPy's
     magic string, else CSV text; messages name them ``where``."""
     if data.startswith(b"\x93NUMPY"):
-        return _read_npy(io.BytesIO(data), n_features, where)
+        return _checked_array(untrusted.read_npy_bytes(data, where, DataError), where, n_features)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -92,10 +95,19 @@ def read_columns(path: Path, names: list[str]) -> tuple[dict[str, list], list[in
             raise DataError(
                 f"{path}: reading Parquet needs pyarrow (pip install pyarrow); or give a CSV"
             ) from None
+        if not path.exists() and not path.is_symlink():
+            raise DataError(f"{path}: data file not found")
+        # Through nnspec.untrusted: a regular file, and the columns' uncompressed size (from
+        # the file's footer) against the memory there is, before anything is decompressed.
+        untrusted.check_regular_file(path, "data file", DataError)
+        try:
+            meta = pq.ParquetFile(path).metadata
+            size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        except Exception as e:  # noqa: BLE001  pyarrow's own error types
+            raise DataError(f"{path}: not a readable Parquet file: {e}") from None
+        untrusted.check_allocation(size, f"{path}: its columns, uncompressed", DataError)
         try:
             table = pq.read_table(path)
-        except FileNotFoundError:
-            raise DataError(f"{path}: data file not found") from None
         except Exception as e:  # pyarrow's own error types: a damaged or foreign file
             raise DataError(f"{path}: not a readable Parquet file: {e}") from None
         missing = [n for n in names if n not in table.column_names]
@@ -111,17 +123,28 @@ def read_columns(path: Path, names: list[str]) -> tuple[dict[str, list], list[in
     return columns, [r.line for r in table.rows]
 
 
+def spreadsheet_safe(text: str) -> str:
+    """A text cell that a spreadsheet would run as a formula (it starts with ``=``, ``+``,
+    ``-``, ``@``, or a tab or carriage return before one) gets a leading ``'``, as OWASP advises
+    for CSV injection; a cell that is a number (``-1`` as a class name) stays as it is."""
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not untrusted.is_plain_number(text):
+        return "'" + text
+    return text
+
+
 def write_predictions(pred) -> str:
-    """CSV text: ``label`` and one ``p_<class>`` column per class, or the target columns."""
+    """CSV text: ``label`` and one ``p_<class>`` column per class, or the target columns.
+    Class and target names come from the model, so they are made spreadsheet-safe."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     if pred.task == "classification":
         w.writerow(["label", *(f"p_{c}" for c in pred.class_names)])
+        safe = {c: spreadsheet_safe(str(c)) for c in pred.class_names}
         for label, probs in zip(pred.labels, pred.probabilities, strict=True):
-            w.writerow([label, *(f"{p:.6g}" for p in probs)])
+            w.writerow([safe.get(label, label), *(f"{p:.6g}" for p in probs)])
     else:
         names = pred.target_names or [f"y{i}" for i in range(pred.values.shape[1])]
-        w.writerow(names)
+        w.writerow([spreadsheet_safe(n) for n in names])
         for row in pred.values:
             w.writerow([f"{v:.6g}" for v in row])
     return out.getvalue()

@@ -401,10 +401,13 @@ def _source_session(imp: Imported, compare_value: str):
     nnspec's probabilities or prediction stand for) among its outputs."""
     import onnxruntime as ort
 
-    model = onnx.load(str(imp.source), load_external_data=False)
+    from .load import check_external_data, load_onnx
+
+    model = load_onnx(imp.source)  # a regular file, through nnspec.untrusted
     if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
         from onnx.external_data_helper import load_external_data_for_model
 
+        check_external_data(imp.source, model)  # inside its folder, regular files, long enough
         load_external_data_for_model(model, str(imp.source.parent))
     if compare_value not in {o.name for o in model.graph.output}:
         model.graph.output.append(

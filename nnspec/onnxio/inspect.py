@@ -4,13 +4,15 @@ inputs, outputs and metadata, and the layer table of the spec embedded in it."""
 from __future__ import annotations
 
 import json
+import math
+import stat
 from pathlib import Path
 
-import numpy as np
 import onnx
 
+from .. import untrusted
 from .._version import __version__
-from ..errors import NnspecError
+from ..errors import ModelError, NnspecError
 from ..spec.shapes import infer, summary
 from .load import load_onnx
 from .read import ModelContents, model_io
@@ -21,12 +23,15 @@ def _type(value_info) -> str:
     t = value_info.type
     if t.WhichOneof("value") != "tensor_type":
         return onnx.helper.printable_type(t)
-    elem = t.tensor_type.elem_type
-    dtype = (
-        "string"
-        if elem == onnx.TensorProto.STRING
-        else (onnx.helper.tensor_dtype_to_np_dtype(elem).name)
-    )
+    code = t.tensor_type.elem_type
+    if code == onnx.TensorProto.STRING:
+        dtype = "string"
+    else:
+        try:
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(code).name
+        except (KeyError, ValueError, TypeError):
+            # Not a type that onnx knows (999): say so, rather than fail on it.
+            dtype = f"unknown element type {code}"
     dims = t.tensor_type.shape.dim
     return f"{dtype} (" + ", ".join(d.dim_param or str(d.dim_value) for d in dims) + ")"
 
@@ -39,21 +44,36 @@ def _external_data(model: onnx.ModelProto, path: Path) -> list[dict]:
             loc = {e.key: e.value for e in t.external_data}.get("location", "?")
             if loc not in locations:
                 locations.append(loc)
+    from nnspec_runtime.files import location_problem
+
     files = []
     for loc in locations:
-        file = path.parent / loc
-        files.append({"location": loc, "bytes": file.stat().st_size if file.is_file() else None})
+        problem = location_problem(loc)
+        if problem:  # a NUL byte, 5,000 characters: not a file name to look up
+            files.append({"location": loc[:200], "bytes": None, "refused": problem})
+            continue
+        try:
+            st = (path.parent / loc).stat()
+            size = st.st_size if stat.S_ISREG(st.st_mode) else None
+        except (OSError, ValueError):
+            size = None
+        files.append({"location": loc, "bytes": size})
     return files
 
 
 def _metadata_value(text: str) -> object:
     """A value nnspec wrote as JSON, decoded; anything else (a version, a sha256 that happens
-    to read as a number) stays the text it is."""
+    to read as a number) stays the text it is. Non-finite numbers become None."""
+    if len(text) > 2**20:
+        return text
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
-    return value if text in (json.dumps(value), json.dumps(value, sort_keys=True)) else text
+    if untrusted.nested_deeper_than(value, untrusted.MAX_JSON_DEPTH):
+        return text
+    same = text in (json.dumps(value), json.dumps(value, sort_keys=True))
+    return untrusted.finite_json(value) if same else text
 
 
 def model_info(path: Path, model: onnx.ModelProto | None = None) -> dict:
@@ -62,7 +82,11 @@ def model_info(path: Path, model: onnx.ModelProto | None = None) -> dict:
     g = model.graph
     meta = {p.key: p.value for p in model.metadata_props}
     # nnspec records its count; for other models every initializer counts as a parameter.
-    params = int(meta.get("nnspec_param_count", sum(int(np.prod(t.dims)) for t in g.initializer)))
+    params = sum(math.prod(t.dims) for t in g.initializer)
+    if "nnspec_param_count" in meta:
+        params = untrusted.parse_int(
+            meta["nnspec_param_count"], f"{path}: metadata nnspec_param_count", ModelError, 0
+        )
     spec_yaml = meta.pop("nnspec_spec_yaml", None)
     return {
         "path": str(path),
@@ -121,7 +145,7 @@ def preprocessing(meta: dict[str, str], initializers: set[str]) -> dict:
     if "nnspec_tabular" in meta:
         try:
             out["tabular"] = json.loads(meta["nnspec_tabular"])
-        except ValueError:
+        except (ValueError, RecursionError):
             out["tabular"] = None
     return out
 
@@ -224,7 +248,11 @@ def describe(path: Path, info: dict | None = None) -> str:
     if info.get("quantization"):
         lines.append(f"  {_quantization_line(info['quantization'])}")
     for f in info["external_data"]:
-        if f["bytes"] is None:
+        if f.get("refused"):
+            lines.append(
+                f"  weights:   in {f['location']!r:.80}, which is refused: it {f['refused']}"
+            )
+        elif f["bytes"] is None:
             lines.append(
                 f"  weights:   in {f['location']}, which is MISSING: the model cannot run "
                 "without it"

@@ -677,16 +677,19 @@ def read_spec_text(path: str | Path) -> str:
                 )
             ]
         )
+    if not p.exists() and not p.is_symlink():
+        raise SpecError([Issue("no such file", (), str(path))])
+    if p.is_dir():
+        raise SpecError([Issue("is a directory; expected a YAML spec file", (), str(path))])
+    from .. import untrusted
+    from ..errors import DataError
+
     try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise SpecError([Issue("no such file", (), str(path))]) from None
-    except IsADirectoryError:
-        raise SpecError(
-            [Issue("is a directory; expected a YAML spec file", (), str(path))]
-        ) from None
-    except OSError as e:
-        raise SpecError([Issue(f"cannot read the file: {e.strerror}", (), str(path))]) from None
+        # A regular file only: a FIFO would block, /dev/zero never end.
+        raw = untrusted.read_bytes(p, "spec file", DataError, limit=MAX_SPEC_BYTES)
+    except DataError as e:
+        message = str(e).removeprefix(f"{path}: ")
+        raise SpecError([Issue(message, (), str(path))]) from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -71,7 +71,7 @@ def cpu_only_nodes(session) -> str:
     meta = session.get_modelmeta().custom_metadata_map
     try:
         columns = json.loads(meta["nnspec_tabular"])["columns"]
-    except (KeyError, ValueError, TypeError):
+    except (KeyError, ValueError, TypeError, RecursionError):
         return ""
     names = [c.get("name") for c in columns if c.get("kind") == "categorical"]
     if not names:
@@ -91,7 +91,7 @@ class RawColumns:
             self.columns = list(meta["columns"])
             self.unknown = meta.get("unknown", "ignore")
             names = [c["name"] for c in self.columns]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise RuntimeModelError("the model's metadata nnspec_tabular is damaged") from None
         if sorted(names) != sorted(input_names):
             raise RuntimeModelError(

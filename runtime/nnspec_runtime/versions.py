@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import RuntimeModelError
-from .wire import Corrupt, _fields
+from .wire import Corrupt, WireModel, read_wire
 
 # The newest IR version and default-domain ("ai.onnx") opset that each onnxruntime release
 # loads on the CPU provider. Source: measured, not copied: a one-node (Relu) model of every
@@ -46,9 +46,6 @@ ONNXRUNTIME_SUPPORT: dict[tuple[int, int], tuple[int, int]] = {
     (1, 32): (24, 13),
 }
 
-_MODEL_IR_VERSION, _MODEL_OPSET_IMPORT = 1, 8  # ModelProto fields
-_OPSET_DOMAIN, _OPSET_VERSION = 1, 2  # OperatorSetIdProto fields
-
 
 @dataclass(frozen=True)
 class ModelVersions:
@@ -64,21 +61,10 @@ class ModelVersions:
 
 
 def model_versions(buf) -> ModelVersions:
-    """IR version and opset imports of the serialized model ``buf`` (bytes or an mmap), read
-    from the top-level ModelProto fields only; ``Corrupt`` if it is not wire format."""
-    ir, opsets = 0, {}
-    for number, wire, value in _fields(buf, 0, len(buf)):
-        if number == _MODEL_IR_VERSION and wire == 0:
-            ir = value
-        elif number == _MODEL_OPSET_IMPORT and wire == 2:
-            domain, version = "", 0
-            for n, w, v in _fields(buf, *value):
-                if n == _OPSET_DOMAIN and w == 2:
-                    domain = bytes(buf[v[0] : v[1]]).decode("utf-8", "replace")
-                elif n == _OPSET_VERSION and w == 0:
-                    version = v
-            opsets[domain] = version
-    return ModelVersions(ir, opsets)
+    """IR version and opset imports of the serialized model ``buf`` (bytes, an mmap, or the
+    ``WireModel`` already read from it); ``Corrupt`` if it is not an ONNX model's wire format."""
+    found = buf if isinstance(buf, WireModel) else read_wire(buf)
+    return ModelVersions(found.ir_version, dict(found.opsets))
 
 
 def release(version: str) -> tuple[int, int]:

@@ -59,6 +59,38 @@ def test_a_spec_from_standard_input():
     assert b"layers[0].units: expected a positive integer, got -3" in out.stderr
 
 
+def test_a_spec_from_standard_input_takes_overrides_and_output_checks(tmp_path):
+    out = _run("validate", "-", "--set", "layers.0.units=7", stdin=IRIS.read_bytes())
+    assert out.returncode == 0, out.stderr
+    assert b"dense_0     dense   (batch, 7)" in out.stdout
+    out = _run("validate", "-", "--set", "train.epochs=-1", stdin=IRIS.read_bytes())
+    assert out.returncode == 2
+    assert b"--set train.epochs=-1: train.epochs: expected a positive integer" in out.stderr
+    # The spec's data file is an input even when the spec comes from standard input.
+    data = tmp_path / "iris.csv"
+    shutil.copy(ROOT / "nnspec" / "data" / "datasets" / "iris.csv", data)
+    before = data.read_bytes()
+    out = _run("compile", "-", "--data", data, "-o", data, stdin=IRIS.read_bytes())
+    assert out.returncode == 2 and not out.stdout
+    assert b"the model would overwrite the data file, which this command reads" in out.stderr
+    assert data.read_bytes() == before
+
+
+def test_standard_input_is_bounded(monkeypatch):
+    import io
+
+    from nnspec import untrusted
+    from nnspec.cli import stdio
+    from nnspec.errors import DataError
+
+    monkeypatch.setattr(untrusted, "memory_limit", lambda: 3 * 2**20)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"1,2\n" * 2**20)))
+    with pytest.raises(DataError, match=r"<stdin>: over 3 MiB of input"):
+        stdio.read_inputs_argument("-", None, 2)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"1,2\n3,4\n")))
+    assert stdio.read_inputs_argument("-", None, 2).tolist() == [[1, 2], [3, 4]]
+
+
 def test_prediction_inputs_from_standard_input(tmp_path):
     model = tmp_path / "iris.onnx"
     assert main(["compile", str(IRIS), "-o", str(model)]) == 0
@@ -108,12 +140,12 @@ def test_completion_scripts(tmp_path):
     assert "bashcompinit" in zsh and "_nnspec()" in zsh
     if shutil.which("bash") is None:
         pytest.skip("no bash to run the completion in")
-    # Complete in a real bash: the subcommands after `nnspec q`, the options after `--ta`.
+    # Complete in a real bash: the subcommands after `nnspec q`, the options after `--target-o`.
     probe = tmp_path / "probe.sh"
     probe.write_text(
         script
         + 'COMP_WORDS=(nnspec q); COMP_CWORD=1; _nnspec; echo "${COMPREPLY[@]}"\n'
-        + 'COMP_WORDS=(nnspec compile --ta); COMP_CWORD=2; _nnspec; echo "${COMPREPLY[@]}"\n'
+        + 'COMP_WORDS=(nnspec compile --target-o); COMP_CWORD=2; _nnspec; echo "${COMPREPLY[@]}"\n'
         + 'COMP_WORDS=(nnspec completion ""); COMP_CWORD=2; _nnspec; echo "${COMPREPLY[@]}"\n'
     )
     lines = subprocess.run(["bash", str(probe)], capture_output=True, text=True).stdout.splitlines()

@@ -121,7 +121,7 @@ def test_malformed_idx_files_are_located(tmp_path, mnist):
         ("img", "lab9"): r"lab9: 9 labels, but .*img holds 10 images",
         ("lab", "lab"): r"lab: expected images of shape \(samples, height, width\)",
         ("nope", "lab"): r"nope: data file not found",
-        (".", "lab"): r": not a regular file",
+        (".", "lab"): r": is a directory; expected a regular IDX file",
     }
     for (images, labels), message in cases.items():
         with pytest.raises(DataError, match=message):

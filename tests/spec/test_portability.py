@@ -127,3 +127,89 @@ def test_a_cgroup_limit_refuses_a_spec_that_fits_the_host(monkeypatch):
     )
     with pytest.raises(nnspec.SpecError, match=r"needs about .* of memory .* more than this"):
         pipeline.resolve(spec)
+
+
+def test_the_untrusted_input_bound_honours_the_cgroup_limit(monkeypatch):
+    from nnspec import cgroup, untrusted
+
+    host = untrusted.memory_limit()
+    monkeypatch.setattr(cgroup, "cgroup_memory_limit", lambda: 64 * 2**20)
+    assert untrusted.memory_limit() == min(host, 64 * 2**20)
+    with pytest.raises(untrusted.DataError, match="memory"):
+        untrusted.check_allocation(128 * 2**20, "x.npy: its array", untrusted.DataError)
+
+
+def test_reading_and_streaming_without_o_nonblock(tmp_path, monkeypatch):
+    # Windows has no os.O_NONBLOCK (nor O_NOCTTY): files are opened without them.
+    from helpers import mlp_spec
+
+    import nnspec
+    from nnspec_runtime import Model
+
+    nnspec.compile(mlp_spec(dtype="float32"), tmp_path / "t.onnx")
+    monkeypatch.delattr(os, "O_NONBLOCK")
+    monkeypatch.delattr(os, "O_NOCTTY")
+    assert Model(tmp_path / "t.onnx", device="cpu").predict([[0.0, 1.0, 2.0, 3.0]]).labels.shape
+    atomic.write_bytes("/dev/null", b"streamed")  # a device: written through
+
+
+# Windows in a subprocess: no fcntl, and an msvcrt whose byte locks are POSIX record locks
+# (conflicting between processes, as msvcrt's do), so that nnspec's own code path runs.
+_AS_WINDOWS = """
+import fcntl as _real, sys, types
+sys.modules["fcntl"] = None
+msvcrt = types.ModuleType("msvcrt")
+msvcrt.LK_NBLCK = 2
+def locking(fd, mode, n):
+    _real.lockf(fd, _real.LOCK_EX | _real.LOCK_NB, n)
+msvcrt.locking = locking
+sys.modules["msvcrt"] = msvcrt
+from nnspec import atomic, file_lock
+from nnspec.training.checkpoint import CheckpointError, DirectoryOwner
+assert file_lock.fcntl is None
+"""
+
+
+def test_locks_without_fcntl(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    holder = _AS_WINDOWS + textwrap.dedent(
+        f"""
+        owner = DirectoryOwner(__import__("pathlib").Path({str(tmp_path)!r}))
+        with atomic.export_lock({str(tmp_path / "m.onnx")!r}):
+            print("held", flush=True)
+            sys.stdin.readline()
+        """
+    )
+    waiter = _AS_WINDOWS + textwrap.dedent(
+        f"""
+        import time
+        try:
+            DirectoryOwner(__import__("pathlib").Path({str(tmp_path)!r}))
+        except CheckpointError as e:
+            print("refused:", e, flush=True)
+        start = time.monotonic()
+        with atomic.export_lock({str(tmp_path / "m.onnx")!r}):
+            print(f"locked after {{time.monotonic() - start:.2f}}s", flush=True)
+        """
+    )
+    first = subprocess.Popen(
+        [sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert first.stdout.readline().strip() == "held"
+        second = subprocess.Popen([sys.executable, "-c", waiter], stdout=subprocess.PIPE, text=True)
+        assert "in use by another training run" in second.stdout.readline()
+        import time
+
+        time.sleep(0.5)  # the second waits on the export lock meanwhile
+        first.stdin.write("\n")
+        first.stdin.flush()
+        out, _ = second.communicate(timeout=30)
+        waited = float(out.split("after ")[1].rstrip("s\n"))
+        assert waited >= 0.4, out  # it waited for the first to let go
+    finally:
+        first.kill()
+        first.wait()
