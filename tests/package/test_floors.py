@@ -14,9 +14,9 @@ _REQ = re.compile(
 )
 # gpu: onnxruntime-gpu, not on this machine
 EXTRAS_TESTED = {None, "cpu", "test", "plot", "quantize"}
-# Floors declared by other issues' extras, not yet found by trying (pyarrow 26 needs NumPy 2 at
-# import, so with numpy 1.24 the floors job skips their tests): not pinned in floors.txt yet.
-NOT_YET_FLOORED = {"pandas", "pyarrow", "scikit-learn"}
+# Floors declared but not pinned in floors.txt (none now: pandas, pyarrow and scikit-learn
+# are pinned since an unpinned pyarrow 26 needs NumPy 2 at import).
+NOT_YET_FLOORED: set[str] = set()
 
 
 def _norm(version: str) -> str:
