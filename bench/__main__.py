@@ -288,11 +288,15 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     from .gpu_proof import read_section, replace_section
+    from .quantized import HEADING as QUANTIZED
 
     gpu = read_section(out)
+    quantized = read_section(out, QUANTIZED)
     out.write_text(text)
     if gpu:  # measured on a lent GPU machine by bench/gpu_proof.py: not this run's to drop
         replace_section(out, gpu)
+    if quantized:  # written by python -m bench.quantized: kept, as the GPU section is
+        replace_section(out, quantized)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     for k, e in results["errors"].items():

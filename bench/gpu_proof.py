@@ -344,27 +344,28 @@ def markdown(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _section_lines(lines: list[str]) -> tuple[int, int] | None:
-    """(start, end) of the '## GPU' section among a doc's lines: up to the next '## '."""
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == "## GPU"), None)
+def _section_lines(lines: list[str], heading: str = "## GPU") -> tuple[int, int] | None:
+    """(start, end) of the ``heading`` section among a doc's lines: up to the next '## '."""
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == heading), None)
     if start is None:
         return None
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
     return start, end
 
 
-def read_section(doc: Path) -> str | None:
-    """The doc's '## GPU' section, if the doc exists and has one."""
+def read_section(doc: Path, heading: str = "## GPU") -> str | None:
+    """The doc's ``heading`` section, if the doc exists and has one."""
     lines = doc.read_text().splitlines(keepends=True) if doc.exists() else []
-    span = _section_lines(lines)
+    span = _section_lines(lines, heading)
     return "".join(lines[span[0] : span[1]]) if span else None
 
 
 def replace_section(doc: Path, section: str) -> None:
-    """Put ``section`` (starting with "## GPU") in place of the doc's own, or at its end."""
+    """Put ``section`` (starting with its "## " heading, "## GPU" here) in place of the doc's
+    own section of that heading, or at its end."""
     text = doc.read_text() if doc.exists() else ""
     lines = text.splitlines(keepends=True)
-    span = _section_lines(lines)
+    span = _section_lines(lines, section.splitlines()[0].rstrip())
     if span is None:
         body = text.rstrip("\n")
         doc.write_text((body + "\n\n" if body else "") + section)

@@ -178,7 +178,7 @@ def render(results: dict) -> str:
     )
     if results.get("skipped_peers"):
         L.append(
-            f"- skipped (not importable; `pip install -e .[bench]`): "
+            f"- skipped (not importable; `pip install -r bench/requirements.txt`): "
             f"{', '.join(results['skipped_peers'])}"
         )
     for k, e in results.get("errors", {}).items():

@@ -38,9 +38,9 @@ def main() -> int:
     rng = np.random.default_rng(0)
     rows = rng.standard_normal((3, *model.input_shape), dtype=np.float32)
     pred = model.predict(rows)
-    if pred.task == "classification":
+    if pred.labels is not None:  # classification
         print(f"  3 rows -> {list(pred.labels)}")
-    else:
+    elif pred.values is not None:  # regression
         print(f"  3 rows -> {pred.values.ravel().round(3).tolist()}")
 
     # A batch kept on the device: bound once, run many times, outputs left there.
@@ -54,7 +54,7 @@ def main() -> int:
         print(f"  {path:<9} {r.throughput:>12,.0f} samples/s, p50 {r.latency_ms(50):.2f} ms")
 
     try:
-        import torch
+        import torch  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         return 0
     where = "cuda" if model.device == "cuda" else "cpu"

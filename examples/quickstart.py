@@ -36,6 +36,7 @@ def main(out_dir: Path) -> None:
     print(f"wrote {path}; parity on the {parity['inputs']} split: {parity['max_abs_err']:.1e}")
     flowers = np.loadtxt(HERE / "new_flowers.csv", delimiter=",", skiprows=1)
     pred = model.predict(flowers)
+    assert pred.labels is not None and pred.probabilities is not None  # a classifier's
     print(f"onnxruntime on {model.device}:")
     for row, label, probs in zip(flowers, pred.labels, pred.probabilities, strict=True):
         print(f"  {row} -> {label:<10} (p = {probs.max():.3f})")

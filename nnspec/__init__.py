@@ -15,9 +15,24 @@ The public API::
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from ._version import __version__
 from .errors import DataError, ModelError, NnspecError, SpecError
+
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers and editors
+    from .nn.network import Network
+    from .pipeline import (
+        Compiled,
+        TrainResult,
+        build_network,
+        compile,
+        export,
+        resolve,
+        train,
+    )
+    from .spec.models import Spec, load_spec
+    from .training.state import History
 
 # Loaded on first use (PEP 562): `nnspec validate` needs the spec language, not the trainer,
 # and a command-line tool's start-up time is paid on every call.
@@ -37,7 +52,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     if name in _LAZY:
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value

@@ -12,7 +12,6 @@ any work (``check_not_input``), and an export holds a lock beside its target
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import stat
 import sys
@@ -20,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import NnspecError
+from .file_lock import lock_exclusive
 
 
 class OutputError(NnspecError):
@@ -34,6 +34,15 @@ def _mode_for(path: Path) -> int:
         umask = os.umask(0)
         os.umask(umask)
         return 0o666 & ~umask
+
+
+def _set_mode(tmp: str, mode: int) -> None:
+    """chmod by path: os.fchmod does not exist on Windows before Python 3.13 (where os.chmod
+    only sets or clears the read-only flag, which is all that a mode means there)."""
+    try:
+        os.chmod(tmp, mode)
+    except NotImplementedError:  # pragma: no cover - a platform without any chmod
+        pass
 
 
 STDOUT = "-"
@@ -100,13 +109,17 @@ def check_writable(path: str | Path, stdout: bool = False) -> None:
 def _stream(path: Path, data: bytes) -> None:
     """Write ``data`` through to a device, a FIFO or ``/dev/stdout``, never replacing it."""
     try:
-        # O_NONBLOCK: a FIFO without a reader is an error (ENXIO), not a wait forever.
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+        # O_NONBLOCK: a FIFO without a reader is an error (ENXIO), not a wait forever (Windows
+        # has no O_NONBLOCK, no O_NOCTTY, and needs O_BINARY).
+        nonblock = getattr(os, "O_NONBLOCK", 0)
+        flags = os.O_WRONLY | os.O_APPEND | nonblock
+        fd = os.open(path, flags | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0))
     except OSError as e:
         why = "a FIFO with no reader" if e.errno == 6 else e.strerror
         raise OutputError(f"{path}: cannot write: {why}") from None
     try:
-        os.set_blocking(fd, True)
+        if nonblock:
+            os.set_blocking(fd, True)
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
@@ -138,12 +151,13 @@ def write_bytes(path: str | Path, data: bytes, stdout: bool = False) -> None:
         raise OutputError(f"{path}: cannot write: {e.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as f:
-            # mkstemp makes the file private (0600); models and predictions are meant to be
-            # shared like any other file written here.
-            os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp makes the file private (0600); models and predictions are meant to be shared
+        # like any other file written here. Set once the bytes are in, so that a read-only
+        # mode (umask 0o222, or an existing read-only file) never stands in the way of writing.
+        _set_mode(tmp, mode)
         os.replace(tmp, path)
         sync_directory(path.parent)
     except OSError as e:
@@ -212,7 +226,7 @@ def check_not_input(outputs: dict[str, str | Path | None], inputs: dict[str, str
 
 @contextlib.contextmanager
 def export_lock(path: str | Path):
-    """Hold an exclusive ``fcntl`` lock on ``.<name>.lock`` beside ``path`` while a model and
+    """Hold an exclusive lock (``file_lock``) on ``.<name>.lock`` beside ``path`` while a model and
     its data file are written, so that two exports to one path run one after the other
     instead of interleaving their renames (a model with one run's metadata and the other's
     weights). The lock goes with the process; the file is removed on release (a waiter that
@@ -224,7 +238,7 @@ def export_lock(path: str | Path):
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as e:
             raise OutputError(f"{path}: cannot create the lock file {lock}: {e.strerror}") from None
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        lock_exclusive(fd)
         try:
             held = _same_file(os.fstat(fd), os.stat(lock))
         except FileNotFoundError:
@@ -235,5 +249,8 @@ def export_lock(path: str | Path):
     try:
         yield
     finally:
-        lock.unlink(missing_ok=True)
+        try:
+            lock.unlink(missing_ok=True)
+        except PermissionError:  # Windows removes no open file: the next export reuses it
+            pass
         os.close(fd)

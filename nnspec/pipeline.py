@@ -31,8 +31,8 @@ from .data import csv_table, fixed
 from .data.core import DataInfo, Dataset
 from .data.fixed import Parts
 from .data.tabular import Imputation, TabularEncoder, TabularPlan
-from .errors import DataError, ParityError, SpecError
-from .spec import memory
+from .errors import DataError, NnspecError, ParityError, SpecError
+from .spec import memory, targets
 from .spec.messages import unknown_name
 from .spec.models import (
     BuiltinData,
@@ -365,7 +365,34 @@ def resolve(spec: Spec, info: DataInfo | None = None) -> tuple[ModelIO, list[Lay
     io = check_rules(spec, info if info is not None else data_info(spec))
     rows = infer(spec, io)
     memory.check_memory(spec, io, rows)
+    targets.check_installed(spec)  # an opset this onnx/onnxruntime cannot handle: now
     return io, rows
+
+
+def retarget(spec: Spec, *, opset: int | None = None, onnxruntime: str | None = None) -> Spec:
+    """The spec with ``export.opset`` replaced: by ``opset`` (``--opset``), or by the highest
+    opset that onnxruntime release ``onnxruntime`` runs (``--target-onnxruntime``); with both,
+    ``opset`` must be one that release runs. The spec itself when both are None."""
+    if opset is None and onnxruntime is None:
+        return spec
+    if onnxruntime is not None:
+        try:
+            best = targets.opset_for_onnxruntime(onnxruntime)
+        except ValueError as e:
+            raise NnspecError(f"--target-onnxruntime: {e}") from None
+        if opset is not None and opset > best:
+            need = targets.target(opset).onnxruntime
+            raise NnspecError(
+                f"--opset {opset} needs onnxruntime >= {need}, but --target-onnxruntime "
+                f"{onnxruntime} runs at most opset {best}; expected --opset {best} or lower"
+            )
+        opset = best if opset is None else opset
+    if not targets.MIN_OPSET <= opset <= targets.MAX_OPSET:
+        raise NnspecError(
+            f"--opset: expected {targets.MIN_OPSET} to {targets.MAX_OPSET}, got {opset}"
+        )
+    export = spec.export.model_copy(update={"opset": opset})
+    return spec.model_copy(update={"export": export})
 
 
 @dataclass

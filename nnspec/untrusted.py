@@ -139,7 +139,16 @@ def read_text(
 
 def memory_limit() -> int:
     """Bytes one input may make nnspec allocate: the memory available now (MemAvailable),
-    else half the physical memory, else 4 GiB."""
+    else half the physical memory, else 4 GiB; never above this process's cgroup limit (a
+    container sees the host's MemAvailable)."""
+    from .cgroup import cgroup_memory_limit
+
+    host = _host_memory_available()
+    limit = cgroup_memory_limit()
+    return host if limit is None else min(host, limit)
+
+
+def _host_memory_available() -> int:
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -239,6 +248,13 @@ def read_npy(path: str | Path, where: str | None = None, error=DataError) -> np.
         size = os.fstat(f.fileno()).st_size
         dtype, shape, fortran, nbytes = _npy_header(f, size, where, error)
         return _read_npy_data(f, dtype, shape, fortran, nbytes, where, error)
+
+
+def read_npy_bytes(data: bytes, where: str, error=DataError) -> np.ndarray:
+    """``read_npy`` of a ``.npy`` file's bytes (standard input), with the same checks."""
+    f = io.BytesIO(data)
+    dtype, shape, fortran, nbytes = _npy_header(f, len(data), where, error)
+    return _read_npy_data(f, dtype, shape, fortran, nbytes, where, error)
 
 
 def _zip(source: str | Path | bytes, where: str, error) -> zipfile.ZipFile:

@@ -1,5 +1,5 @@
-"""The ``nnspec`` command: validate, compile, train, predict, evaluate, inspect, schema, init,
-bench.
+"""The ``nnspec`` command: validate, compile, train, predict, evaluate, inspect, schema, plot,
+init, bench, quantize, completion.
 
 User errors print one located line each and exit with code 2; no traceback.
 """
@@ -20,12 +20,21 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 from .. import pipeline  # noqa: E402
 from .._version import __version__  # noqa: E402
 from ..errors import NnspecError  # noqa: E402
+from .stdio import STDIN, STDIN_NAME, print_error, read_stdin_spec_text  # noqa: E402
+
+
+def _load_spec(args):
+    """The spec argument (``-``: standard input) with --set/--data/--target applied."""
+    from .overrides import load_spec_with_overrides
+
+    if args.spec == STDIN:
+        text = read_stdin_spec_text()
+        return load_spec_with_overrides(STDIN_NAME, args.overrides, args.data, args.target, text)
+    return load_spec_with_overrides(args.spec, args.overrides, args.data, args.target)
 
 
 def _validate(args) -> int:
-    from .overrides import load_spec_with_overrides
-
-    spec = load_spec_with_overrides(args.spec, args.overrides, args.data, args.target)
+    spec = _load_spec(args)
     io, rows = pipeline.resolve(spec)
     report = pipeline.check_pretrained(spec, io)  # weights that do not fit: now, not later
     from ..spec.shapes import print_summary, summary
@@ -41,15 +50,15 @@ def _validate(args) -> int:
         print(f"input features: {io.encoding}")
     if report:
         print("\n".join(report.lines()))
-    print(f"{args.spec}: valid")
+    print(f"{spec.source.file or args.spec}: valid")
     return 0
 
 
 def _compile(args) -> int:
+    from .export_options import apply_export_arguments
     from .outputs import check_outputs, spec_inputs
-    from .overrides import load_spec_with_overrides
 
-    spec = load_spec_with_overrides(args.spec, args.overrides, args.data, args.target)
+    spec = apply_export_arguments(_load_spec(args), args)
     check_outputs({"model": args.output}, spec_inputs(spec))
     compiled = pipeline.compile(spec, args.output, seed=args.seed)
     if compiled.init:
@@ -68,10 +77,10 @@ def _train(args) -> int:
 
     from .. import atomic
     from ..training.interrupt import TrainingInterrupted
+    from .export_options import apply_export_arguments
     from .outputs import check_outputs, spec_inputs
-    from .overrides import load_spec_with_overrides
 
-    spec = load_spec_with_overrides(args.spec, args.overrides, args.data, args.target)
+    spec = apply_export_arguments(_load_spec(args), args)
     inputs = spec_inputs(spec, args.resume)
     check_outputs({"model": args.output, "metrics": args.metrics}, inputs)
     if args.plots:  # matplotlib missing or DIR unwritable: say so before training, not after
@@ -147,9 +156,10 @@ def _print_train_summary(result, parity: dict, args, out=None) -> None:
 
 def _predict(args) -> int:
     from .. import atomic
-    from ..data.predict_inputs import read_inputs, write_predictions
+    from ..data.predict_inputs import write_predictions
     from .device_options import open_model
     from .outputs import check_outputs
+    from .stdio import read_inputs_argument
 
     model_data = Path(args.model).with_name(Path(args.model).name + ".data")
     inputs = {"model": args.model, "model's data file": model_data, "input": args.input}
@@ -158,7 +168,7 @@ def _predict(args) -> int:
     if model.columns is not None:  # a tabular model: raw columns by name
         x, text = _predict_columns(model, Path(args.input))
     else:
-        x = read_inputs(Path(args.input), model.feature_names, model.n_features)
+        x = read_inputs_argument(args.input, model.feature_names, model.n_features)
         text = write_predictions(model.predict(x))
     if args.output and args.output != atomic.STDOUT:
         atomic.write_text(args.output, text)
@@ -235,9 +245,13 @@ def _init(args) -> int:
 
 def parser() -> argparse.ArgumentParser:
     # Light (argparse only): it imports the runtime when a command runs.
+    from .completion import add_parser as add_completion
     from .device_options import add_device_arguments
+    from .export_options import add_export_arguments
+    from .help_text import apply_help
     from .import_cmd import add_parser as add_import
     from .modelbench import add_parser as add_bench
+    from .quantize_command import add_parser as add_quantize
 
     p = argparse.ArgumentParser(
         prog="nnspec",
@@ -245,10 +259,15 @@ def parser() -> argparse.ArgumentParser:
         "backprop, export to ONNX, and run the exported models.",
     )
     p.add_argument("--version", action="version", version=f"nnspec {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p.epilog = (
+        "Run nnspec COMMAND --help for a command's description, examples and exit codes. "
+        "Exit codes: 0 success, 2 bad input (a located message), 3 refused by nnspec quantize "
+        "(accuracy dropped too far), 130/143 training interrupted."
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     s = sub.add_parser("validate", help="check a spec and print its layer/shape/parameter table")
-    s.add_argument("spec", help="YAML spec file")
+    s.add_argument("spec", help="YAML spec file (- reads standard input)")
     s.add_argument("--json", action="store_true", help="print the summary as JSON")
     from .overrides import add_override_arguments
 
@@ -256,14 +275,15 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_validate)
 
     s = sub.add_parser("compile", help="export a seeded, untrained network to ONNX")
-    s.add_argument("spec", help="YAML spec file")
+    s.add_argument("spec", help="YAML spec file (- reads standard input)")
     s.add_argument("-o", "--output", required=True, help="path of the .onnx file to write")
     s.add_argument("--seed", type=_seed, default=None, help="weight seed (default: train.seed)")
     add_override_arguments(s)
+    add_export_arguments(s)
     s.set_defaults(func=_compile)
 
     s = sub.add_parser("train", help="train a spec, export ONNX, check parity, print metrics")
-    s.add_argument("spec", help="YAML spec file")
+    s.add_argument("spec", help="YAML spec file (- reads standard input)")
     s.add_argument("-o", "--output", required=True, help="path of the .onnx file to write")
     s.add_argument(
         "--metrics", help="also write the metrics as JSON to this path (-: standard output)"
@@ -291,11 +311,16 @@ def parser() -> argparse.ArgumentParser:
         'PNGs into DIR (created if missing); needs pip install "nnspec[plot]"',
     )
     add_override_arguments(s)
+    add_export_arguments(s)
     s.set_defaults(func=_train)
 
     s = sub.add_parser("predict", help="run an exported model on a CSV or NPY file")
     s.add_argument("model", help=".onnx file written by nnspec")
-    s.add_argument("input", help="CSV (with or without a header row) or .npy of (rows, features)")
+    s.add_argument(
+        "input",
+        help="CSV (with or without a header row) or .npy of (rows, features); - reads "
+        "standard input",
+    )
     s.add_argument("-o", "--output", help="CSV to write (default, or -: standard output)")
     add_device_arguments(s)
     s.set_defaults(func=_predict)
@@ -350,20 +375,28 @@ def parser() -> argparse.ArgumentParser:
     from ..playground.command import add_parser as add_playground  # argparse only
 
     add_playground(sub)
+    add_quantize(sub)
+    add_completion(sub, p)
+    apply_help(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     from nnspec_runtime import DeviceError, RuntimeModelError
 
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.command is None:  # bare `nnspec`: what it can do, not an error
+        p.print_help()
+        return 0
+    as_json = bool(getattr(args, "json", False))
     try:
         return args.func(args)
     except NnspecError as e:
-        print(str(e), file=sys.stderr)
+        print_error(e, as_json)
         return e.exit_code
     except (RuntimeModelError, DeviceError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print_error(e, as_json, prefix="error: ")
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -159,10 +159,16 @@ def _last_column(file: str, kind: str) -> str:
 
 
 def load_spec_with_overrides(
-    path: str, sets: list[str], data: str | None = None, target: str | None = None
+    path: str,
+    sets: list[str],
+    data: str | None = None,
+    target: str | None = None,
+    text: str | None = None,
 ) -> Spec:
-    """The spec file at ``path`` with the command line's changes, validated."""
-    text = read_spec_text(path)
+    """The spec file at ``path`` with the command line's changes, validated. ``text``: the
+    spec's text when it was read already (standard input, named ``path``)."""
+    if text is None:
+        text = read_spec_text(path)
     if not sets and data is None and target is None:
         return parse_spec(text, str(path))
     fields, marks = load_yaml(text, str(path))

@@ -22,7 +22,10 @@ def _read_npy(path: Path, n_features: int | None) -> np.ndarray:
         raise DataError(f"{path}: an .npz archive; expected a single .npy array")
     # The header is checked (no pickle; the size it claims is the size the file has) before
     # the array is allocated: a 160-byte file claiming (10**11, 4) is refused, not a MemoryError.
-    x = untrusted.read_npy(path, str(path), DataError)
+    return _checked_array(untrusted.read_npy(path, str(path), DataError), path, n_features)
+
+
+def _checked_array(x: np.ndarray, path, n_features: int | None) -> np.ndarray:
     # Real numbers only: complex, timedelta (an integer to NumPy), dates and strings are not.
     if x.dtype.kind not in "biuf":
         raise DataError(f"{path}: expected an array of real numbers, got dtype {x.dtype}")
@@ -45,7 +48,24 @@ def read_inputs(path: Path, feature_names: list[str] | None, n_features: int | N
     """
     if path.suffix == ".npy":
         return _read_npy(path, n_features)
-    table = csv_table.read(path, header=None)
+    return _columns(csv_table.read(path, header=None), path, feature_names)
+
+
+def read_inputs_bytes(
+    data: bytes, where: str, feature_names: list[str] | None, n_features: int | None
+) -> np.ndarray:
+    """As ``read_inputs``, from bytes (standard input): .npy when they start with NumPy's
+    magic string, else CSV text; messages name them ``where``."""
+    if data.startswith(b"\x93NUMPY"):
+        return _checked_array(untrusted.read_npy_bytes(data, where, DataError), where, n_features)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{where}: cannot read as UTF-8 CSV text (or .npy): {e}") from None
+    return _columns(csv_table.parse(text, where, None), where, feature_names)
+
+
+def _columns(table, path, feature_names: list[str] | None) -> np.ndarray:
     cols = list(range(table.width))
     if table.header is not None and feature_names:
         cols = _model_columns(path, table, feature_names)

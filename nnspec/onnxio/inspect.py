@@ -95,6 +95,11 @@ def model_info(path: Path, model: onnx.ModelProto | None = None) -> dict:
         "producer": f"{model.producer_name} {model.producer_version}".strip(),
         "ir_version": model.ir_version,
         "opsets": {o.domain or "ai.onnx": o.version for o in model.opset_import},
+        "model_version": model.model_version,
+        "onnxruntime_needed": _onnxruntime_needed(model),
+        "quantization": _metadata_value(meta["nnspec_quantization"])
+        if "nnspec_quantization" in meta
+        else None,
         "params": params,
         "external_data": _external_data(model, path),
         "inputs": [{"name": i.name, "type": _type(i)} for i in g.input],
@@ -103,6 +108,34 @@ def model_info(path: Path, model: onnx.ModelProto | None = None) -> dict:
         "spec_yaml_lines": len(spec_yaml.splitlines()) if spec_yaml is not None else None,
         "preprocessing": preprocessing(meta, {t.name for t in g.initializer}),
     }
+
+
+def _onnxruntime_needed(model: onnx.ModelProto) -> str | None:
+    """The oldest onnxruntime release that runs the file's IR version and default opset."""
+    from nnspec_runtime.versions import needed_onnxruntime
+
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    return None if opset is None else needed_onnxruntime(opset, model.ir_version)
+
+
+def _quantization_line(q: dict) -> str:
+    """``quantized: int8 (dynamic); on the test split (30 rows): accuracy 0.9667 -> 0.9667
+    (delta +0.0000), max probability difference 3.9e-05``."""
+    kind = q.get("kind", "?") + (f" ({q['method']})" if q.get("method") else "")
+    d = q.get("delta", {})
+    parts = [f"quantized: {kind}; on {q.get('measured_on', '?')} ({q.get('rows', '?')} rows)"]
+    for name in ("accuracy", "r2"):
+        if name in d:
+            parts.append(
+                f"{name} {d[name]['float32']:.4f} -> {d[name]['quantized']:.4f} "
+                f"(delta {d[name]['delta']:+.4f})"
+            )
+    if "max_abs_diff" in d:
+        what = "probability" if "accuracy" in d else "prediction"
+        parts.append(f"max {what} difference {d['max_abs_diff']:.2g}")
+    if "bytes" in q:
+        parts.append(f"{q['bytes']['float32']:,} -> {q['bytes']['quantized']:,} bytes")
+    return ", ".join(parts)
 
 
 def preprocessing(meta: dict[str, str], initializers: set[str]) -> dict:
@@ -203,9 +236,17 @@ def describe(path: Path, info: dict | None = None) -> str:
         f"{path}",
         f"  graph:     {info['graph']} ({info['nodes']} nodes)",
         f"  producer:  {info['producer']}",
-        f"  IR:        {info['ir_version']}; opset: {opsets}",
+        f"  IR:        {info['ir_version']}; opset: {opsets}"
+        + (
+            f" (runs on onnxruntime >= {info['onnxruntime_needed']})"
+            if info.get("onnxruntime_needed")
+            else ""
+        ),
+        f"  version:   {info.get('model_version', 0)} (model_version)",
         f"  params:    {info['params']:,}",
     ]
+    if info.get("quantization"):
+        lines.append(f"  {_quantization_line(info['quantization'])}")
     for f in info["external_data"]:
         if f.get("refused"):
             lines.append(

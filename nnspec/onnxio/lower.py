@@ -14,6 +14,7 @@ from .._version import __version__
 from ..errors import ModelError
 from ..layers import LAYERS
 from ..nn.network import Network
+from .docstrings import document, keep_inferred_shapes
 from .external_data import write_tensors
 from .graph import GraphBuilder
 from .tabular import lower_tabular
@@ -138,8 +139,11 @@ def to_onnx(
         # onnx writes its newest IR version by default, which older runtimes refuse; the
         # lowest IR that the opset needs loads everywhere the opset does.
         ir_version=helper.find_min_ir_version_for(opsets),
+        model_version=spec.export.model_version,
     )
     helper.set_model_props(model, _metadata(network, metadata or {}))
+    document(model, network)
+    keep_inferred_shapes(model)
     if data_file is None:
         check_onnx_model(model)  # a model with external data is checked from its files by ``write``
     return model

@@ -14,6 +14,7 @@ import math
 import os
 from dataclasses import dataclass
 
+from ..cgroup import cgroup_memory_limit
 from ..errors import SpecError
 from ..layers import LAYERS
 from .models import Spec
@@ -35,7 +36,16 @@ class Estimate:
 
 
 def machine_memory() -> int | None:
-    """Physical memory in bytes (MemTotal: stable, unlike what happens to be free now)."""
+    """The memory this process may use, in bytes: the physical memory (MemTotal: stable,
+    unlike what happens to be free now), or its cgroup's limit when that is lower."""
+    physical = _physical_memory()
+    limit = cgroup_memory_limit()
+    if limit is None:
+        return physical
+    return limit if physical is None else min(physical, limit)
+
+
+def _physical_memory() -> int | None:
     try:
         with open("/proc/meminfo") as f:
             for line in f:

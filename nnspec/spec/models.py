@@ -563,6 +563,13 @@ class ExportSpec(SpecModel):
         description="ONNX opset of the default domain (13 to 22). The IR version is set to "
         "the lowest that the opset needs, so older runtimes can load the file.",
     )
+    model_version: int = Field(
+        default=1,
+        ge=0,
+        le=2**63 - 1,
+        description="Version of this model, written as the ONNX file's model_version (an "
+        "integer that deployments can compare; nnspec inspect shows it).",
+    )
 
 
 class Spec(SpecModel):
@@ -625,7 +632,8 @@ class Spec(SpecModel):
         "regularization, validation split and early stopping.",
     )
     export: ExportSpec = Field(
-        default=ExportSpec(), description="How the ONNX file is written: its opset."
+        default=ExportSpec(),
+        description="How the ONNX file is written: its opset and model version.",
     )
 
     _source: SpecSource | None = PrivateAttr(default=None)

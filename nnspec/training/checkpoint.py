@@ -17,7 +17,6 @@ a mix. Nothing is pickled, so loading a checkpoint runs no code from it.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import io
 import json
@@ -33,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveInt, Validat
 from .. import atomic, untrusted
 from .._version import __version__
 from ..errors import NnspecError
+from ..file_lock import lock_exclusive
 from .optimizers import Adam
 from .state import LoopState
 
@@ -213,7 +213,7 @@ OWNER_NAME = ".owner"
 
 
 class DirectoryOwner:
-    """One training run's hold on a checkpoint directory: an exclusive ``fcntl`` lock on
+    """One training run's hold on a checkpoint directory: an exclusive lock (``file_lock``) on
     ``DIR/.owner``, which holds the run's PID. Two runs writing one directory would delete
     each other's checkpoints (each keeps only its latest NPZ), so a second run is refused,
     with the owner's PID. The lock goes with the process, killed or not."""
@@ -227,8 +227,10 @@ class DirectoryOwner:
                 f"--checkpoint {directory}: cannot lock it: {e.strerror}"
             ) from None
         try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = lock_exclusive(f.fileno(), wait=False)
         except OSError:
+            held = False
+        if not held:
             f.seek(0)
             pid = f.read(32).strip() or "unknown"
             f.close()

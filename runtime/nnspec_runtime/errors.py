@@ -9,6 +9,18 @@ class DeviceError(RuntimeError):
     """The requested device (CUDA) cannot be used."""
 
 
+class OnnxRuntimeMissing(DeviceError, ImportError):
+    """Neither onnxruntime nor onnxruntime-gpu is installed (nnspec-runtime requires neither:
+    its ``cpu`` and ``gpu`` extras choose the build)."""
+
+
+INSTALL_ONNXRUNTIME = (
+    'pip install "nnspec-runtime[cpu]" (onnxruntime, the CPU build) or '
+    '"nnspec-runtime[gpu]" (onnxruntime-gpu with the CUDA libraries); with nnspec, '
+    '"nnspec[cpu]" or "nnspec[gpu]". Install one, never both'
+)
+
+
 class ColumnError(RuntimeModelError):
     """A value of a raw-column input that the model cannot take: ``column``, ``row`` (from 0)
     and ``detail`` (what was expected and received), for callers that know the row's origin

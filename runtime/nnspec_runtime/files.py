@@ -45,15 +45,20 @@ def open_regular(path, what: str, error: type[Exception] = RuntimeModelError):
     """``path`` opened for binary reading: a regular file before and after the open, which does
     not wait for a FIFO's writer (``O_NONBLOCK``)."""
     regular_stat(path, what, error)
+    # Windows has neither O_NONBLOCK (nor FIFOs to wait for) nor O_NOCTTY, and opens in text
+    # mode unless told O_BINARY; looked up at each call so that a test can take them away.
+    nonblock = getattr(os, "O_NONBLOCK", 0)
+    flags = os.O_RDONLY | nonblock | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+        fd = os.open(path, flags)
     except OSError as e:
         raise error(f"{path}: cannot read the {what}: {e.strerror}") from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):  # replaced between the stat and the open
         os.close(fd)
         raise error(f"{path}: is {file_kind(st.st_mode)}; expected a regular {what}")
-    os.set_blocking(fd, True)
+    if nonblock:
+        os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
 
 

@@ -27,9 +27,10 @@ from .device import (
     preload_cuda_libraries,
     session_config,
 )
-from .errors import DeviceError, RuntimeModelError
+from .errors import INSTALL_ONNXRUNTIME, DeviceError, OnnxRuntimeMissing, RuntimeModelError
 from .external import check_external
 from .files import open_regular
+from .versions import ModelVersions, check_onnxruntime, model_versions
 from .wire import Corrupt, read_wire
 
 # Bounded chunks bound the memory one run takes, and keep GPU kernels inside the batch sizes
@@ -59,7 +60,15 @@ class Prediction:
 
 
 def _ort():
-    import onnxruntime
+    try:
+        import onnxruntime
+    except ImportError as e:
+        if e.name != "onnxruntime":
+            raise  # onnxruntime is there but a library of its own failed: its own message
+        raise OnnxRuntimeMissing(
+            f"onnxruntime is not installed (neither onnxruntime nor onnxruntime-gpu): "
+            f"{INSTALL_ONNXRUNTIME}"
+        ) from None
 
     # Uninstalling one of onnxruntime and onnxruntime-gpu after both were installed deletes
     # files that the other shares (they write the same directory): a namespace package is left.
@@ -153,8 +162,12 @@ class Model:
         # onnxruntime opens a file itself, so that a model over 2 GB finds its external data
         # file (stored beside it under a relative name).
         data = model if isinstance(model, bytes) else self._check_readable(self.path)
-        self._check_contents(model if isinstance(model, bytes) else None)
+        versions = self._check_contents(model if isinstance(model, bytes) else None)
         self._onnxruntime = ort = _ort()
+        where = str(self.path) if self.path else "<model bytes>"
+        check_onnxruntime(where, versions, getattr(ort, "__version__", "0"))
+        #: IR version and opsets of the file (read from its bytes, before onnxruntime).
+        self.versions = versions
         # Why device="auto" runs on the CPU although onnxruntime has a CUDA provider.
         self.fallback: str | None = None
         self.session, self.device = self._open(ort, data, device)
@@ -173,9 +186,10 @@ class Model:
                 raise RuntimeModelError(f"{path}: the file is empty; expected an ONNX model")
         return str(path)
 
-    def _check_contents(self, data: bytes | None) -> None:
+    def _check_contents(self, data: bytes | None) -> ModelVersions:
         """A clear error for a truncated or damaged file, and for external data that is
-        missing or outside the model's directory, before onnxruntime opens anything."""
+        missing or outside the model's directory, before onnxruntime opens anything; the
+        model's IR version and opsets."""
         where = str(self.path) if self.path else "<model bytes>"
         try:
             if data is not None:
@@ -202,6 +216,7 @@ class Model:
                 "onnx.utils.Extractor) and try again"
             )
         check_external(where, self.path.parent if self.path else None, found.refs)
+        return model_versions(found)
 
     def _open(self, ort, data: bytes | str, device: str):
         where = str(self.path) if self.path else "<model bytes>"

@@ -174,12 +174,15 @@ class Corrupt(Exception):
 
 @dataclass
 class WireModel:
-    """What the guard needs from a model: its external tensors and its unused initializers."""
+    """What the guard needs from a model: its external tensors and its unused initializers;
+    and what the version check needs: its IR version and opset imports."""
 
     refs: list = field(default_factory=list)  # (name, location, offset, length)
     initializers: list = field(default_factory=list)  # names (bytes) in the graphs
     used: set = field(default_factory=set)  # names that nodes take and graphs output
     graphs: int = 0  # the model's graph fields
+    ir_version: int = 0  # ModelProto.ir_version (the last value wins, as in protobuf)
+    opsets: dict = field(default_factory=dict)  # ModelProto.opset_import: {domain: version}
 
     @property
     def unused_initializers(self) -> int:
@@ -311,6 +314,9 @@ def _message(buf, start: int, end: int, kind: str, out: WireModel, depth: int):
                     offset, length = (int(text), length) if key == "offset" else (offset, int(text))
             elif kind == "ModelProto" and number == 7:
                 out.graphs += 1
+            elif kind == "ModelProto" and number == 8:
+                domain, version = got
+                out.opsets[domain] = version
             elif kind == "GraphProto" and number == 5:
                 out.initializers.append(got)
             elif kind == "GraphProto" and number == 12 and got is not None:
@@ -324,6 +330,10 @@ def _message(buf, start: int, end: int, kind: str, out: WireModel, depth: int):
                 external = v == _EXTERNAL
         elif kind == "StringStringEntryProto":
             entry[number - 1] = _text(buf, value)
+        elif kind == "OperatorSetIdProto":  # 1: domain, 2: version
+            entry[number - 1] = _text(buf, value) if number == 1 else value
+        elif kind == "ModelProto" and number == 1:
+            out.ir_version = value
         elif kind == "NodeProto" and number == 1:
             out.used.add(bytes(buf[value[0] : value[1]]))
         elif kind == "ValueInfoProto" and number == 1:
@@ -334,6 +344,8 @@ def _message(buf, start: int, end: int, kind: str, out: WireModel, depth: int):
         return name
     if kind == "StringStringEntryProto":
         return entry[0], entry[1]
+    if kind == "OperatorSetIdProto":
+        return entry[0] or "", entry[1] or 0
     if kind == "ValueInfoProto":
         return entry[0]
     return None

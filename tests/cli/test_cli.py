@@ -219,8 +219,11 @@ def test_schema(nnspec):
 
 
 def test_version(nnspec):
+    from importlib import metadata
+
     out = nnspec("--version")
-    assert out.returncode == 0 and out.stdout.startswith("nnspec 0.1")
+    # The installed distribution's version, written once in runtime/nnspec_runtime/_version.py.
+    assert out.returncode == 0 and out.stdout == f"nnspec {metadata.version('nnspec')}\n"
 
 
 def test_predict_header_without_the_feature_names_is_exit_2(trained, tmp_path, nnspec):
