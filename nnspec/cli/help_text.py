@@ -126,6 +126,14 @@ HELP: dict[str, tuple[str, list[str], list[str]]] = {
         ],
         [_INPUT + "; also a model whose nodes nnspec cannot express, or a failed check"],
     ),
+    "playground": (
+        "Start a local web app on 127.0.0.1 where a spec is edited with live validation (the "
+        "CLI's own messages) and trained on the Playground's 2-D sets, iris or mcycle, with "
+        "the loss, decision regions and hidden units drawn each epoch; the spec and the ONNX "
+        "model (parity-checked) download from the page. Needs the ui extra.",
+        ["nnspec playground", "nnspec playground specs/iris2d.yaml --port 8765 --no-browser"],
+        [_INPUT + "; also a port in use, or the ui extra missing"],
+    ),
     "completion": (
         "Print a shell completion script for nnspec's subcommands and options. Add "
         'eval "$(nnspec completion bash)" to ~/.bashrc, or eval "$(nnspec completion zsh)" '
