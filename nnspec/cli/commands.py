@@ -128,7 +128,10 @@ def _predict(args) -> int:
     from .. import atomic
     from ..data.predict_inputs import read_inputs, write_predictions
     from .device_options import open_model
+    from .predict_partitioned import predict_partitions, wants_partitions
 
+    if wants_partitions(args):  # a glob, a directory, Parquet or --engine: one file per input
+        return predict_partitions(args)
     if args.output:
         atomic.check_writable(args.output)
     model = open_model(args)
@@ -199,6 +202,7 @@ def parser() -> argparse.ArgumentParser:
     # Light (argparse only): it imports the runtime when a command runs.
     from .device_options import add_device_arguments
     from .modelbench import add_parser as add_bench
+    from .predict_partitioned import add_arguments as add_partition_arguments
 
     p = argparse.ArgumentParser(
         prog="nnspec",
@@ -248,9 +252,18 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("predict", help="run an exported model on a CSV or NPY file")
     s.add_argument("model", help=".onnx file written by nnspec")
-    s.add_argument("input", help="CSV (with or without a header row) or .npy of (rows, features)")
-    s.add_argument("-o", "--output", help="CSV to write (default: standard output)")
+    s.add_argument(
+        "input",
+        help="CSV (with or without a header row) or .npy of (rows, features); or Parquet/CSV "
+        "files to score one by one: a glob ('data/*.parquet'), a directory or a .parquet",
+    )
+    s.add_argument(
+        "-o",
+        "--output",
+        help="CSV to write (default: standard output); for several files, the directory",
+    )
     add_device_arguments(s)
+    add_partition_arguments(s)
     s.set_defaults(func=_predict)
 
     s = sub.add_parser(
