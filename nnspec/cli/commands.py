@@ -36,6 +36,11 @@ def _validate(args) -> int:
     print_summary(data)
     if report:
         print("\n".join(report.lines()))
+    if spec.sweep is not None:  # every trial is checked too, at the path or value at fault
+        from ..engines.trials import expand_trials
+
+        trials = expand_trials(spec)
+        print(f"sweep: {len(trials)} trials ({spec.sweep.method}), each a valid spec")
     print(f"{args.spec}: valid")
     return 0
 
@@ -203,6 +208,7 @@ def parser() -> argparse.ArgumentParser:
     from .device_options import add_device_arguments
     from .modelbench import add_parser as add_bench
     from .predict_partitioned import add_arguments as add_partition_arguments
+    from .sweep_command import add_parser as add_sweep
 
     p = argparse.ArgumentParser(
         prog="nnspec",
@@ -309,6 +315,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_init)
 
     add_bench(sub)
+    add_sweep(sub)
     return p
 
 
