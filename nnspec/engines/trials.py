@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import Issue, SpecError, format_path
+from ..errors import Issue, NnspecError, SpecError, format_path
 from ..spec.models import Spec, parse_spec
 from ..spec.sweep import MAX_TRIALS, RangeSpec
 from ..spec.yamlload import load_yaml
@@ -187,7 +187,10 @@ def expand_trials(spec: Spec, trials_dir: Path | None = None) -> list[Trial]:
                 )
             )
             continue
-        probes = values if isinstance(values, list) else [values.low, values.high]
+        probes = values
+        if isinstance(values, RangeSpec):  # its ends, as drawn values would be
+            ends = (values.low, values.high)
+            probes = [int(round(v)) if values.integer else v for v in ends]
         for i, value in enumerate(probes):
             at = (*where, i) if isinstance(values, list) else where
             data = copy.deepcopy(base)
@@ -223,9 +226,11 @@ def expand_trials(spec: Spec, trials_dir: Path | None = None) -> list[Trial]:
         try:
             trial_spec = parse_spec(text, str(target / f"{n:03d}.yaml"))
             pipeline.resolve(trial_spec, info)
-        except SpecError as e:
+        except NnspecError as e:  # a spec rule, a shape, or its data (a file not found)
             shown = ", ".join(f"{k} = {v!r}" for k, v in values.items())
-            wrong = "; ".join(f"{format_path(x.path)}: {x.message}" for x in e.issues)
+            wrong = str(e)
+            if isinstance(e, SpecError):
+                wrong = "; ".join(f"{format_path(x.path)}: {x.message}" for x in e.issues)
             issues.append(src.issue(("sweep", "space"), f"trial {n} ({shown}): {wrong}"))
         trials.append(Trial(n, values, text))
     if issues:
