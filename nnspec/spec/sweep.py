@@ -28,7 +28,7 @@ SWEEP_METRICS = ("val_loss", "val_accuracy", "val_mse", "val_r2")
 
 
 class RangeSpec(SpecModel):
-    """A range of numbers to draw from (``method: random`` only)."""
+    """A range of numbers to draw from (`method: random` only), as a value of `space`."""
 
     low: float = Field(description="Smallest value drawn.")
     high: float = Field(description="Largest value drawn (must exceed low).")
@@ -88,8 +88,8 @@ Values = Annotated[
 
 
 class SweepSpec(SpecModel):
-    """Hyperparameter search run by ``nnspec sweep``: each trial is this spec with the values
-    of ``space`` put in; the sweep itself is not part of a trial."""
+    """Hyperparameter search run by `nnspec sweep`: each trial is this spec with the values
+    of `space` put in; the sweep itself is not part of a trial."""
 
     method: Literal["grid", "random"] = Field(
         default="grid",
