@@ -287,12 +287,17 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
+    from .distributed import read_section as read_dask_section
+    from .distributed import replace_section as replace_dask_section
     from .gpu_proof import read_section, replace_section
 
     gpu = read_section(out)
+    dask = read_dask_section(out)  # by python -m bench.distributed: kept as it is
     out.write_text(text)
     if gpu:  # measured on a lent GPU machine by bench/gpu_proof.py: not this run's to drop
         replace_section(out, gpu)
+    if dask:
+        replace_dask_section(out, dask)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     for k, e in results["errors"].items():
