@@ -152,6 +152,7 @@ def run(args) -> dict:
     cores = default_workers()
     work = Path(tempfile.mkdtemp(prefix="nnspec-bench-dask-"))
     results = {"cores": cores, "rows": args.rows, "files": args.files, "scoring": [], "sweep": []}
+    results["argv"] = args.argv
     try:
         if "scoring" in args.only:
             model = work / "dbn.onnx"
@@ -183,6 +184,7 @@ def run(args) -> dict:
                     )
                     r["repeat"] = i
                     results["scoring"].append(r)
+                    save(args, results)
                     log(
                         f"  scoring {engine:<5} {r['rows_per_s']:>10,.0f} rows/s "
                         f"({r['scoring_s']:.1f} s, start-up {r['startup_s']:.1f} s)"
@@ -199,10 +201,17 @@ def run(args) -> dict:
                     )
                     r["repeat"] = i
                     results["sweep"].append(r)
+                    save(args, results)
                     log(f"  sweep {engine} x{workers}: {r['wall_s']:.2f} s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return results
+
+
+def save(args, results: dict) -> None:
+    """The raw results so far (a run stopped midway keeps what it measured)."""
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
 
 
 # -- the report ----------------------------------------------------------------------------
@@ -338,10 +347,17 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--only", default="scoring,sweep", help="scoring, sweep or both")
     p.add_argument("-o", "--output", default="docs/performance.md")
-    p.add_argument("--json", help="also write the raw results here")
+    p.add_argument("--json", help="also write the raw results here (after each run)")
+    p.add_argument("--from-json", help="render the section from results saved by --json")
     args = p.parse_args(argv)
+    args.argv = argv
     args.only = {s.strip() for s in args.only.split(",")}
-    results = run(args)
+    if args.from_json:
+        results = json.loads(Path(args.from_json).read_text())
+        argv = results.get("argv", argv)
+    else:
+        results = run(args)
+        results["argv"] = argv
     command = "python -m bench.distributed " + " ".join(argv)
     section = render(results, command.strip())
     print(section)

@@ -89,6 +89,8 @@ def predict_partitions(args) -> int:
         "keep": list(args.keep),
     }
     scoring.prepare_output(Path(args.output), record, args.resume)
+    if engine == "dask" and args.resume and all(scoring.is_complete(p) for p in parts):
+        engine, where = "local", "nothing left to score"  # no cluster to start for nothing
     if engine == "dask":
         with dask_client(args.scheduler, args.workers) as client:
             where = describe(client)
@@ -96,7 +98,8 @@ def predict_partitions(args) -> int:
                 parts, model_path, args.keep, engine="dask", client=client, resume=args.resume
             )
     else:
-        where = f"this process, device {model.device} ({model.provider})"
+        if args.engine != "dask":
+            where = f"this process, device {model.device} ({model.provider})"
         summary = scoring.score_partitions(parts, model_path, args.keep, resume=args.resume)
     skipped = f", {summary['skipped']} already complete" if summary["skipped"] else ""
     print(
