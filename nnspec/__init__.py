@@ -8,6 +8,7 @@ The public API::
     result = nnspec.train(spec)                     # a TrainResult: .network, .history, .metrics
     model = nnspec.export(result, "iris.onnx")      # parity checked, metrics in the metadata
     nnspec.compile(spec, "untrained.onnx")          # nnspec compile: seeded, untrained
+    nnspec.run_sweep(spec, "results/", workers=2)   # nnspec sweep (spec with a sweep: block)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ _LAZY = {
     "Spec": "spec.models",
     "load_spec": "spec.models",
     "History": "training.state",
+    "run_sweep": "engines.sweep",
 }
 
 
@@ -62,5 +64,6 @@ __all__ = [
     "export",
     "load_spec",
     "resolve",
+    "run_sweep",
     "train",
 ]

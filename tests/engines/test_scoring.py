@@ -314,3 +314,31 @@ def test_csv_outputs_read_as_single_process_writes_them(capfd, tmp_path, iris_mo
     code, single, _ = run(capfd, "predict", iris_model, src)
     rows = list(csv.reader(io.StringIO((tmp_path / "out" / "part-00.csv").read_text())))
     assert rows == list(csv.reader(io.StringIO(single)))  # the same text, cell for cell
+
+
+def test_a_nan_in_a_parquet_file_is_located(capfd, tmp_path, iris_model):
+    import pyarrow as pa
+
+    frame = iris_frame()
+    cols = {c: pa.array(frame[c].to_numpy()) for c in frame.columns}
+    x = frame["sepal_length"].to_numpy(np.float32).copy()
+    x[11] = np.inf
+    cols["sepal_length"] = pa.array(x)  # float32, a real inf (not a null)
+    (tmp_path / "in").mkdir()
+    pq.write_table(pa.table(cols), tmp_path / "in" / "a.parquet")
+    code, _, err = run(
+        capfd, "predict", iris_model, tmp_path / "in" / "a.parquet", "-o", tmp_path / "o"
+    )
+    assert code == 2
+    assert "a.parquet: row 11, column 'sepal_length': expected a finite number" in err
+
+
+def test_session_threads_are_capped_as_asked(iris_model):
+    from nnspec_runtime import Model
+    from nnspec_runtime.dask.sessions import threads_per_worker as share
+
+    model = Model(iris_model, device="cpu", intra_op_threads=1)
+    assert model.session.get_session_options().intra_op_num_threads == 1
+    assert [share(8, 3), share(2, 2), share(2, 4), share(16, 1)] == [2, 1, 1, 16]
+    with pytest.raises(ValueError, match="intra_op_threads must be a positive integer"):
+        Model(iris_model, intra_op_threads=0)
