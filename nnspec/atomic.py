@@ -36,6 +36,19 @@ def check_writable(path: str | Path) -> None:
         raise OutputError(f"{path}: the directory {parent} is not writable")
 
 
+def make_directory(path: str | Path, what: str) -> Path:
+    """``path`` as a directory (created with its parents if missing), or an error that says
+    why it cannot be one; ``what`` names it in the message ("the sweep's results (-o)")."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: is a file; expected a directory for {what}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot create the directory for {what}: {e.strerror}") from None
+    return path
+
+
 def write_bytes(path: str | Path, data: bytes) -> None:
     """Write to a temporary file in the same directory, fsync it, then rename over ``path``."""
     path = Path(path)

@@ -90,12 +90,7 @@ def prepare_output(out_dir: Path, record: dict, resume: bool) -> None:
     to); with ``resume``, refuse a directory that holds another run's outputs."""
     from .. import atomic
 
-    if out_dir.exists() and not out_dir.is_dir():
-        raise DataError(f"{out_dir}: is a file; expected a directory for the outputs (-o)")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DataError(f"{out_dir}: cannot create the output directory: {e.strerror}") from None
+    atomic.make_directory(out_dir, "the outputs (-o)")
     manifest = out_dir / MANIFEST
     if resume and manifest.exists():
         try:

@@ -81,13 +81,8 @@ def prepare_results(out: Path, trials: list[Trial]) -> dict[int, dict]:
     """Create ``out/trials`` and write each trial's spec; the results already there (of a
     run that was interrupted) by trial number. A directory that holds another sweep's trials
     is refused rather than mixed with this one."""
-    tdir = out / "trials"
-    if out.exists() and not out.is_dir():
-        raise DataError(f"{out}: is a file; expected a directory for the sweep's results (-o)")
-    try:
-        tdir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DataError(f"{tdir}: cannot create the directory: {e.strerror}") from None
+    atomic.make_directory(out, "the sweep's results (-o)")
+    tdir = atomic.make_directory(out / "trials", "the sweep's trials")
     done = {}
     for t in trials:
         spec_file, result_file = tdir / f"{t.stem}.yaml", tdir / f"{t.stem}.json"

@@ -184,7 +184,10 @@ def prediction_columns(model, pred) -> dict[str, np.ndarray]:
 
 class _Staged:
     """A temporary file beside ``path``, renamed over it on success (after fsync), removed
-    on failure: a reader of ``path`` sees no file or a whole one, never a part."""
+    on failure: a reader of ``path`` sees no file or a whole one, never a part.
+
+    nnspec/atomic.py does the same for nnspec's outputs; the runtime never imports nnspec
+    (workers that only score need only the runtime), so it keeps its own few lines."""
 
     def __init__(self, path: Path):
         self.path = path
