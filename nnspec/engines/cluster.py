@@ -69,6 +69,9 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, *, qui
         threads_per_worker=1,
         processes=True,
         dashboard_address=None,
+        # The workers' own logs: a task's failure is reported once, by the command, as a
+        # located error, not again as a worker's traceback.
+        silence_logs=logging.CRITICAL if quiet else logging.WARNING,
     )
     try:
         with distributed.Client(cluster) as client:

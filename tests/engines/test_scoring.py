@@ -136,6 +136,13 @@ def test_dask_engine_on_a_local_cluster_equals_the_local_engine(capfd, tmp_path,
         read_outputs([tmp_path / "dask" / p.name for p in inputs]),
         single_process(capfd, iris_model, frame, tmp_path),
     )
+    # A bad file on a worker is the command's located error, not a worker's traceback.
+    bad = frame.iloc[:10].copy()
+    bad.loc[3, "sepal_width"] = None
+    bad.to_parquet(tmp_path / "in" / "part-09.parquet", index=False)
+    code, out, err = run(capfd, *args, "-o", tmp_path / "bad", "--engine", "dask", "--workers", 2)
+    assert code == 2 and "Traceback" not in out + err
+    assert "part-09.parquet: row 3, column 'sepal_width': expected a number" in err
 
 
 @pytest.fixture(scope="module")
