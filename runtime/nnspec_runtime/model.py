@@ -221,7 +221,7 @@ class Model:
                 return install_hint(unloaded=unloaded, cuda_version=cuda_build(ort))
 
             try:
-                session = _session(ort, data, self.cuda_options.providers(), self.intra_op_threads)
+                session = self._new_session(ort, data, self.cuda_options.providers())
             except Exception as e:  # onnxruntime raises its own exception types
                 if device == "cuda":
                     raise DeviceError(self._refusal(ort, data, where, e, hint())) from None
@@ -237,9 +237,16 @@ class Model:
                     raise DeviceError(f"{where}: device='cuda' was asked for, but {why}; {hint()}")
                 self.fallback = f"{why}; {hint()}"
         try:
-            return _session(ort, data, [CPU], self.intra_op_threads), "cpu"
+            return self._new_session(ort, data, [CPU]), "cpu"
         except Exception as e:
             raise RuntimeModelError(f"{where}: not a loadable ONNX model: {e}") from None
+
+    def _new_session(self, ort, data, providers: list):
+        # The thread cap only when one is asked for: the session is otherwise made exactly as
+        # before (tests stand in for _session with its three arguments).
+        if self.intra_op_threads is None:
+            return _session(ort, data, providers)
+        return _session(ort, data, providers, self.intra_op_threads)
 
     def _refusal(self, ort, data, where: str, error: Exception, hint: str) -> str:
         """Why a CUDA session could not be made: the message of its ``DeviceError``, ending
