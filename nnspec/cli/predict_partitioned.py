@@ -95,12 +95,20 @@ def predict_partitions(args) -> int:
         with dask_client(args.scheduler, args.workers) as client:
             where = describe(client)
             summary = scoring.score_partitions(
-                parts, model_path, args.keep, engine="dask", client=client, resume=args.resume
+                parts,
+                model_path,
+                args.keep,
+                engine="dask",
+                client=client,
+                resume=args.resume,
+                device=args.device,
             )
     else:
         if args.engine != "dask":
             where = f"this process, device {model.device} ({model.provider})"
-        summary = scoring.score_partitions(parts, model_path, args.keep, resume=args.resume)
+        summary = scoring.score_partitions(
+            parts, model_path, args.keep, resume=args.resume, device=args.device
+        )
     skipped = f", {summary['skipped']} already complete" if summary["skipped"] else ""
     print(
         f"wrote {len(summary['scored'])} of {len(parts)} partitions ({summary['rows']:,} rows"

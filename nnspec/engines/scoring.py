@@ -140,19 +140,25 @@ def _clean_staged(parts: list[Partition]) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def score_local(parts, model_path: Path, keep: list[str], progress=None) -> list[dict]:
+def score_local(
+    parts, model_path: Path, keep: list[str], progress=None, device: str = "cpu"
+) -> list[dict]:
     """Every partition in this process, in order: onnxruntime's default threads (all cores)."""
     from nnspec_runtime.dask import score_file
 
     results = []
     with _progress(len(parts), progress) as bar:
         for part in parts:
-            results.append(score_file(part.input, part.output, model_path, keep=keep))
+            results.append(
+                score_file(part.input, part.output, model_path, keep=keep, device=device)
+            )
             bar.update()
     return results
 
 
-def score_dask(client, parts, model_path: Path, keep: list[str], progress=None) -> list[dict]:
+def score_dask(
+    client, parts, model_path: Path, keep: list[str], progress=None, device: str = "cpu"
+) -> list[dict]:
     """One Dask task per partition; results in partition order. A task that raises (bad
     data) stops the run with its error; a worker that dies has its tasks retried by Dask."""
     from distributed import as_completed
@@ -172,6 +178,7 @@ def score_dask(client, parts, model_path: Path, keep: list[str], progress=None) 
                 str(model_path.resolve()),
                 keep=keep,
                 threads=min(threads.values()) if threads else None,
+                device=device,
                 key=f"nnspec-score-{i}-{part.input.name}-{time.time_ns()}",
                 pure=False,
             )
@@ -212,15 +219,16 @@ def score_partitions(
     client=None,
     resume: bool = False,
     progress: bool | None = None,
+    device: str = "cpu",
 ) -> dict:
     """Score ``parts`` (skipping complete outputs with ``resume``); a summary dict with the
     per-partition results, the partitions skipped and the wall time."""
     t0 = time.perf_counter()
     todo = [p for p in parts if not (resume and is_complete(p))]
     if engine == "dask":
-        results = score_dask(client, todo, model_path, keep, progress) if todo else []
+        results = score_dask(client, todo, model_path, keep, progress, device) if todo else []
     else:
-        results = score_local(todo, model_path, keep, progress)
+        results = score_local(todo, model_path, keep, progress, device)
     _clean_staged(parts)
     return {
         "scored": todo,

@@ -254,12 +254,14 @@ def score_file(
     *,
     keep: list[str] | tuple[str, ...] = (),
     threads: int | None = None,
+    device: str = "cpu",
 ) -> dict:
     """Score the partition ``path`` into ``output`` (same format), atomically.
 
     Output columns: the ``keep`` columns as they were in the input, then ``label`` and one
     ``p_<class>`` float32 column per class (regression: one column per target), rows in input
-    order. Returns ``{"rows", "seconds", "peak_rss_bytes", "pid"}``.
+    order. ``device`` as ``Model`` takes it ("cpu", "cuda", "auto"), on the worker that
+    runs this. Returns ``{"rows", "seconds", "peak_rss_bytes", "pid", "device"}``.
     """
     pa = _arrow()
     t0 = time.perf_counter()
@@ -267,7 +269,7 @@ def score_file(
     fmt = partition_format(path)
     if partition_format(output) != fmt:
         raise PartitionError(f"{output}: expected a .{fmt} output for {path} (same format)")
-    model = worker_model(model_path, threads)
+    model = worker_model(model_path, threads, device)
     keep = list(keep)
     schema = input_schema(path)
     names = _feature_names(model, schema.names, path, keep)
@@ -297,6 +299,7 @@ def score_file(
         "seconds": time.perf_counter() - t0,
         "peak_rss_bytes": peak_rss(),
         "pid": os.getpid(),
+        "device": model.device,
     }
 
 
