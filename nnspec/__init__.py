@@ -6,8 +6,10 @@ The public API::
     network = nnspec.build_network(spec, seed=0)    # untrained; .parameters(), .forward(x)
     loss, grads = network.loss_and_gradients(x, y)
     result = nnspec.train(spec)                     # a TrainResult: .network, .history, .metrics
+    result = nnspec.train(spec, x, y, test=(xt, yt))  # arrays, DataFrames, pyarrow Tables
     model = nnspec.export(result, "iris.onnx")      # parity checked, metrics in the metadata
     nnspec.compile(spec, "untrained.onnx")          # nnspec compile: seeded, untrained
+    nnspec.import_onnx("torch.onnx", "net.yaml")    # nnspec import: spec + net.weights.npz
     nnspec.run_sweep(spec, "results/", workers=2)   # nnspec sweep (spec with a sweep: block)
 """
 
@@ -27,6 +29,7 @@ _LAZY = {
     "build_network": "pipeline",
     "compile": "pipeline",
     "export": "pipeline",
+    "import_onnx": "pipeline",
     "resolve": "pipeline",
     "train": "pipeline",
     "Spec": "spec.models",
@@ -60,6 +63,7 @@ __all__ = [
     "TrainResult",
     "__version__",
     "build_network",
+    "import_onnx",
     "compile",
     "export",
     "load_spec",

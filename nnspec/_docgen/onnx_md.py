@@ -7,7 +7,8 @@ the layer, ``x/Gemm``; the frame's are ``preprocess/...``, ``postprocess/...``,
 for layers in each kind's registry record (``LayerKind.docs``, with the tiny specs), for
 activations in the activation table. A test compares docs/onnx.md with ``onnx_reference()``
 and checks that every layer kind and activation has a row, so the page cannot drift from the
-exporter. Regenerate it with::
+exporter. The "Importing" section lists the patterns of ``nnspec import`` from its registry
+(onnxio/import_patterns.py). Regenerate it with::
 
     python -m nnspec._docgen.onnx_md > docs/onnx.md
 """
@@ -34,9 +35,11 @@ python -m nnspec._docgen.onnx_md > docs/onnx.md
 ```
 
 The exported graph has one input, `input`: float32 `(batch, features)`, or
-`(batch, channels, height, width)` for images, in the data's own units. Nodes are named after
-the layer that made them (`conv1/Conv`, `conv1/relu`), which is how they read in Netron; the
-layer's weights are initializers named `<layer>.weight`, `<layer>.bias` and so on. The opset is
+`(batch, channels, height, width)` for images, in the data's own units (a spec with categorical
+or imputed columns takes one input per raw column instead: see the last section). Nodes are
+named after the layer that made them (`conv1/Conv`, `conv1/relu`), which is how they read in
+Netron; the layer's weights are initializers named `<layer>.weight`, `<layer>.bias` and so on.
+The opset is
 `export.opset` (18 by default), with the lowest IR version that the opset needs.
 `onnx.checker.check_model(full_check=True)` and strict shape inference pass on every model
 before it is written, and every trained model is compared with the NumPy network in
@@ -242,6 +245,158 @@ def _table(cases: list[Case], first: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+IMPORTING = """\
+## Importing
+
+`nnspec import MODEL.onnx -o SPEC.yaml` goes the other way: a model written by
+`torch.onnx.export` (the TorchScript exporter, `dynamo=False`, opsets 9 to 17, and the dynamo
+exporter, IR 10, opset 18 and up), by skl2onnx (`MLPClassifier` with or without ZipMap,
+`MLPRegressor`, a `StandardScaler` before them) or by nnspec itself becomes a spec with `init:
+{from: SPEC.weights.npz}` and that weights file beside it. A model older than opset 13 is
+upgraded with `onnx.version_converter` first. The graph's main output (its float output; behind
+a ZipMap, the ZipMap's input) is followed back to the input, each node through one of the
+patterns below; the nodes must form a chain. Off the chain, only a classifier's label tail is
+allowed (ArgMax, ArrayFeatureExtractor of the class labels, which become `classes`, ZipMap,
+Cast, Reshape and shape arithmetic), and the labels it gives are checked too. A binary
+classifier's `Concat(1 - p, p)` of a Sigmoid unit (skl2onnx, nnspec) is one logistic unit with
+`loss: binary_cross_entropy`. Weights held in Constant nodes, or computed from constants by
+Transpose, Reshape, Cast and the like, are weights. Anything else is an error that names the
+node, its op type, where it sits and the supported ops, and nothing is written. Before writing,
+the spec is compiled and run in onnxruntime against the source on seeded inputs (rtol 1e-4, atol
+1e-5).
+
+A model whose output is a linear layer's (logits) imports as regression, whose `prediction` is
+that output; `--task classification` makes it a classifier with a softmax added (then checked
+against the softmax of the source's output). Layer names come from the graph: torch's
+`features.0.weight` or `/features/features.0/Conv` give `features.0`.
+"""
+
+
+def _importing() -> str:
+    from ..onnxio.import_patterns import PATTERNS
+
+    lines = ["| ONNX | ops | in the spec |", "|---|---|---|"]
+    seen = []
+    for pattern in PATTERNS.values():
+        if pattern in seen:
+            continue
+        seen.append(pattern)
+        ops = ", ".join(f"`{o}`" for o, p in PATTERNS.items() if p is pattern)
+        lines.append(f"| {_cell(pattern.pattern)} | {ops} | {_cell(pattern.becomes)} |")
+    return IMPORTING + "\n" + "\n".join(lines) + "\n"
+
+
+# -- tabular models ---------------------------------------------------------------------------
+
+TABULAR_SPEC = """\
+spec_version: 1
+name: onnx-doc-tabular
+task: classification
+input: {features: 5}
+classes: [a, b, c]
+preprocess: {categorical: [origin], impute: {strategy: median}}
+layers:
+  - {kind: dense, name: out, units: 3, activation: softmax}
+loss: cross_entropy
+"""
+
+TABULAR_INTRO = """\
+A spec with `preprocess.categorical` or `preprocess.impute` trains on a table's raw columns,
+and its graph takes them raw: **one input per feature column, named after the column, of
+shape `(batch,)`**: float32 for a numeric column (NaN for a missing value), string for a
+categorical one (the category's text; integers as their digits, `"4"`; `""` for a missing
+value). The graph imputes, one-hot encodes and concatenates them into the `(batch, features)`
+rows of the first layer: the numeric columns in feature order, then each categorical column's
+categories (sorted, as fitted on the training split), so the standardization that follows
+(`preprocess/Sub`, `preprocess/Div`, mean 0 and scale 1 for the one-hot columns) applies to the
+numeric columns only. The model's metadata `nnspec_tabular` lists the columns in that order,
+with each fill value and category list; `nnspec inspect` prints them.
+
+An unknown category, and a missing one, has the LabelEncoder's default index -1, which equals
+no position: all zeros, as scikit-learn's `OneHotEncoder(handle_unknown="ignore")`. With
+`preprocess.unknown: error` nnspec_runtime (and `nnspec predict`) refuse such a row, naming
+the column and the row, before the graph runs; plain onnxruntime still gets all zeros. The
+category lookup is ai.onnx.ml's `LabelEncoder` (opset 2) because ONNX's `Equal` takes strings
+only from opset 19 and nnspec exports opsets 13-22; onnxruntime's CPU provider runs every node
+here. On CUDA the string inputs and the LabelEncoder stay on the CPU (it has no CUDA kernel),
+so `strict=True` refuses a model with categorical columns.
+
+These rows come from a model with numeric columns `horsepower` (imputed) and `weight`, and a
+categorical column `origin` with the categories `europe`, `japan`, `usa` (every `Unsqueeze`
+reads the one int64 initializer `tabular.axis1`, `[1]`):
+"""
+
+TABULAR_EXAMPLE = """\
+With plain onnxruntime (no nnspec installed), one array per column:
+
+```python
+import numpy as np
+import onnxruntime as ort
+
+session = ort.InferenceSession("cars.onnx", providers=["CPUExecutionProvider"])
+feeds = {
+    "horsepower": np.array([130.0, np.nan], dtype=np.float32),  # NaN: imputed in the graph
+    "weight": np.array([3504.0, 2130.0], dtype=np.float32),
+    "origin": np.array(["usa", "japan"], dtype=object),  # strings; unknown ones: all zeros
+}
+probabilities, label = session.run(["probabilities", "label"], feeds)
+```
+
+`[i.name for i in session.get_inputs()]` lists the columns the model takes. nnspec_runtime
+does the same from a pandas DataFrame, a dict of columns or `csv.DictReader` rows
+(`Model("cars.onnx").predict(df)`), and checks them first.
+"""
+
+
+def tabular_doc_network():
+    """The untrained network of TABULAR_SPEC with the encoder the section describes."""
+    from ..data.tabular import Imputation, TabularEncoder
+    from ..pipeline import build_network
+    from ..spec.models import load_spec
+
+    network = build_network(load_spec(TABULAR_SPEC))
+    network.tabular = TabularEncoder(
+        ["horsepower", "weight"],
+        ["origin"],
+        {"origin": ["europe", "japan", "usa"]},
+        {"horsepower": 93.5},
+        {"horsepower": Imputation("median")},
+    )
+    return network
+
+
+def _tabular_table() -> str:
+    """The tabular front of a real export, one row per column kind."""
+    from ..onnxio.inspect import graph_listing
+    from ..pipeline import export
+
+    nodes, inits = graph_listing(export(tabular_doc_network()))
+    rows = [
+        ("numeric, imputed", "`horsepower` float32 `(batch,)`", "tabular/horsepower"),
+        ("numeric", "`weight` float32 `(batch,)`", "tabular/weight"),
+        ("categorical", "`origin` string `(batch,)`", "tabular/origin"),
+        ("all columns", "", "tabular/Concat"),
+    ]
+    lines = ["| column | graph input | ONNX nodes, in order | initializers |", "|---|---|---|---|"]
+    for what, given, prefix in rows:
+        shown = []
+        for node in nodes:
+            if node["name"] == prefix or node["name"].startswith(prefix + "/"):
+                attrs = ", ".join(f"{k}={_value(v)}" for k, v in node["attributes"].items())
+                shown.append(f"`{node['op_type']}`" + (f" ({attrs})" if attrs else ""))
+        dotted = prefix.replace("tabular/", "tabular.")
+        weights = [
+            f"`{t['name']}` {'×'.join(str(d) for d in t['dims']) or 'scalar'}"
+            for t in inits
+            if t["name"].startswith(dotted + ".")
+        ]
+        lines.append(
+            f"| {what} | {given or 'none'} | {_cell(' → '.join(shown))} "
+            f"| {_cell(', '.join(weights)) or 'none'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def onnx_reference() -> str:
     """The Markdown of docs/onnx.md, from real exports of tiny specs."""
     parts = [
@@ -258,6 +413,11 @@ def onnx_reference() -> str:
         "On a dense layer named `x`; a `conv2d` layer's activation is lowered the same way, "
         "after its Conv.\n",
         _table(_activation_cases(), "activation"),
+        "## Tabular models: raw columns in\n",
+        TABULAR_INTRO,
+        _tabular_table(),
+        TABULAR_EXAMPLE,
+        _importing(),
     ]
     return "\n".join(parts)
 

@@ -198,7 +198,12 @@ class _Reference:
         if "$ref" in schema:
             name = _ref_name(schema["$ref"])
             if name not in self.anchor_of and "properties" in self.defs.get(name, {}):
-                self._plan_object(f"`{path}`", _anchor(path), 2, name, self.defs[name], path)
+                title, anchor = f"`{path}`", _anchor(path)
+                if anchor in {sec.anchor for sec in self.sections}:
+                    # The same key under another union member (data.test of csv and of npz):
+                    # the model's name tells the sections apart.
+                    title, anchor = f"`{path}` ({name})", _anchor(path, name)
+                self._plan_object(title, anchor, 2, name, self.defs[name], path)
         elif "oneOf" in schema and not all("$ref" in m for m in schema["oneOf"]):
             # A value that is one of several shapes (a list, or a mapping): each on its own.
             for member in schema["oneOf"]:
@@ -209,8 +214,8 @@ class _Reference:
             self._plan_value(path, schema["items"], items=True, note=note)
         elif schema.get("type") == "object" and isinstance(
             schema.get("additionalProperties"), dict
-        ):  # a mapping of names to values (sweep.space): its values' own sections
-            self._plan_value(f"{path}.*", schema["additionalProperties"], note=note)
+        ):  # a mapping of names to values (impute.columns, sweep.space): the values' sections
+            self._plan_value(f"{path}.<name>", schema["additionalProperties"], note=note)
 
     def _plan_union(self, path: str, schema: dict, items: bool, note: str) -> None:
         union = _Section(f"`{path}`", _anchor(path), 2, path, items=items, note=note)

@@ -1,4 +1,5 @@
-"""The ``nnspec`` command: validate, compile, train, predict, inspect, schema, init, bench.
+"""The ``nnspec`` command: validate, compile, train, predict, evaluate, inspect, schema, init,
+bench.
 
 User errors print one located line each and exit with code 2; no traceback.
 """
@@ -19,11 +20,12 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 from .. import pipeline  # noqa: E402
 from .._version import __version__  # noqa: E402
 from ..errors import NnspecError  # noqa: E402
-from ..spec.models import load_spec  # noqa: E402
 
 
 def _validate(args) -> int:
-    spec = load_spec(args.spec)
+    from .overrides import load_spec_with_overrides
+
+    spec = load_spec_with_overrides(args.spec, args.overrides, args.data, args.target)
     io, rows = pipeline.resolve(spec)
     report = pipeline.check_pretrained(spec, io)  # weights that do not fit: now, not later
     from ..spec.shapes import print_summary, summary
@@ -31,9 +33,12 @@ def _validate(args) -> int:
     data = summary(spec, io, rows)
     if args.json:
         data["init"] = report.as_dict() if report else None
+        data["input_encoding"] = io.encoding
         print(json.dumps(data, indent=2))
         return 0
     print_summary(data)
+    if io.encoding:  # tabular data: how the first layer's inputs are made up
+        print(f"input features: {io.encoding}")
     if report:
         print("\n".join(report.lines()))
     if spec.sweep is not None:  # every trial is checked too, at the path or value at fault
@@ -46,7 +51,11 @@ def _validate(args) -> int:
 
 
 def _compile(args) -> int:
-    spec = load_spec(args.spec)
+    from .outputs import check_outputs, spec_inputs
+    from .overrides import load_spec_with_overrides
+
+    spec = load_spec_with_overrides(args.spec, args.overrides, args.data, args.target)
+    check_outputs({"model": args.output}, spec_inputs(spec))
     compiled = pipeline.compile(spec, args.output, seed=args.seed)
     if compiled.init:
         print("\n".join(compiled.init.lines()))
@@ -64,10 +73,12 @@ def _train(args) -> int:
 
     from .. import atomic
     from ..training.interrupt import TrainingInterrupted
+    from .outputs import check_outputs, spec_inputs
+    from .overrides import load_spec_with_overrides
 
-    spec = load_spec(args.spec)
-    for path in filter(None, (args.output, args.metrics)):
-        atomic.check_writable(path)
+    spec = load_spec_with_overrides(args.spec, args.overrides, args.data, args.target)
+    inputs = spec_inputs(spec, args.resume)
+    check_outputs({"model": args.output, "metrics": args.metrics}, inputs)
     if args.plots:  # matplotlib missing or DIR unwritable: say so before training, not after
         from ..plots.command import prepare_plot_directory
 
@@ -81,6 +92,9 @@ def _train(args) -> int:
         )
     except TrainingInterrupted as e:
         command = ["nnspec", "train", args.spec, "-o", args.output]
+        command += [f"--set={o}" for o in args.overrides]
+        command += ["--data", args.data] if args.data else []
+        command += ["--target", args.target] if args.target else []
         command += ["--metrics", args.metrics] if args.metrics else []
         command += ["--quiet"] if args.quiet else []
         command += ["--plots", args.plots] if args.plots else []
@@ -94,7 +108,9 @@ def _train(args) -> int:
     if not args.quiet:
         if result.init:
             print("\n".join(result.init.lines()))
-        _print_train_summary(result, record["parity"], args)
+        # With --metrics -, the JSON is standard output: the summary goes to standard error.
+        out = sys.stderr if args.metrics == atomic.STDOUT else sys.stdout
+        _print_train_summary(result, record["parity"], args, out)
     if args.plots:
         from ..plots.command import write_plots
 
@@ -114,35 +130,45 @@ def _seed(text: str) -> int:
     return value
 
 
-def _print_train_summary(result, parity: dict, args) -> None:
+def _print_train_summary(result, parity: dict, args, out=None) -> None:
+    out = out or sys.stdout
     h = result.history
     stop = f", stopped early (best epoch {h.best_epoch})" if h.stopped_early else ""
     resumed = f", resumed from {result.resumed_from}" if result.resumed_from else ""
-    print(f"{result.spec.name}: {h.epochs_run} epochs in {result.seconds:.2f} s{resumed}{stop}")
+    print(
+        f"{result.spec.name}: {h.epochs_run} epochs in {result.seconds:.2f} s{resumed}{stop}",
+        file=out,
+    )
     if result.metrics:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
-        print(f"test: {shown}")
+        print(f"test: {shown}", file=out)
     print(
         f"parity (onnxruntime {parity['provider']} vs NumPy, {parity['samples']} samples): "
-        f"max abs err {parity['max_abs_err']:.2e}, max rel err {parity['max_rel_err']:.2e}"
+        f"max abs err {parity['max_abs_err']:.2e}, max rel err {parity['max_rel_err']:.2e}",
+        file=out,
     )
-    print(f"wrote {args.output}" + (f" and {args.metrics}" if args.metrics else ""))
+    print(f"wrote {args.output}" + (f" and {args.metrics}" if args.metrics else ""), file=out)
 
 
 def _predict(args) -> int:
     from .. import atomic
     from ..data.predict_inputs import read_inputs, write_predictions
     from .device_options import open_model
+    from .outputs import check_outputs
     from .predict_partitioned import predict_partitions, wants_partitions
 
-    if wants_partitions(args):  # a glob, a directory, Parquet or --engine: one file per input
+    if wants_partitions(args):  # a glob, a directory, Parquet to a directory or --engine
         return predict_partitions(args)
-    if args.output:
-        atomic.check_writable(args.output)
+    model_data = Path(args.model).with_name(Path(args.model).name + ".data")
+    inputs = {"model": args.model, "model's data file": model_data, "input": args.input}
+    check_outputs({"predictions": args.output}, inputs)
     model = open_model(args)
-    x = read_inputs(Path(args.input), model.feature_names, model.n_features)
-    text = write_predictions(model.predict(x))
-    if args.output:
+    if model.columns is not None:  # a tabular model: raw columns by name
+        x, text = _predict_columns(model, Path(args.input))
+    else:
+        x = read_inputs(Path(args.input), model.feature_names, model.n_features)
+        text = write_predictions(model.predict(x))
+    if args.output and args.output != atomic.STDOUT:
         atomic.write_text(args.output, text)
         print(
             f"wrote {args.output}: {len(x)} rows, device {model.device} ({model.provider})",
@@ -151,6 +177,16 @@ def _predict(args) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _predict_columns(model, path: Path):
+    """(the rows, the predictions' CSV) of a tabular model; a bad cell is named by the file's
+    line and the column."""
+    from ..data.predict_inputs import write_predictions
+    from .evaluate import predict_raw_columns
+
+    columns, pred = predict_raw_columns(model, path)
+    return next(iter(columns.values())), write_predictions(pred)
 
 
 def _inspect(args) -> int:
@@ -187,10 +223,12 @@ def _schema(args) -> int:
 
 
 def _init(args) -> int:
+    from ..atomic import check_not_input
     from .starter import write_starter
 
     path = Path(args.path)
     data = Path(args.from_data) if args.from_data else None
+    check_not_input({"spec": path}, {"data file": data})
     facts = write_starter(path, task=args.task, data=data, target=args.target, force=args.force)
     if facts.kind == "builtin":
         source = f"built-in {facts.source} data"
@@ -206,6 +244,7 @@ def _init(args) -> int:
 def parser() -> argparse.ArgumentParser:
     # Light (argparse only): it imports the runtime when a command runs.
     from .device_options import add_device_arguments
+    from .import_cmd import add_parser as add_import
     from .modelbench import add_parser as add_bench
     from .predict_partitioned import add_arguments as add_partition_arguments
     from .sweep_command import add_parser as add_sweep
@@ -221,18 +260,24 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("validate", help="check a spec and print its layer/shape/parameter table")
     s.add_argument("spec", help="YAML spec file")
     s.add_argument("--json", action="store_true", help="print the summary as JSON")
+    from .overrides import add_override_arguments
+
+    add_override_arguments(s)
     s.set_defaults(func=_validate)
 
     s = sub.add_parser("compile", help="export a seeded, untrained network to ONNX")
     s.add_argument("spec", help="YAML spec file")
     s.add_argument("-o", "--output", required=True, help="path of the .onnx file to write")
     s.add_argument("--seed", type=_seed, default=None, help="weight seed (default: train.seed)")
+    add_override_arguments(s)
     s.set_defaults(func=_compile)
 
     s = sub.add_parser("train", help="train a spec, export ONNX, check parity, print metrics")
     s.add_argument("spec", help="YAML spec file")
     s.add_argument("-o", "--output", required=True, help="path of the .onnx file to write")
-    s.add_argument("--metrics", help="also write the metrics as JSON to this path")
+    s.add_argument(
+        "--metrics", help="also write the metrics as JSON to this path (-: standard output)"
+    )
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
     s.add_argument(
         "--checkpoint",
@@ -254,19 +299,21 @@ def parser() -> argparse.ArgumentParser:
         help="after training, write the plots that apply (history, fit, regions, filters) as "
         'PNGs into DIR (created if missing); needs pip install "nnspec[plot]"',
     )
+    add_override_arguments(s)
     s.set_defaults(func=_train)
 
     s = sub.add_parser("predict", help="run an exported model on a CSV or NPY file")
     s.add_argument("model", help=".onnx file written by nnspec")
     s.add_argument(
         "input",
-        help="CSV (with or without a header row) or .npy of (rows, features); or Parquet/CSV "
-        "files to score one by one: a glob ('data/*.parquet'), a directory or a .parquet",
+        help="CSV (with or without a header row), Parquet or .npy of (rows, features); or "
+        "Parquet/CSV files to score one by one: a glob ('data/*.parquet') or a directory",
     )
     s.add_argument(
         "-o",
         "--output",
-        help="CSV to write (default: standard output); for several files, the directory",
+        help="CSV to write (default, or -: standard output); for several files (or a Parquet "
+        "file scored to Parquet), the directory",
     )
     add_device_arguments(s)
     add_partition_arguments(s)
@@ -315,6 +362,10 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_init)
 
     add_bench(sub)
+    add_import(sub)
+    from .evaluate import add_parser as add_evaluate
+
+    add_evaluate(sub)
     add_sweep(sub)
     return p
 

@@ -46,8 +46,17 @@ def add_parser(sub) -> None:
 def bench_command(args) -> int:
     from nnspec_runtime.bench import PATHS, measure, table
 
+    from .. import untrusted
+    from ..errors import NnspecError
+
     model = open_model(args, chunk_size=args.chunk_size)
     path = "iobinding" if args.iobinding else "run"
+    for batch in args.batch:
+        # The input batch, its float32 copy and the outputs: refused before it is allocated.
+        row = 4 * (model.n_features or 1)
+        untrusted.check_allocation(
+            batch * (2 * row + 64), f"--batch {batch} ({batch:,} rows of {row} bytes)", NnspecError
+        )
     results = [
         measure(model, batch, path, repeats=args.repeats, warmup=args.warmup)
         for batch in args.batch

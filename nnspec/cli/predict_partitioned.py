@@ -57,7 +57,12 @@ def wants_partitions(args) -> bool:
 
     if args.engine is not None or glob.has_magic(args.input) or Path(args.input).is_dir():
         return True
-    return FORMATS.get(Path(args.input).suffix.lower()) == "parquet"
+    if FORMATS.get(Path(args.input).suffix.lower()) != "parquet" or not args.output:
+        return False
+    # One Parquet file: to a directory (-o out/) it is one partition, Parquet out; to a CSV
+    # file or standard output it is the single-file predict.
+    out = Path(args.output)
+    return args.output != "-" and (out.is_dir() or out.suffix.lower() not in {".csv", ".txt"})
 
 
 def predict_partitions(args) -> int:

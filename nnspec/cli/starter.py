@@ -55,6 +55,12 @@ class DataFacts:
     outputs: int  # classes, or regression targets
     class_names: list[str] | None
     why_task: str  # how the task was chosen, for the header comment
+    # A CSV's raw columns (``nnspec/data/tabular.py``): text columns to one-hot encode,
+    # numeric columns with empty cells, and columns left out (name -> why).
+    categorical: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    left_out: tuple[tuple[str, str], ...] = ()
+    feature_names: tuple[str, ...] = ()
 
 
 def package_schema() -> Path:
@@ -115,20 +121,49 @@ def _csv_target_values(path: Path, target: str | None) -> tuple[str, list[str]]:
     return target, [table.text(row, j) for row in table.rows]
 
 
+def _csv_columns(path: Path, target: str) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    """(text columns to one-hot encode, numeric columns with missing cells, columns to leave
+    out with why) of a CSV's feature columns: a text column of nearly one value per row (a
+    name, an identifier) or over the category limit, and an empty column, are left out."""
+    from ..data.csv_table import MISSING
+    from ..spec.models import MAX_CATEGORIES
+
+    table = csv_table.read(path)
+    categorical, missing, left_out = [], [], []
+    for j, name in enumerate(table.header):
+        if name == target:
+            continue
+        cells = [table.text(row, j) for row in table.rows]
+        present = [c for c in cells if c not in MISSING]
+        if not present:
+            left_out.append((name, "entirely empty"))
+            continue
+        if all(_finite(c) for c in present):
+            if len(present) < len(cells):
+                missing.append(name)
+            continue
+        distinct = len(set(present))
+        if distinct > MAX_CATEGORIES or (distinct > 20 and distinct > len(present) // 2):
+            left_out.append((name, f"text with {distinct} distinct values in {len(cells)} rows"))
+        else:
+            categorical.append(name)
+    return categorical, missing, left_out
+
+
+def _finite(cell: str) -> bool:
+    try:
+        return math.isfinite(float(cell))
+    except ValueError:
+        return False
+
+
 def _npz_target(path: Path, target: str):
     """The array of targets of an NPZ archive."""
-    import numpy as np
 
-    try:
-        with np.load(path, allow_pickle=False) as archive:  # never unpickle a data file
-            if target not in archive.files:
-                raise DataError(
-                    f"{path}: no array {target!r}; the archive holds: "
-                    f"{', '.join(archive.files) or 'none'}"
-                )
-            y = archive[target]
-    except (ValueError, OSError, EOFError) as e:
-        raise DataError(f"{path}: not a readable .npz archive: {e}") from None
+    from .. import untrusted
+
+    # Through nnspec.untrusted: entries by name and size before decompressing, no pickle.
+    y = untrusted.read_npz(path, str(path), DataError, keys=[target])[target]
     return y
 
 
@@ -156,8 +191,18 @@ def read_data(data: Path, spec_path: Path, task: str | None, target: str | None)
         why = f"task guessed from {target!r}: {why} (nnspec init --task decides otherwise)"
     else:
         why = "task given with --task"
+    categorical, missing, left_out, features = [], [], [], None
     if suffix == ".csv":
-        loaded = datamod.load_csv(data, target, None, task)
+        categorical, missing, left_out = _csv_columns(data, target)
+        plan = None
+        if categorical or missing or left_out:
+            from ..data.tabular import Imputation, TabularPlan
+
+            header = csv_table.read_header(data)
+            out = {name for name, _ in left_out}
+            features = [h for h in header if h != target and h not in out]
+            plan = TabularPlan([], categorical, impute_default=Imputation("median"))
+        loaded = datamod.load_csv(data, target, features, task, plan)
     else:
         loaded = datamod.load_npz(data, "x", target, task)
     info = loaded.info
@@ -181,6 +226,10 @@ def read_data(data: Path, spec_path: Path, task: str | None, target: str | None)
         outputs=info.outputs,
         class_names=info.class_names,
         why_task=why,
+        categorical=tuple(categorical),
+        missing=tuple(missing),
+        left_out=tuple(left_out),
+        feature_names=tuple(features or ()),
     )
 
 
@@ -296,7 +345,11 @@ def starter_text(path: Path, d: DataFacts, schema: str) -> str:
             "digits, digits28)."
         )
     elif d.kind == "csv":
-        data = f"data: {{csv: {_flow(d.source)}, target: {_flow(d.target)}, test_fraction: 0.2}}"
+        picked = f", features: {_flow(list(d.feature_names))}" if d.left_out else ""
+        data = (
+            f"data: {{csv: {_flow(d.source)}, target: {_flow(d.target)}{picked}, "
+            "test_fraction: 0.2}"
+        )
         data_comment = "paths are relative to this file"
         data_help = (
             "Training data: a CSV with a header row; the other columns are the features "
@@ -306,7 +359,14 @@ def starter_text(path: Path, d: DataFacts, schema: str) -> str:
         data = f"data: {{npz: {_flow(d.source)}, x: x, y: {_flow(d.target)}, test_fraction: 0.2}}"
         data_comment = "paths are relative to this file"
         data_help = "Training data: an .npz archive (loaded without pickle)."
-    if d.shape is not None:
+    tabular = bool(d.categorical or d.missing or d.left_out)
+    if tabular:
+        size, size_comment = (
+            "",
+            "The input size is read from the data: one value per numeric column plus one per "
+            "category of each categorical column (nnspec validate shows the sum).",
+        )
+    elif d.shape is not None:
         size = f"input: {{shape: {_flow(list(d.shape))}}}"
         size_comment = "one image: [channels, height, width]"
     else:
@@ -325,7 +385,30 @@ def starter_text(path: Path, d: DataFacts, schema: str) -> str:
     ]
     if classification and d.class_names and len(d.class_names) <= MAX_LISTED_CLASSES:
         body.append((f"classes: {_flow(d.class_names)}", "as in the data, in this order"))
-    if classification:
+    for name, why in d.left_out:
+        body.append(("", f"Column {name!r} is left out of data.features: {why}."))
+    if tabular:
+        body.append(("preprocess:", "fitted on the training split, all inside the ONNX graph"))
+        body.append(("  standardize: true", "numeric columns: zero mean, unit variance"))
+        if classification is False:
+            body.append(("  standardize_target: true", "undone in the ONNX"))
+        if d.categorical:
+            body.append(
+                (
+                    f"  categorical: {_flow(list(d.categorical))}",
+                    "text columns: one-hot encoded over the categories seen in training",
+                )
+            )
+            body.append(("  unknown: ignore", "an unseen category: all zeros (or: error)"))
+        if d.missing:
+            body.append(
+                (
+                    "  impute: {strategy: median}",
+                    f"{', '.join(d.missing)} {'has' if len(d.missing) == 1 else 'have'} "
+                    "empty cells; or mean, most_frequent, {strategy: constant, value: 0}",
+                )
+            )
+    elif classification:
         body.append(("preprocess: {standardize: true}", "zero mean, unit variance; in the ONNX"))
     else:
         body.append(

@@ -1,4 +1,4 @@
-"""Data: built-in datasets, CSV and NPZ files, deterministic (stratified) splits.
+"""Data: built-in datasets, CSV, NPZ and IDX files, deterministic (stratified) splits.
 
 Everything here returns float64 inputs ``x`` of shape (samples, features) and targets ``y``:
 class indices (samples,) int64 for classification, (samples, outputs) float64 for regression.
@@ -10,7 +10,6 @@ import gzip
 import io
 import math
 import zipfile
-import zlib
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -18,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import untrusted
 from ..errors import DataError
-from . import csv_table
+from . import csv_table, fast_csv, tabular
 
 
 @dataclass(frozen=True)
@@ -32,21 +32,47 @@ class DataInfo:
     target_names: list[str]
     class_names: list[str] | None
     shape: tuple[int, ...] | None = None  # (channels, height, width) when rows are images
+    encoding: str | None = None  # tabular data: "6 numeric + origin (3) = 9"
+    # The validation split is given (in-memory or a `validation:` source), not cut from the
+    # training data: early stopping then needs no validation_fraction.
+    fixed_validation: bool = False
 
 
 @dataclass(frozen=True)
 class Dataset:
+    """``x`` (samples, features) float64 as the network takes it, ``y`` the targets.
+
+    Tabular data (``preprocess.categorical`` or ``impute``) also keeps its raw ``columns``
+    (a column table, ``nnspec/data/tabular.py``), the file line of each row (``lines``, or
+    None) and the ``encoder`` fitted on the training split that made ``x`` from them.
+    """
+
     x: np.ndarray
     y: np.ndarray
     info: DataInfo
     source: str
+    columns: dict[str, np.ndarray] | None = None
+    lines: np.ndarray | None = None
+    encoder: object | None = None  # a tabular.TabularEncoder
 
     def take(self, idx: np.ndarray) -> Dataset:
-        return Dataset(self.x[idx], self.y[idx], self.info, self.source)
+        columns = None if self.columns is None else tabular.take(self.columns, idx)
+        lines = None if self.lines is None else self.lines[idx]
+        return Dataset(
+            self.x[idx], self.y[idx], self.info, self.source, columns, lines, self.encoder
+        )
 
 
 _IRIS_CLASSES = ["setosa", "versicolor", "virginica"]
 _DIGIT_CLASSES = [str(d) for d in range(10)]
+_DIGITS28 = DataInfo(
+    784,
+    10,
+    [f"pixel_{r}_{c}" for r in range(28) for c in range(28)],
+    ["digit"],
+    _DIGIT_CLASSES,
+    (1, 28, 28),
+)
 BUILTIN_INFO = {
     "iris": DataInfo(
         4,
@@ -64,14 +90,8 @@ BUILTIN_INFO = {
         _DIGIT_CLASSES,
         (1, 8, 8),
     ),
-    "digits28": DataInfo(
-        784,
-        10,
-        [f"pixel_{r}_{c}" for r in range(28) for c in range(28)],
-        ["digit"],
-        _DIGIT_CLASSES,
-        (1, 28, 28),
-    ),
+    "digits28": _DIGITS28,
+    "mnist5k": _DIGITS28,  # real MNIST: the same 28x28 pixels and ten digits
 }
 
 
@@ -104,6 +124,14 @@ def _builtin(name: str) -> tuple[np.ndarray, np.ndarray]:
             # Separable upscaling: each image I (8x8) becomes R I R^T (28x28).
             x = np.einsum("ij,njk,lk->nil", r, x.reshape(-1, 8, 8), r).reshape(-1, 784)
         return x, y
+    if name == "mnist5k":
+        # 5,000 real MNIST digits (see datasets/README.md): 784 pixels 0..255, then the label.
+        raw = np.loadtxt(
+            io.BytesIO(gzip.decompress(_resource_bytes("mnist_5k.csv.gz"))),
+            delimiter=",",
+            dtype=np.float64,
+        )
+        return raw[:, :784], raw[:, 784].astype(np.int64)
     table = csv_table.parse(_resource_bytes(f"{name}.csv").decode(), f"builtin:{name}")
     if name == "iris":
         x = table.numbers(range(4))
@@ -146,14 +174,17 @@ def load_builtin(name: str, features: list[str] | None = None, task: str = "") -
     return Dataset(x[:, cols].copy(), y.copy(), info, f"builtin:{name}")
 
 
-def _class_encode(labels: list[str], where: str) -> tuple[np.ndarray, list[str]]:
-    """Labels -> indices into the sorted class names (numeric labels sort numerically)."""
+def _class_encode(
+    labels: list[str], where: str, held_out: bool = False
+) -> tuple[np.ndarray, list[str]]:
+    """Labels -> indices into the sorted class names (numeric labels sort numerically).
+    ``held_out``: a fixed validation or test part, which may hold a single class."""
     unique = sorted(set(labels))
     try:
         unique = sorted(unique, key=float)
     except ValueError:
         pass
-    if len(unique) < 2:
+    if len(unique) < 2 and not held_out:
         raise DataError(f"{where}: expected at least 2 classes in the target, found {unique}")
     index = {c: i for i, c in enumerate(unique)}
     return np.array([index[v] for v in labels], dtype=np.int64), unique
@@ -172,10 +203,33 @@ def _bad_label(label: str) -> str | None:
     return None
 
 
-def load_csv(path: Path, target: str | list[str], features: list[str] | None, task: str) -> Dataset:
-    """Read a CSV with a header row. Errors name the file, row and column."""
-    table = csv_table.read(path)
+def load_csv(
+    path: Path,
+    target: str | list[str],
+    features: list[str] | None,
+    task: str,
+    plan: tabular.TabularPlan | None = None,
+    *,
+    held_out: bool = False,
+) -> Dataset:
+    """Read a CSV with a header row. Errors name the file, row and column.
+
+    With a tabular ``plan`` (its ``features`` are filled in here), the features come back as
+    raw ``columns`` (categories as text, missing numbers as NaN where imputed) and ``x`` is
+    (samples, 0) until an encoder fitted on the training split encodes them.
+
+    Without one, a plain numeric file (class labels may be text) is parsed by NumPy in C
+    (``fast_csv``); any other, and any file with a mistake in it, by the located reader,
+    which says where the mistake is. ``held_out``: a fixed validation or test part, which may
+    hold a single class.
+    """
     targets = [target] if isinstance(target, str) else list(target)
+    if plan is None:
+        label = targets[0] if task == "classification" else None
+        fast = fast_csv.read_numeric(path, label)
+        if fast is not None:
+            return _from_numeric(fast, path, targets, features, task, held_out)
+    table = csv_table.read(path)
     feats = features or [h for h in table.header if h not in targets]
     # Every column used must be in the header, once, with a name: a duplicated 'a' would
     # otherwise be read twice from its first column.
@@ -186,7 +240,13 @@ def load_csv(path: Path, target: str | list[str], features: list[str] | None, ta
             f"{path}:{table.header_line}: no feature columns left besides the target {targets}"
         )
     tcols, fcols = cols[: len(targets)], cols[len(targets) :]
-    x = table.numbers(fcols)
+    columns = None
+    if plan is None:
+        x = table.numbers(fcols)
+    else:
+        plan = plan.with_features(feats)
+        columns = tabular.columns_from_table(table, plan, fcols)
+        x = np.zeros((len(table.rows), 0))
     if task == "classification":
         labels = [table.text(row, tcols[0]) for row in table.rows]
         for row, label in zip(table.rows, labels, strict=True):
@@ -195,10 +255,33 @@ def load_csv(path: Path, target: str | list[str], features: list[str] | None, ta
                 raise DataError(
                     f"{path}:{row.line}: column '{targets[0]}': expected a class label, got {why}"
                 )
-        y, classes = _class_encode(labels, str(path))
+        y, classes = _class_encode(labels, str(path), held_out)
         info = DataInfo(len(feats), len(classes), feats, targets[:1], classes)
     else:
         y = table.numbers(tcols)
+        info = DataInfo(len(feats), len(tcols), feats, targets, None)
+    if columns is not None:
+        return Dataset(x, y, info, str(path), columns, table.lines)
+    return Dataset(x, y, info, str(path))
+
+
+def _from_numeric(fast, path: Path, targets, features, task: str, held_out: bool) -> Dataset:
+    """``load_csv`` of a file that the fast path read: the same checks of the header, the
+    same Dataset."""
+    table = fast.header
+    feats = features or [h for h in table.header if h not in targets]
+    cols = table.locate(targets + feats, "or list the features to use in data.features")
+    if not feats:
+        raise DataError(
+            f"{path}:{table.header_line}: no feature columns left besides the target {targets}"
+        )
+    tcols, fcols = cols[: len(targets)], cols[len(targets) :]
+    x = fast_csv.columns(fast.values, fcols)
+    if task == "classification":
+        y, classes = _class_encode(fast.labels, str(path), held_out)
+        info = DataInfo(len(feats), len(classes), feats, targets[:1], classes)
+    else:
+        y = np.ascontiguousarray(fast_csv.columns(fast.values, tcols))
         info = DataInfo(len(feats), len(tcols), feats, targets, None)
     return Dataset(x, y, info, str(path))
 
@@ -221,39 +304,26 @@ def _kind(a: np.ndarray) -> str:
     return f"{a.dtype} ({_KINDS.get(a.dtype.kind, 'expected numbers')})"
 
 
-def _npz_array(archive, path: Path, key: str) -> np.ndarray:
-    try:
-        return archive[key]
-    except ValueError as e:
-        if "allow_pickle" in str(e):
-            raise DataError(
-                f"{path}: array '{key}': cannot load without pickle: it is an object array "
-                "(dtype object), and unpickling a data file could run code, so nnspec never "
-                "does; save it as numbers (e.g. np.asarray(a, dtype=np.float64)) or strings"
-            ) from None
-        raise DataError(f"{path}: array '{key}': not a readable .npy array: {e}") from None
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        raise DataError(f"{path}: array '{key}': damaged in the archive: {e}") from None
+def _read_npz_arrays(path: Path, xkey: str, ykey: str) -> tuple[np.ndarray, np.ndarray]:
+    """The two arrays, through the untrusted-input layer: entries checked by name and declared
+    size before anything is decompressed (a deflate bomb is refused), headers before
+    allocating, no pickle; the archive's other arrays are never decompressed."""
+    if path.is_file() and not zipfile.is_zipfile(path):
+        try:
+            with untrusted.open_regular(path, "data file") as f:
+                magic = f.read(6)
+        except DataError:
+            magic = b""
+        if magic == b"\x93NUMPY":
+            raise DataError(f"{path}: a single .npy array, not an .npz archive of named arrays")
+    if not path.exists() and not path.is_symlink():
+        raise DataError(f"{path}: data file not found")
+    arrays = untrusted.read_npz(path, str(path), DataError, keys=dict.fromkeys((xkey, ykey)))
+    return arrays[xkey], arrays[ykey]
 
 
-def load_npz(path: Path, xkey: str, ykey: str, task: str) -> Dataset:
-    try:
-        # allow_pickle=False: an .npz may come from anyone, and unpickling runs code.
-        loaded = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise DataError(f"{path}: data file not found") from None
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{path}: not a readable .npz archive: {e}") from None
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise DataError(f"{path}: a single .npy array, not an .npz archive of named arrays")
-    with loaded as archive:
-        names = archive.files
-        for key in (xkey, ykey):
-            if key not in names:
-                raise DataError(
-                    f"{path}: no array '{key}'; the archive holds: {', '.join(names) or 'none'}"
-                )
-        x, y = _npz_array(archive, path, xkey), _npz_array(archive, path, ykey)
+def load_npz(path: Path, xkey: str, ykey: str, task: str, held_out: bool = False) -> Dataset:
+    x, y = _read_npz_arrays(path, xkey, ykey)
     if x.ndim not in (2, 3, 4):
         raise DataError(
             f"{path}: array '{xkey}': expected numbers of shape (samples, features), "
@@ -275,6 +345,7 @@ def load_npz(path: Path, xkey: str, ykey: str, task: str) -> Dataset:
         raise DataError(
             f"{path}: array '{ykey}': expected {len(x)} targets like '{xkey}', got shape {y.shape}"
         )
+    untrusted.check_allocation(x.size * 8, f"{path}: array '{xkey}' as float64")
     x = x.astype(np.float64)
     _check_finite(x, path, xkey)
     feats = [f"x{i}" for i in range(x.shape[1])]
@@ -296,7 +367,7 @@ def load_npz(path: Path, xkey: str, ykey: str, task: str) -> Dataset:
                 raise DataError(
                     f"{path}: array '{ykey}' at index {i}: expected a class label, got {why}"
                 )
-        yi, classes = _class_encode(labels, f"{path}: array '{ykey}'")
+        yi, classes = _class_encode(labels, f"{path}: array '{ykey}'", held_out)
         info = DataInfo(x.shape[1], len(classes), feats, [ykey], classes, shape)
         return Dataset(x, yi, info, str(path))
     if y.dtype.kind not in _REAL:
@@ -311,12 +382,30 @@ def load_npz(path: Path, xkey: str, ykey: str, task: str) -> Dataset:
     return Dataset(x, y, DataInfo(x.shape[1], y.shape[1], feats, targets, None, shape), str(path))
 
 
+def load_idx(images: Path, labels: Path, task: str, held_out: bool = False) -> Dataset:
+    """Images and labels from two IDX files (the MNIST format): x of (samples, channels *
+    height * width) kept flat like every other source, with its image shape in the info."""
+    from .idx import read_idx_pair
+
+    x, y = read_idx_pair(images, labels)
+    shape = tuple(x.shape[1:])
+    x = x.reshape(len(x), -1)
+    c, h, w = shape
+    if c == 1:
+        feats = [f"pixel_{r}_{k}" for r in range(h) for k in range(w)]
+    else:
+        feats = [f"x{i}" for i in range(x.shape[1])]
+    if task == "classification":
+        yi, classes = _class_encode([str(v) for v in y.tolist()], str(labels), held_out)
+        info = DataInfo(x.shape[1], len(classes), feats, ["label"], classes, shape)
+        return Dataset(x, yi, info, str(images))
+    yr = y.reshape(-1, 1).astype(np.float64)
+    return Dataset(x, yr, DataInfo(x.shape[1], 1, feats, ["label"], None, shape), str(images))
+
+
 def _check_finite(a: np.ndarray, path: Path, key: str) -> None:
-    if not np.isfinite(a).all():
-        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
-        raise DataError(
-            f"{path}: array '{key}' has a NaN or inf at index {bad}; expected finite numbers"
-        )
+    # float32 range too: the model runs in float32, where 1e39 is inf.
+    untrusted.check_finite(a, f"{path}: array '{key}'", DataError, float32=True)
 
 
 def split(

@@ -12,15 +12,25 @@ lines keeps the numbers of the lines after it right. Every data row has the head
 from __future__ import annotations
 
 import csv
-import io
 import math
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from nnspec_runtime.columns import MISSING  # cells that stand for a missing value
+
+from .. import untrusted
 from ..errors import DataError
+
+# A header (or first row) may have this many columns; a data row is checked against the
+# header's width before the csv module splits it, so that one 100 MB line of commas cannot
+# become 50 million Python strings before the width error.
+MAX_COLUMNS = 1_000_000
+_QUOTED = re.compile(r'"[^"]*"')
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -87,10 +97,33 @@ class Table:
         try:
             value = float(cell)
         except ValueError:
-            raise DataError(f"{where}: expected a number, got {cell!r}") from None
+            raise DataError(f"{where}: expected a number, got {cell!r:.80}") from None
         if not math.isfinite(value):
-            raise DataError(f"{where}: expected a finite number, got {cell.strip()}")
+            raise DataError(f"{where}: expected a finite number, got {cell.strip():.80}")
+        # float() also reads "5_1" as 51 and Arabic-Indic digits: ASCII decimal only.
+        if not untrusted.is_plain_number(cell):
+            raise DataError(
+                f"{where}: expected a number in ASCII decimal (like -1.5e3), got {cell!r:.80}"
+            )
+        if abs(value) > _FLOAT32_MAX:
+            raise DataError(
+                f"{where}: {cell.strip():.80} is beyond float32's range (±{_FLOAT32_MAX:.4g}), "
+                "in which the model runs; expected a smaller number (rescale the column)"
+            )
         return value
+
+    def numbers_or_missing(self, j: int) -> np.ndarray:
+        """Column ``j`` as float64 (rows,), NaN where a cell is missing (``MISSING``); any
+        other cell that is not a finite number is an error, as ``number`` says it."""
+        out = np.empty(len(self.rows))
+        for i, row in enumerate(self.rows):
+            out[i] = math.nan if row.cells[j].strip() in MISSING else self.number(row, j)
+        return out
+
+    @property
+    def lines(self) -> np.ndarray:
+        """The file line where each data row starts, (rows,) int64."""
+        return np.array([r.line for r in self.rows], dtype=np.int64)
 
     def numbers(self, columns: Sequence[int]) -> np.ndarray:
         """(rows, len(columns)) float64 of those columns, read row by row: the first bad
@@ -103,18 +136,74 @@ class Table:
 
 
 def read_text(path: Path) -> str:
-    """A CSV file's text (a UTF-8 byte-order mark dropped), or a DataError that says why not."""
+    """A CSV file's text (a UTF-8 byte-order mark dropped), or a DataError that says why not:
+    a regular file only (a FIFO or a device is refused before it is opened), no larger than
+    the memory that its table would take (about 10 times its size)."""
+    if not path.exists() and not path.is_symlink():
+        raise DataError(f"{path}: data file not found")
+    limit = min(untrusted.MAX_FILE_BYTES, untrusted.memory_limit() // 10)
+    data = untrusted.read_bytes(path, "data file", DataError, limit=limit)
     try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"{path}: data file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
         raise DataError(f"{path}: cannot read as UTF-8 CSV text: {e}") from None
 
 
-def _rows(text: str, source: str) -> Iterator[Row]:
-    """The rows of ``text`` that hold something, with the line each starts on."""
-    reader = csv.reader(io.StringIO(text))
+def _physical_lines(text: str) -> Iterator[str]:
+    """The lines of ``text`` with their ends, one at a time (``io.StringIO`` would copy the
+    whole text, at up to 4 bytes a character)."""
+    start, n = 0, len(text)
+    while start < n:
+        end = text.find("\n", start)
+        end = n if end < 0 else end + 1
+        yield text[start:end]
+        start = end
+
+
+class _Lines:
+    """The physical lines of a CSV text for ``csv.reader``, each checked before it is split:
+    outside a quoted cell, a line whose separators (counted outside quotes) already make more
+    cells than ``width`` is an error at once, without the csv module building its cells."""
+
+    def __init__(self, text: str, source: str):
+        self.lines = _physical_lines(text)
+        self.source, self.number, self.width, self.quoted = source, 0, MAX_COLUMNS, False
+        self.like = "the header"
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.lines)
+        self.number += 1
+        # Short lines cannot make many cells: the csv module splits them, and the width
+        # check after it gives the exact message.
+        if not self.quoted and len(line) > 2**16 and line.count(",") >= self.width:
+            # Without a quote every comma separates (no copy of the line is made).
+            outside = _QUOTED.sub("", line) if '"' in line else line
+            cells = outside.partition('"')[0].count(",") + 1 if '"' in outside else None
+            cells = cells if cells is not None else outside.count(",") + 1
+            if cells > self.width:
+                at = f"{self.source}:{self.number}"
+                least = "at least " if '"' in outside else ""
+                if self.width == MAX_COLUMNS:
+                    raise DataError(
+                        f"{at}: {least}{cells:,} columns; expected at most {MAX_COLUMNS:,}"
+                    )
+                raise DataError(
+                    f"{at}: expected {self.width:,} cells like {self.like}, got {least}{cells:,} "
+                    f"({cells - self.width:,} more); refused before splitting the line"
+                )
+        if line.count('"') % 2:
+            self.quoted = not self.quoted
+        return line
+
+
+def _rows(text: str, source: str, lines: _Lines | None = None) -> Iterator[Row]:
+    """The rows of ``text`` that hold something, with the line each starts on. ``lines``,
+    when given, feeds the reader (its ``width`` may be set once the header is known)."""
+    lines = lines or _Lines(text, source)
+    reader = csv.reader(lines)
     start = 1
     try:
         for cells in reader:
@@ -139,7 +228,16 @@ def parse(text: str, source: str, header: bool | None = True) -> Table:
     ``header``: True, the first row is the header; None, it is one when none of its cells is
     a number (``nnspec predict`` takes files with or without one).
     """
-    rows = list(_rows(text, source))
+    lines = _Lines(text, source)
+    rows = []
+    for row in _rows(text, source, lines):
+        if not rows:  # the header (or the first row) sets the width the others are held to
+            lines.width = len(row.cells)
+            first_is_header = header or (
+                header is None and not any(_is_number(c) for c in row.cells)
+            )
+            lines.like = "the header" if first_is_header else "the first row"
+        rows.append(row)
     if not rows:
         expected = "a header row and data rows" if header else "rows of numbers"
         raise DataError(f"{source}: the file is empty; expected {expected}")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError
+from ..untrusted import check_regular_file
 from .cluster import EngineError
 
 MANIFEST = "_nnspec_predict.json"
@@ -45,6 +46,8 @@ def expand_inputs(pattern: str) -> list[Path]:
         files = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
     else:
         files = [path] if path.exists() else []
+        if files:  # one named file: a FIFO or a device is refused with what it is
+            check_regular_file(path, "input file")
     if not files:
         raise DataError(
             f"{pattern}: no input files found; expected a Parquet or CSV file, a glob such "

@@ -1,5 +1,5 @@
-"""The layer kinds: one module each (pool.py holds both poolings, which share their geometry),
-registered here in one line per module.
+"""The layer kinds: one module each (pool.py holds both windowed poolings, which share their
+geometry), registered here in one line per module.
 
 To add a kind: write ``nnspec/layers/<module>.py`` with its spec (``kind`` literal, fields,
 ``output_shape``), its NumPy layer, its ``lower_*`` function and a ``KINDS`` tuple holding its
@@ -29,6 +29,7 @@ _MODULES = (
     "dropout",
     "batchnorm",
     "lrn",
+    "globalpool",
 )
 for _module in _MODULES:
     LAYERS.register(*importlib.import_module(f"{__name__}.{_module}").KINDS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Union
 
 import numpy as np
 from pydantic import Field, PositiveInt
@@ -27,7 +27,11 @@ class DenseSpec(ParamLayerSpecBase):
     """Fully connected layer: ``(batch, in_features) -> (batch, units)``."""
 
     kind: Literal["dense"] = Field(description="Layer kind: a fully connected layer.")
-    units: PositiveInt = Field(description="Number of output units (neurons) of this layer.")
+    units: Union[PositiveInt, Literal["auto"]] = Field(  # noqa: UP007
+        description="Number of output units (neurons) of this layer. The output layer may say "
+        "auto: as many as the data's classes (1 for a two-class logistic output), or its "
+        "regression targets."
+    )
     activation: ActivationName = Field(
         default="identity",
         description="Non-linearity applied to the linear response x W + b: "
@@ -48,7 +52,9 @@ class DenseSpec(ParamLayerSpecBase):
             )
         return (x[0], self.units)
 
-    def param_count(self, x: Shape) -> int:
+    def param_count(self, x: Shape) -> int | None:
+        if self.units == "auto":  # not known until the data is: validate without data
+            return None
         return int(x[-1]) * self.units + (self.units if self.use_bias else 0)
 
 

@@ -39,6 +39,10 @@ class Network:
         self.x_scale = np.ones(stat_shape, dtype=self.dtype)
         self.y_mean = np.zeros(io.outputs, dtype=self.dtype)
         self.y_scale = np.ones(io.outputs, dtype=self.dtype)
+        # Tabular specs: the encoder (nnspec.data.tabular.TabularEncoder) that turns raw
+        # columns into the (batch, features) rows this network takes; the export puts it in
+        # the graph. None: the inputs are those rows already.
+        self.tabular = None
 
     # -- parameters --------------------------------------------------------------------------
     def _named(self, table: str, trainable_only: bool = False) -> OrderedDict[str, np.ndarray]:
@@ -121,8 +125,12 @@ class Network:
             else:
                 mean, std = x.mean(axis=0), x.std(axis=0)
             # A constant feature carries no information; dividing by 1 keeps it finite.
+            std = np.where(std > 0, std, 1.0)
+            if self.tabular is not None:  # one-hot columns stay 0/1: numeric ones only
+                k = len(self.tabular.numeric)
+                mean[k:], std[k:] = 0.0, 1.0
             self.x_mean = mean.astype(self.dtype)
-            self.x_scale = np.where(std > 0, std, 1.0).astype(self.dtype)
+            self.x_scale = std.astype(self.dtype)
         if pre.standardize_target and self.task == "regression" and y is not None and targets:
             std = y.std(axis=0)
             self.y_mean = y.mean(axis=0).astype(self.dtype)
@@ -180,7 +188,12 @@ class Network:
         return out
 
     def predict(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """The exported graph's outputs: ``probabilities`` and ``label``, or ``prediction``."""
+        """The exported graph's outputs: ``probabilities`` and ``label``, or ``prediction``.
+
+        A tabular network also takes raw columns (a dict: name -> (batch,) column), which its
+        encoder turns into rows first, as the exported graph does."""
+        if isinstance(x, dict):
+            x = self.tabular.transform(x).astype(self.dtype)
         out = self.forward(x)
         if self.task == "regression":
             return {"prediction": out}

@@ -43,6 +43,12 @@ class GraphBuilder:
 
     constant = initializer
 
+    def typed_constant(self, name: str, array: np.ndarray) -> str:
+        """A tensor kept in its own dtype (int64 indices, strings), not the export dtype."""
+        name = self.unique(name)
+        self.tensors.append((name, np.asarray(array)))
+        return name
+
     def node(self, op_type: str, inputs: list[str], name: str, **attrs) -> str:
         """Add one node; its single output is named like the node. Returns that name."""
         name = self.unique(name)

@@ -1,4 +1,5 @@
-"""``init: {from: model.onnx}``: start a network from the weights of an exported model.
+"""``init: {from: model.onnx}``: start a network from the weights of an exported model (or of
+the ``.weights.npz`` that ``nnspec import`` writes beside its spec).
 
 Weights are matched by name (``<layer>.<param>``, as the exporter names its initializers) and
 shape. A layer whose weights are all there with the same shapes is loaded; a layer the model
@@ -14,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from onnx import numpy_helper
 
+from .. import untrusted
 from ..errors import ModelError, SpecError
 from ..layers import LAYERS
 from ..layers.base import dims
 from ..nn.network import Network
-from .load import load_onnx
+from .load import check_external_data, initializer_array, load_onnx
 
 
 def _input_axes(kind: str, key: str, ndim: int) -> tuple[int, ...]:
@@ -65,18 +66,64 @@ class InitReport:
 
 
 def _read(path: Path, spec) -> dict[str, np.ndarray]:
+    """The model's initializers, through ``load.py``'s checks: a regular file, external data
+    inside its directory, real and finite numbers (a NaN weight would train to NaN and be
+    reported as divergence), and the standardization statistics in whole pairs."""
     where = ("init", "from")
+    if path.suffix == ".npz":
+        return _read_npz(path, spec)
     try:
         model = load_onnx(path)
+        check_external_data(path, model)
+        saved = {t.name: initializer_array(path, t) for t in model.graph.initializer}
     except ModelError as e:
         raise SpecError([spec.source.issue(where, str(e))]) from None
+    for a, b in (
+        ("preprocess.mean", "preprocess.scale"),
+        ("postprocess.mean", "postprocess.scale"),
+    ):
+        if (a in saved) != (b in saved):
+            has, lacks = (a, b) if a in saved else (b, a)
+            raise SpecError(
+                [
+                    spec.source.issue(
+                        where,
+                        f"{path}: has {has} but no {lacks}; expected both "
+                        "(a model written by nnspec has both or neither)",
+                    )
+                ]
+            )
+        if b in saved and not (saved[b] > 0).all():
+            raise SpecError(
+                [
+                    spec.source.issue(
+                        where,
+                        f"{path}: {b} has a value that is not positive; "
+                        "expected standard deviations",
+                    )
+                ]
+            )
+    return saved
+
+
+def _read_npz(path: Path, spec) -> dict[str, np.ndarray]:
+    """A weights file written by ``nnspec import``: ``<layer>.<param>`` arrays, no pickle."""
+    where = ("init", "from")
+    if not path.exists() and not path.is_symlink():
+        raise SpecError([spec.source.issue(where, f"{path}: no such weights file")])
     try:
-        return {t.name: numpy_helper.to_array(t, str(path.parent)) for t in model.graph.initializer}
-    except Exception as e:  # noqa: BLE001  a missing or short external data file, and onnx's
-        # checker errors for it, come as several exception types
+        # Through nnspec.untrusted: entries by name and size before decompressing, no pickle.
+        arrays = untrusted.read_npz(path, str(path), ModelError)
+        for key, a in arrays.items():
+            untrusted.check_finite(a, f"{path}: {key}", ModelError, float32=False)
+    except ModelError as e:
+        raise SpecError([spec.source.issue(where, str(e))]) from None
+    bad = [k for k, a in arrays.items() if not np.issubdtype(a.dtype, np.floating)]
+    if bad:
         raise SpecError(
-            [spec.source.issue(where, f"{path}: cannot read the model's weights: {e}")]
-        ) from None
+            [spec.source.issue(where, f"{path}: {bad[0]} is {arrays[bad[0]].dtype}, not float")]
+        )
+    return arrays
 
 
 def _mismatch_text(key: str, got: tuple, want: tuple) -> str:

@@ -4,13 +4,15 @@ inputs, outputs and metadata, and the layer table of the spec embedded in it."""
 from __future__ import annotations
 
 import json
+import math
+import stat
 from pathlib import Path
 
-import numpy as np
 import onnx
 
+from .. import untrusted
 from .._version import __version__
-from ..errors import NnspecError
+from ..errors import ModelError, NnspecError
 from ..spec.shapes import infer, summary
 from .load import load_onnx
 from .read import ModelContents, model_io
@@ -21,7 +23,15 @@ def _type(value_info) -> str:
     t = value_info.type
     if t.WhichOneof("value") != "tensor_type":
         return onnx.helper.printable_type(t)
-    dtype = onnx.helper.tensor_dtype_to_np_dtype(t.tensor_type.elem_type).name
+    code = t.tensor_type.elem_type
+    if code == onnx.TensorProto.STRING:
+        dtype = "string"
+    else:
+        try:
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(code).name
+        except (KeyError, ValueError, TypeError):
+            # Not a type that onnx knows (999): say so, rather than fail on it.
+            dtype = f"unknown element type {code}"
     dims = t.tensor_type.shape.dim
     return f"{dtype} (" + ", ".join(d.dim_param or str(d.dim_value) for d in dims) + ")"
 
@@ -34,21 +44,36 @@ def _external_data(model: onnx.ModelProto, path: Path) -> list[dict]:
             loc = {e.key: e.value for e in t.external_data}.get("location", "?")
             if loc not in locations:
                 locations.append(loc)
+    from nnspec_runtime.files import location_problem
+
     files = []
     for loc in locations:
-        file = path.parent / loc
-        files.append({"location": loc, "bytes": file.stat().st_size if file.is_file() else None})
+        problem = location_problem(loc)
+        if problem:  # a NUL byte, 5,000 characters: not a file name to look up
+            files.append({"location": loc[:200], "bytes": None, "refused": problem})
+            continue
+        try:
+            st = (path.parent / loc).stat()
+            size = st.st_size if stat.S_ISREG(st.st_mode) else None
+        except (OSError, ValueError):
+            size = None
+        files.append({"location": loc, "bytes": size})
     return files
 
 
 def _metadata_value(text: str) -> object:
     """A value nnspec wrote as JSON, decoded; anything else (a version, a sha256 that happens
-    to read as a number) stays the text it is."""
+    to read as a number) stays the text it is. Non-finite numbers become None."""
+    if len(text) > 2**20:
+        return text
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
-    return value if text in (json.dumps(value), json.dumps(value, sort_keys=True)) else text
+    if untrusted.nested_deeper_than(value, untrusted.MAX_JSON_DEPTH):
+        return text
+    same = text in (json.dumps(value), json.dumps(value, sort_keys=True))
+    return untrusted.finite_json(value) if same else text
 
 
 def model_info(path: Path, model: onnx.ModelProto | None = None) -> dict:
@@ -57,7 +82,11 @@ def model_info(path: Path, model: onnx.ModelProto | None = None) -> dict:
     g = model.graph
     meta = {p.key: p.value for p in model.metadata_props}
     # nnspec records its count; for other models every initializer counts as a parameter.
-    params = int(meta.get("nnspec_param_count", sum(int(np.prod(t.dims)) for t in g.initializer)))
+    params = sum(math.prod(t.dims) for t in g.initializer)
+    if "nnspec_param_count" in meta:
+        params = untrusted.parse_int(
+            meta["nnspec_param_count"], f"{path}: metadata nnspec_param_count", ModelError, 0
+        )
     spec_yaml = meta.pop("nnspec_spec_yaml", None)
     return {
         "path": str(path),
@@ -72,7 +101,43 @@ def model_info(path: Path, model: onnx.ModelProto | None = None) -> dict:
         "outputs": [{"name": o.name, "type": _type(o)} for o in g.output],
         "metadata": {k: _metadata_value(v) for k, v in sorted(meta.items())},
         "spec_yaml_lines": len(spec_yaml.splitlines()) if spec_yaml is not None else None,
+        "preprocessing": preprocessing(meta, {t.name for t in g.initializer}),
     }
+
+
+def preprocessing(meta: dict[str, str], initializers: set[str]) -> dict:
+    """What the graph does to its inputs before the first layer: the raw columns of a
+    tabular model (kind, fill value, categories) and whether it standardizes."""
+    out: dict = {"standardize": "preprocess.mean" in initializers}
+    if "nnspec_tabular" in meta:
+        try:
+            out["tabular"] = json.loads(meta["nnspec_tabular"])
+        except (ValueError, RecursionError):
+            out["tabular"] = None
+    return out
+
+
+def _preprocessing_lines(pre: dict) -> list[str]:
+    tab = pre.get("tabular")
+    scaled = "standardized (Sub, Div)" if pre["standardize"] else "not standardized"
+    if not tab:
+        return [f"  preprocessing: inputs {scaled}"]
+    lines = [
+        f"  preprocessing: raw columns in, one graph input each ({tab.get('unknown')}"
+        " unknown categories); numeric columns then " + scaled
+    ]
+    width = max(len(c["name"]) for c in tab["columns"])
+    for c in tab["columns"]:
+        if c["kind"] == "categorical":
+            cats = c["categories"]
+            shown = ", ".join(cats[:8]) + (f", ... ({len(cats)} in all)" if len(cats) > 8 else "")
+            what = f"categorical, one-hot over {len(cats)}: {shown}"
+        elif c.get("impute"):
+            what = f"numeric, missing -> {c['impute']['strategy']} {c['impute']['value']:.6g}"
+        else:
+            what = "numeric, missing values refused"
+        lines.append(f"    {c['name']:<{width}}  {what}")
+    return lines
 
 
 def graph_listing(model: onnx.ModelProto) -> tuple[list[dict], list[dict]]:
@@ -142,7 +207,11 @@ def describe(path: Path, info: dict | None = None) -> str:
         f"  params:    {info['params']:,}",
     ]
     for f in info["external_data"]:
-        if f["bytes"] is None:
+        if f.get("refused"):
+            lines.append(
+                f"  weights:   in {f['location']!r:.80}, which is refused: it {f['refused']}"
+            )
+        elif f["bytes"] is None:
             lines.append(
                 f"  weights:   in {f['location']}, which is MISSING: the model cannot run "
                 "without it"
@@ -157,6 +226,7 @@ def describe(path: Path, info: dict | None = None) -> str:
         "  outputs:",
         *(f"    {o['name']}: {o['type']}" for o in info["outputs"]),
     ]
+    lines += _preprocessing_lines(info["preprocessing"])
     if info["metadata"]:
         lines.append("  metadata:")
         for k, v in info["metadata"].items():

@@ -16,6 +16,8 @@ from ..layers import LAYERS
 from ..nn.network import Network
 from .external_data import write_tensors
 from .graph import GraphBuilder
+from .tabular import lower_tabular
+from .tabular import opset_imports as tabular_opsets
 
 BATCH = "batch"
 # Protobuf's hard limit on one serialized message; beyond it tensors go to external data. The
@@ -43,6 +45,8 @@ def _metadata(network: Network, extra: dict[str, object]) -> dict[str, str]:
     }
     if io.class_names is not None:
         meta["nnspec_class_names"] = json.dumps(io.class_names)
+    if getattr(network, "tabular", None) is not None:  # the raw columns the graph takes
+        meta["nnspec_tabular"] = json.dumps(network.tabular.as_metadata())
     for key, value in extra.items():
         meta[f"nnspec_{key}"] = json.dumps(value, sort_keys=True)
     return meta
@@ -68,8 +72,13 @@ def to_onnx(
     spec, io = network.spec, network.io
     opset = opset or spec.export.opset
     g = GraphBuilder(np.float32)
-    x = "input"
-    g.unique(x)
+    encoder = getattr(network, "tabular", None)
+    if encoder is not None:  # raw columns in: imputation and one-hot encoding in the graph
+        x, inputs = lower_tabular(encoder, g, BATCH)
+    else:
+        x = "input"
+        g.unique(x)
+        inputs = [_io("input", TensorProto.FLOAT, [BATCH, *io.shape])]
     if spec.preprocess.standardize:
         x = g.node(
             "Sub", [x, g.initializer("preprocess.mean", network.x_mean)], name="preprocess/Sub"
@@ -113,12 +122,14 @@ def to_onnx(
     graph = helper.make_graph(
         g.nodes,
         spec.name,
-        [_io("input", TensorProto.FLOAT, [BATCH, *io.shape])],
+        inputs,
         outputs,
         initializer=_initializers(g, data_file),
         doc_string=spec.description or "",
     )
     opsets = [helper.make_opsetid("", opset)]
+    if encoder is not None:
+        opsets += tabular_opsets(encoder)
     model = helper.make_model(
         graph,
         opset_imports=opsets,

@@ -8,20 +8,21 @@ The exported graph bakes the preprocessing into named initializers (``preprocess
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
+from .. import untrusted
 from ..errors import ModelError
 from ..nn.network import Network, build
-from ..spec.models import Spec, parse_spec
+from ..spec.memory import check_memory
+from ..spec.models import MAX_SPEC_BYTES, Spec, parse_spec
 from ..spec.rules import ModelIO
-from .load import load_onnx
+from ..spec.shapes import infer
+from .load import check_external_data, initializer_array, load_onnx
 
 
 @dataclass
@@ -39,11 +40,7 @@ class ModelContents:
         """One initializer as an array (from external data when it is stored there)."""
         for t in self.model.graph.initializer:
             if t.name == name:
-                try:
-                    return numpy_helper.to_array(t, str(self.path.parent))
-                except Exception as e:  # noqa: BLE001  a missing or short external data
-                    # file comes as several exception types
-                    raise ModelError(f"{self.path}: cannot read the weight {name}: {e}") from None
+                return initializer_array(self.path, t)  # real and finite, or a ModelError
         raise ModelError(f"{self.path}: has no weight {name}")
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -56,8 +53,8 @@ class ModelContents:
         if value is None:
             return None
         try:
-            names = json.loads(value)
-        except ValueError:
+            names = untrusted.parse_json(value, f"{self.path}: metadata nnspec_{key}", ModelError)
+        except ModelError:
             names = None
         if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
             raise ModelError(f"{self.path}: its metadata nnspec_{key} is not a JSON list of names")
@@ -74,6 +71,12 @@ class ModelContents:
                 f"{self.path}: has no embedded spec (metadata nnspec_spec_yaml); expected a "
                 "model written by nnspec train or nnspec compile"
             )
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > MAX_SPEC_BYTES:  # the limit of a spec file holds for an embedded one
+            raise ModelError(
+                f"{self.path}: its embedded spec (nnspec_spec_yaml) is {size / 1e6:.1f} MB; a "
+                f"spec is expected to be a few KB (at most {MAX_SPEC_BYTES // 10**6} MB)"
+            )
         return parse_spec(text, None)
 
 
@@ -82,19 +85,51 @@ def read_model(path: str | Path) -> ModelContents:
     so that a plot of one layer does not copy the other 240 MB of AlexNet."""
     path = Path(path)
     model = load_onnx(path)
+    check_external_data(path, model)
     return ModelContents(path, {p.key: p.value for p in model.metadata_props}, model)
+
+
+def _input_shape(contents: ModelContents) -> tuple[int, ...] | None:
+    """``nnspec_input_shape`` from the metadata, checked against the graph's input: a
+    metadata that claims 50,000,000 features for a graph of 2 would have a plot allocate
+    gigabytes. None where the metadata has none or it is not a list of positive integers."""
+    text = contents.metadata.get("nnspec_input_shape")
+    if text is None:
+        return None
+    where = f"{contents.path}: metadata nnspec_input_shape"
+    try:
+        raw = untrusted.parse_json(text, where, ModelError, max_bytes=1000, max_depth=1)
+    except ModelError:
+        return None
+    if not isinstance(raw, list) or not raw:
+        return None
+    try:
+        shape = tuple(untrusted.parse_int(d, where, ModelError, 1, 2**31) for d in raw)
+    except ModelError:
+        return None
+    inputs = contents.model.graph.input
+    if len(inputs) == 1 and inputs[0].type.HasField("tensor_type"):
+        dims = [
+            d.dim_value if d.HasField("dim_value") else None
+            for d in inputs[0].type.tensor_type.shape.dim
+        ][1:]
+        if len(dims) != len(shape) or any(
+            d is not None and d != s for d, s in zip(dims, shape, strict=True)
+        ):
+            raise ModelError(
+                f"{where} says the input is {list(shape)}, but the graph's input "
+                f"{inputs[0].name!r} takes {['?' if d is None else d for d in dims]} per "
+                "sample; the metadata does not describe this graph"
+            )
+    return shape
 
 
 def model_io(contents: ModelContents, spec: Spec) -> ModelIO:
     """Sizes and names as the model was exported with them (no data needed)."""
-    meta = contents.metadata
     features = contents.names("feature_names")
     targets = contents.names("target_names")
     classes = contents.names("class_names")
-    try:
-        shape = tuple(int(d) for d in json.loads(meta["nnspec_input_shape"]))
-    except (KeyError, ValueError, TypeError):
-        shape = None
+    shape = _input_shape(contents)
     if not shape or features is None or targets is None:
         raise ModelError(
             f"{contents.path}: its nnspec metadata (input shape, feature and target names) is "
@@ -114,7 +149,19 @@ def load_network(path: str | Path, dtype=np.float64) -> tuple[Network, ModelCont
     """
     contents = read_model(path)
     spec = contents.spec()
-    network = build(spec, model_io(contents, spec), seed=0, dtype=dtype)
+    io = model_io(contents, spec)
+    # The embedded spec's network is sized before it is built (the spec came with the model):
+    # it may not claim more weights than the model holds, nor more memory than there is.
+    rows = infer(spec, io)
+    claimed = sum(r.params for r in rows)
+    held = sum(math.prod(t.dims) for t in contents.model.graph.initializer)
+    if claimed > held:
+        raise ModelError(
+            f"{contents.path}: its embedded spec describes {claimed:,} parameters, but the model "
+            f"holds {held:,} weights; the metadata does not describe this graph"
+        )
+    check_memory(spec, io, rows)
+    network = build(spec, io, seed=0, dtype=dtype)
     saved = contents.arrays()
 
     def take(name: str, like: np.ndarray) -> np.ndarray:

@@ -43,8 +43,22 @@ def write(
         model = lower.to_onnx(network, opset, metadata=metadata)
         if finalize:
             finalize(model, None)
-        atomic.write_bytes(path, model.SerializeToString())
+        if atomic.is_stream(path):  # /dev/null, a FIFO: written through, nothing to lock
+            atomic.write_bytes(path, model.SerializeToString())
+        else:
+            with atomic.export_lock(path):
+                atomic.write_bytes(path, model.SerializeToString())
         return model
+    if atomic.is_stream(path):
+        raise atomic.OutputError(
+            f"{path}: a model over 2 GB is two files (the model and {path.name}.data beside "
+            "it); expected a path in a directory, not a stream or a device"
+        )
+    with atomic.export_lock(path):
+        return _write_external(network, path, opset, finalize, metadata)
+
+
+def _write_external(network, path: Path, opset, finalize, metadata) -> onnx.ModelProto:
     data_name = f"{path.name}.data"
     try:
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:

@@ -84,9 +84,12 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
 
 def plot_command(args) -> int:
     """Draw the plot that ``args`` (parsed by ``add_subcommands``) asks for and write it."""
+    from ..atomic import check_not_input
     from .common import check_output, require_matplotlib, save_figure
 
     check_output(args.output)  # a wrong suffix fails before any work
+    source = getattr(args, "model", None) or getattr(args, "metrics", None)
+    check_not_input({"plot": args.output}, {"input": source, "data": getattr(args, "data", None)})
     require_matplotlib()
     if args.plot == "history":
         from .history import plot_history

@@ -82,6 +82,12 @@ def save_figure(fig, path: str | Path) -> None:
     """Write ``fig`` to ``path`` (.png or .svg) atomically, at the figure's own size and dpi
     (no tight bounding box, so the image is exactly the size asked for)."""
     fmt = check_output(path)
+    from matplotlib.text import Text
+
+    # Every text drawn is plain: class, feature and model names come from files of others,
+    # and matplotlib would read "$\\frac{1}{$" in one as broken mathtext and fail.
+    for text in fig.findobj(Text):
+        text.set_parse_math(False)
     buf = io.BytesIO()
     # No creation date in the file: the same plot gives the same bytes.
     meta = {"Date": None} if fmt == "svg" else {"Software": "nnspec"}
@@ -113,23 +119,101 @@ class Samples:
     source: str
 
 
+def _inside(base: Path, name: str) -> bool:
+    """``base / name`` is a regular file in ``base`` or below (links resolved)."""
+    if Path(name).is_absolute() or ".." in Path(name).parts or "\x00" in name:
+        return False
+    try:
+        real, home = (base / name).resolve(), base.resolve()
+    except (OSError, RuntimeError, ValueError):
+        return False
+    return real.is_relative_to(home) and real.is_file()
+
+
+def _globbed(base: Path, pattern: str) -> list[Path]:
+    """The files a relative glob (Parquet shards) matches in ``base``; none for an absolute
+    pattern or one with ``..``."""
+    if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
+        return []
+    try:
+        return sorted(base.glob(pattern))
+    except (ValueError, NotImplementedError, OSError):
+        return []
+
+
+def _present_inside(base: Path, name: str) -> bool:
+    """``name`` (a file or a glob) is in ``base`` or below, every match a regular file there."""
+    if _inside(base, name):
+        return True
+    matches = _globbed(base, name)
+    return bool(matches) and all(_inside(base, str(m.relative_to(base))) for m in matches)
+
+
+def _named_files(d) -> list[str]:
+    """Every file a data source names: its own, an IDX source's labels, and its fixed
+    validation and test parts' (a model's spec may name none outside its folder)."""
+    from .. import pipeline
+
+    names = []
+    for source in (d, getattr(d, "validation", None), getattr(d, "test", None)):
+        if source is None or isinstance(source, int | float):
+            continue
+        names.append(pipeline.source_path(source))
+        idx = getattr(source, "idx", None)
+        if idx is not None:
+            names.append(idx.labels)
+    return names
+
+
 def _dataset_from_spec(spec, bases: list[Path]):
     """The spec's dataset, its file looked for in each of ``bases`` in turn (a model does not
-    record where its spec file was)."""
+    record where its spec file was).
+
+    A spec embedded in a model came with the model, from whoever wrote it: the file it names
+    is read only from the model's folder or below, or the current directory's (never an
+    absolute path, ``..`` or a link out), and a file that turns out not to be its data is
+    refused without showing anything of what it holds (its header could be a secret)."""
     from .. import pipeline
 
     d = spec.data
     if isinstance(d, BuiltinData):
         return pipeline.load_data(spec)
-    name = d.csv if isinstance(d, CsvData) else d.npz
-    found = next((b for b in bases if (b / name).is_file()), None)
+    name = pipeline.source_path(d)
+    embedded = spec.source.file is None
+    if embedded:
+        named = _named_files(d)
+        found = next((b for b in bases if all(_present_inside(b, n) for n in named)), None)
+    else:
+        found = next((b for b in bases if (b / name).is_file() or _globbed(b, name)), None)
     if found is None:
         where = " or ".join(str(b) for b in bases)
+        outside = [
+            n
+            for n in (_named_files(d) if embedded else [])
+            if Path(n).is_absolute() or ".." in Path(n).parts
+        ]
+        if outside:
+            name = outside[0]
+            raise DataError(
+                f"the model's spec names its data as {name!r:.200}, outside the model's folder "
+                "and the current directory; a model's spec may only name data beside it or "
+                "below. Pass the data with --data FILE"
+            )
         raise DataError(
-            f"the model's spec reads its data from {name}, relative to the spec file, which "
-            f"the model does not record; not found in {where}. Pass the data with --data FILE"
+            f"the model's spec reads its data from {name!r:.200}, relative to the spec file, "
+            f"which the model does not record; not found in {where} (or below). Pass the data "
+            "with --data FILE"
         )
-    return pipeline.load_data(spec, base=found)
+    if not embedded:
+        return pipeline.load_data(spec, base=found)
+    try:
+        return pipeline.load_data(spec, base=found)
+    except DataError:
+        raise DataError(
+            f"{found / name}: named as its data by the spec embedded in the model, but not "
+            "data that fits that spec (what the file holds is not shown: the model, not you, "
+            "chose the file). Pass the data with --data FILE"
+        ) from None
 
 
 def _from_spec(spec, bases: list[Path]) -> tuple[Samples, list[str] | None] | None:

@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+from .. import untrusted
 from ..errors import DataError
 from .common import DPI, figure, require_matplotlib
 
@@ -17,16 +18,17 @@ METRICS = (("accuracy", "accuracy"), ("r2", "R²"), ("mse", "mean squared error"
 def read_metrics(path: str | Path) -> dict:
     """The metrics JSON that ``nnspec train --metrics`` writes, checked for its history."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory; expected a metrics .json file")
+    if not path.exists() and not path.is_symlink():
+        raise DataError(f"{path}: no such file")
+    data = untrusted.read_bytes(path, "metrics file", DataError, limit=2**28)
     try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory; expected a metrics .json file") from None
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+        metrics = json.loads(data.decode("utf-8"))  # NaN allowed: nnspec writes null, not all
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
         raise DataError(
-            f"{path}: not readable as JSON ({e}); expected the metrics JSON that nnspec train "
-            "--metrics writes"
+            f"{path}: not readable as JSON ({str(e)[:200]}); expected the metrics JSON that "
+            "nnspec train --metrics writes"
         ) from None
     history = metrics.get("history") if isinstance(metrics, dict) else None
     if not isinstance(history, list) or not history or not isinstance(history[0], dict):
@@ -34,15 +36,37 @@ def read_metrics(path: str | Path) -> dict:
             f"{path}: no training history; expected the metrics JSON that nnspec train "
             "--metrics writes (with a non-empty 'history' list of epochs)"
         )
+    for i, row in enumerate(history):
+        if not isinstance(row, dict):
+            raise DataError(
+                f"{path}: history[{i}] is {type(row).__name__} {json.dumps(row)[:40]}; "
+                "expected an object of one epoch's numbers"
+            )
+    test, best = metrics.get("test"), metrics.get("best_epoch")
+    if test is not None and not isinstance(test, dict):
+        raise DataError(f"{path}: test is {type(test).__name__}; expected an object of scores")
+    if best is not None and (not isinstance(best, int) or isinstance(best, bool)):
+        raise DataError(f"{path}: best_epoch is {best!r:.40}; expected an epoch number")
     return metrics
+
+
+def _number(v) -> float | None:
+    """A finite number from JSON (ints beyond a float's range and bools are not), else None."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    try:
+        v = float(v)
+    except OverflowError:
+        return None
+    return v if math.isfinite(v) else None
 
 
 def _series(history: list[dict], key: str) -> tuple[list[int], list[float]] | None:
     """Epochs and values of ``key`` where recorded and finite (an undefined R² is null)."""
     points = [
-        (row.get("epoch", i + 1), row[key])
+        (row["epoch"] if isinstance(row.get("epoch"), int) else i + 1, _number(row[key]))
         for i, row in enumerate(history)
-        if isinstance(row.get(key), (int, float)) and math.isfinite(row[key])
+        if _number(row.get(key)) is not None
     ]
     if not points:
         return None
@@ -84,9 +108,9 @@ def plot_history(metrics: dict | str | Path, dpi: float = DPI):
             s = _series(history, prefix + key)
             if s is not None:
                 ax.plot(*s, color=colour, linewidth=1.5, label=what)
-        if isinstance(test.get(key), (int, float)) and math.isfinite(test[key]):
-            shown = f"test {test[key]:.4g}"
-            ax.axhline(test[key], color=TEST_COLOUR, linestyle=":", linewidth=1.5, label=shown)
+        if (score := _number(test.get(key))) is not None:
+            shown = f"test {score:.4g}"
+            ax.axhline(score, color=TEST_COLOUR, linestyle=":", linewidth=1.5, label=shown)
         _mark(ax, best, best_text)
         values = [v for p in ("", "val_") if (s := _series(history, p + key)) for v in s[1]]
         # A loss that falls by decades reads better on a log scale; R² and accuracy do not.

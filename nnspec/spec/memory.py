@@ -58,18 +58,18 @@ def estimate(spec: Spec, io: ModelIO, rows: list[LayerSummary]) -> Estimate:
     per_layer = []
     shape = (None, *io.shape)
     for layer, row in zip(spec.layers, rows, strict=True):
-        need = row.params * item * copies
+        need = (row.params or 0) * item * copies
         if training:
             acts = math.prod(row.output_shape[1:]) * _ACTIVATION_COPIES
             acts += LAYERS[layer.kind].cache_elements(layer, shape)
             need += acts * item * spec.train.batch_size
         else:
-            need += row.params * 8  # a float32 copy for ONNX and its serialized bytes
+            need += (row.params or 0) * 8  # a float32 copy for ONNX and its serialized bytes
         per_layer.append(need)
         shape = row.output_shape
     total = sum(per_layer)
     worst = max(range(len(per_layer)), key=per_layer.__getitem__)
-    return Estimate(total, worst, sum(r.params for r in rows), training)
+    return Estimate(total, worst, sum(r.params or 0 for r in rows), training)
 
 
 def _size(n: float) -> str:

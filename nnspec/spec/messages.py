@@ -119,9 +119,15 @@ def _is_model(t: Any) -> bool:
 def models_at(root: type[BaseModel], loc: tuple) -> list[tuple[type[BaseModel], str | None]]:
     """The spec models that may sit at ``loc`` (several for an unresolved union)."""
     current: list[tuple[Any, str | None]] = [(root, None)]
-    for part in loc:
+    for i, part in enumerate(loc):
         flat = [ft for t, _ in current for ft in _flatten(t)]
         nxt: list[tuple[Any, str | None]] = []
+        tagged = [(t, tag) for t, tag in flat if _is_model(t) and _model_tag(t, tag) == part]
+        after = loc[i + 1] if i + 1 < len(loc) else None
+        if tagged and any(after in t.model_fields for t, _ in tagged):
+            # {npz: a.npz, test: ...}: "npz" is the tag here, not the field of the same name
+            current = tagged
+            continue
         for t, _tag in flat:
             if isinstance(part, int) and typing.get_origin(t) is list:
                 nxt.append((typing.get_args(t)[0], None))
@@ -145,10 +151,19 @@ def _yaml_path(data: Any, loc: tuple) -> tuple[YamlPath, bool]:
     """Keep the parts of ``loc`` that exist in the data; say whether the last one is absent."""
     path: list[str | int] = []
     node = data
+    tag_before = False
     for i, part in enumerate(loc):
         after = loc[i + 1] if i + 1 < len(loc) else None
-        if isinstance(node, dict) and part in node and _is_tag(node, part, after):
+        # A tag is never followed by another ({npz: a.npz, test: {...}}: "test" is a key).
+        if (
+            not tag_before
+            and isinstance(node, dict)
+            and part in node
+            and _is_tag(node, part, after)
+        ):
+            tag_before = True
             continue  # {csv: x.csv, features: []}: "csv" is both the union tag and a key
+        tag_before = False
         if isinstance(node, dict) and part in node:
             node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
@@ -275,8 +290,10 @@ def _message(
     if kind == "data_source":
         if isinstance(err.get("input"), dict):
             keys = ", ".join(map(str, err["input"])) or "none"
-            return f"expected one of the keys builtin, csv or npz, got keys: {keys}"
-        return f"expected a mapping with one of the keys builtin, csv or npz, got {got}"
+            return f"expected one of the keys builtin, csv, npz, idx or parquet, got keys: {keys}"
+        return (
+            f"expected a mapping with one of the keys builtin, csv, npz, idx or parquet, got {got}"
+        )
     if kind == "literal_error":
         expected = ctx.get("expected", "")
         options = [o.strip().strip("'") for o in expected.replace(" or ", ", ").split(",")]

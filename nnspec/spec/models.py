@@ -29,7 +29,7 @@ from .messages import describe_value, issues_from_validation_error
 from .sweep import SweepSpec
 from .yamlload import Marks, load_yaml
 
-BUILTIN_DATASETS = ("iris", "mcycle", "digits", "digits28")
+BUILTIN_DATASETS = ("iris", "mcycle", "digits", "digits28", "mnist5k")
 # What a spec's `layers` items are validated against: the registered kinds, by `kind`. A kind
 # registered after this module is loaded rebuilds `Spec` (``_follow_the_registry``).
 LayerSpec = LAYERS.spec_union()
@@ -38,11 +38,21 @@ Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
 class SpecSource:
-    def __init__(self, text: str, file: str | None, marks: Marks):
+    def __init__(self, text: str, file: str | None, marks: Marks, overrides: dict | None = None):
         self.text = text
         self.file = file
         self.marks = marks
         self.sha256 = hashlib.sha256(text.encode()).hexdigest()
+        # YAML path -> the command-line argument that set it (`--set train.epochs=5`): a
+        # problem there is the argument's, not the file's.
+        self.overrides = overrides or {}
+
+    def override_of(self, path: tuple) -> str | None:
+        """The ``--set`` argument that set ``path`` or a mapping above it, or None."""
+        for n in range(len(path), 0, -1):
+            if tuple(path[:n]) in self.overrides:
+                return self.overrides[tuple(path[:n])]
+        return None
 
     @property
     def base_dir(self) -> Path:
@@ -51,6 +61,9 @@ class SpecSource:
 
     def issue(self, path: tuple, message: str, at_key: bool = False) -> Issue:
         """An ``Issue`` located at the YAML node of ``path`` (or of its key)."""
+        arg = self.override_of(path)
+        if arg is not None:
+            return Issue(message, path, arg)
         mark = self.marks.key(path) if at_key else self.marks.value(path)
         line, col = mark if mark else (None, None)
         return Issue(message, path, self.file, line, col)
@@ -98,7 +111,8 @@ class InitSpec(SpecModel):
     from_: str = Field(
         alias="from",
         min_length=1,
-        description="Path of an .onnx file written by nnspec, relative to the spec file. The "
+        description="Path of an .onnx file written by nnspec, or of the .weights.npz that "
+        "nnspec import writes, relative to the spec file. The "
         "layers whose names and weight shapes match are loaded; the others (a new head with "
         "another number of classes) start fresh, and the report lists both.",
     )
@@ -122,8 +136,8 @@ class BuiltinData(_DataCommon):
 
     builtin: Literal[BUILTIN_DATASETS] = Field(  # type: ignore[valid-type]
         description="iris (150x4, 3 classes), mcycle (133 rows, times -> accel), digits "
-        "(8x8 handwritten digits, 64 features, 10 classes) or digits28 (the same upscaled to "
-        "28x28 = 784 features)."
+        "(8x8 handwritten digits, 64 features, 10 classes), digits28 (the same upscaled to "
+        "28x28 = 784 features) or mnist5k (5,000 real MNIST digits, 28x28, 500 per class)."
     )
     features: list[str] | None = Field(
         default=None,
@@ -133,21 +147,82 @@ class BuiltinData(_DataCommon):
     )
 
 
-class CsvData(_DataCommon):
+_FIXED = (
+    "; nnspec then does not split this part. It is of the same kind as the main source and "
+    "inherits its target and features"
+)
+
+
+# The target and feature columns of a table source (CSV, Parquet).
+TargetColumns = Annotated[
+    Union[str, Annotated[list[str], Field(min_length=1)]],  # noqa: UP007
+    Field(description="Name of the target column (for regression, one name or a list of names)."),
+]
+FeatureColumns = Annotated[
+    Union[Annotated[list[str], Field(min_length=1)], None],  # noqa: UP007
+    Field(description="Names of the feature columns, in order (default: every other column)."),
+]
+
+
+class CsvPart(SpecModel):
+    """A fixed validation or test part of a CSV source."""
+
+    csv: str = Field(min_length=1, description="Path of the CSV file, relative to the spec file.")
+
+
+class NpzPart(SpecModel):
+    """A fixed validation or test part of an NPZ source (same array names)."""
+
+    npz: str = Field(min_length=1, description="Path of the .npz file, relative to the spec file.")
+
+
+class IdxFiles(SpecModel):
+    """The two files of an IDX dataset (the format of MNIST), gzipped or not."""
+
+    images: str = Field(
+        min_length=1,
+        description="IDX file of the images, (samples, height, width) (e.g. "
+        "train-images-idx3-ubyte.gz), relative to the spec file.",
+    )
+    labels: str = Field(
+        min_length=1,
+        description="IDX file of the labels, (samples,) (e.g. train-labels-idx1-ubyte.gz).",
+    )
+
+
+class IdxPart(SpecModel):
+    """A fixed validation or test part of an IDX source."""
+
+    idx: IdxFiles = Field(description="The part's images and labels files.")
+
+
+class ParquetPart(SpecModel):
+    """A fixed validation or test part of a Parquet source."""
+
+    parquet: str = Field(
+        min_length=1, description="Path or glob of the Parquet file(s), relative to the spec file."
+    )
+
+
+class _FileData(_DataCommon):
+    """A source read from file(s), which may come with fixed validation and test parts."""
+
+
+class CsvData(_FileData):
     """A CSV file with a header row."""
 
     csv: str = Field(min_length=1, description="Path of the CSV file, relative to the spec file.")
-    target: str | Annotated[list[str], Field(min_length=1)] = Field(
-        description="Name of the target column (for regression, one name or a list of names)."
+    target: TargetColumns
+    features: FeatureColumns = None
+    validation: CsvPart | None = Field(
+        default=None, description="Validation data from another CSV file" + _FIXED + "."
     )
-    features: list[str] | None = Field(
-        default=None,
-        min_length=1,
-        description="Names of the feature columns, in order (default: every other column).",
+    test: CsvPart | None = Field(
+        default=None, description="Test data from another CSV file" + _FIXED + "."
     )
 
 
-class NpzData(_DataCommon):
+class NpzData(_FileData):
     """A NumPy ``.npz`` archive (loaded without pickle)."""
 
     npz: str = Field(min_length=1, description="Path of the .npz file, relative to the spec file.")
@@ -157,11 +232,51 @@ class NpzData(_DataCommon):
         description="Name of the array of targets: class indices or labels (samples,) for "
         "classification, (samples,) or (samples, outputs) floats for regression.",
     )
+    validation: NpzPart | None = Field(
+        default=None, description="Validation data from another .npz" + _FIXED + "."
+    )
+    test: NpzPart | None = Field(
+        default=None, description="Test data from another .npz" + _FIXED + "."
+    )
+
+
+class IdxData(_FileData):
+    """Images and labels in IDX files, the format of MNIST (read with NumPy alone)."""
+
+    idx: IdxFiles = Field(
+        description="{images: path, labels: path}: (samples, height, width) unsigned bytes "
+        "(or any IDX type) become (samples, 1, height, width) images."
+    )
+    validation: IdxPart | None = Field(
+        default=None, description="Validation data from other IDX files" + _FIXED + "."
+    )
+    test: IdxPart | None = Field(
+        default=None,
+        description="Test data from other IDX files (e.g. MNIST's t10k-* pair)" + _FIXED + ".",
+    )
+
+
+class ParquetData(_FileData):
+    """Parquet file(s) (needs pip install "nnspec[parquet]", which installs pyarrow)."""
+
+    parquet: str = Field(
+        min_length=1,
+        description="Path of a Parquet file, or a glob (data/part-*.parquet) whose files are "
+        "read in sorted order, relative to the spec file.",
+    )
+    target: TargetColumns
+    features: FeatureColumns = None
+    validation: ParquetPart | None = Field(
+        default=None, description="Validation data from other Parquet file(s)" + _FIXED + "."
+    )
+    test: ParquetPart | None = Field(
+        default=None, description="Test data from other Parquet file(s)" + _FIXED + "."
+    )
 
 
 def _data_source(value: object) -> str | None:
     if isinstance(value, dict):
-        for key in ("builtin", "csv", "npz"):
+        for key in ("builtin", "csv", "npz", "idx", "parquet"):
             if key in value:
                 return key
     return None
@@ -172,13 +287,55 @@ DataSpec = Annotated[
         Annotated[BuiltinData, Tag("builtin")],
         Annotated[CsvData, Tag("csv")],
         Annotated[NpzData, Tag("npz")],
+        Annotated[IdxData, Tag("idx")],
+        Annotated[ParquetData, Tag("parquet")],
     ],
     Discriminator(
         _data_source,
         custom_error_type="data_source",
-        custom_error_message="expected a mapping with one of the keys builtin, csv or npz",
+        custom_error_message="expected a mapping with one of the keys builtin, csv, npz, idx "
+        "or parquet",
     ),
 ]
+
+
+# One-hot encoding of a column with more categories than this is refused unless the spec
+# raises preprocess.max_categories: a column of thousands of levels (an identifier, a free-text
+# field) is rarely meant as a category, and each level is one input of the first layer.
+MAX_CATEGORIES = 100
+
+
+class ImputeColumnSpec(SpecModel):
+    """How one column's missing values are filled (overrides ``impute.strategy``)."""
+
+    strategy: Literal["median", "mean", "most_frequent", "constant"] = Field(
+        description="median, mean or most_frequent of the column's training values, or "
+        "constant: value."
+    )
+    value: float | None = Field(
+        default=None,
+        description="The fill value of strategy constant (default 0); ignored otherwise.",
+    )
+
+
+class ImputeSpec(SpecModel):
+    """Missing numeric values (empty CSV cells, NaN, None), filled with statistics of the
+    training split; the fill values are constants of the exported graph (IsNaN + Where)."""
+
+    strategy: Literal["median", "mean", "most_frequent", "constant"] = Field(
+        default="median",
+        description="For every numeric feature column: median, mean or most_frequent (the "
+        "smallest of the most frequent, as scikit-learn's SimpleImputer) of the column's "
+        "training values, or constant: value.",
+    )
+    value: float | None = Field(
+        default=None,
+        description="The fill value of strategy constant (default 0); ignored otherwise.",
+    )
+    columns: dict[str, ImputeColumnSpec] = Field(
+        default_factory=dict,
+        description="Per-column overrides, by column name: {horsepower: {strategy: mean}}.",
+    )
 
 
 class PreprocessSpec(SpecModel):
@@ -194,6 +351,30 @@ class PreprocessSpec(SpecModel):
         default=False,
         description="Regression only: train on standardized targets and undo the scaling in "
         "the exported graph (Mul and Add after the last layer).",
+    )
+    categorical: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Feature columns to one-hot encode (text or integer values), with the "
+        "categories seen in the training split, sorted (numerically when all are integers). "
+        "The exported graph then takes one input per column: float32 (batch,) for numbers, "
+        "string (batch,) for these (see docs/onnx.md).",
+    )
+    unknown: Literal["ignore", "error"] = Field(
+        default="ignore",
+        description="A category not seen in training, or a missing one: ignore encodes it "
+        "as all zeros (as scikit-learn's handle_unknown='ignore'); error refuses the row "
+        "(nnspec_runtime and nnspec predict name the column and row).",
+    )
+    max_categories: PositiveInt = Field(
+        default=MAX_CATEGORIES,
+        description="The most categories one categorical column may have in the training "
+        "split; more is an error naming the column and the count (raise it here if meant).",
+    )
+    impute: ImputeSpec | None = Field(
+        default=None,
+        description="Fill missing numeric values with statistics of the training split. "
+        "Without it, a missing value is an error naming the file, row and column.",
     )
 
 
@@ -420,14 +601,17 @@ class Spec(SpecModel):
     )
     data: DataSpec | None = Field(
         default=None,
-        description="Training data: {builtin: iris|mcycle|digits|digits28}, "
-        "{csv: path, target: column} or {npz: path, x: key, y: key}, with test_fraction. "
-        "Optional for validate and compile.",
+        description="Training data: {builtin: iris|mcycle|digits|digits28|mnist5k}, "
+        "{csv: path, target: column}, {npz: path, x: key, y: key}, {idx: {images: path, "
+        "labels: path}} or {parquet: path_or_glob, target: column}, with test_fraction, or "
+        "fixed test: and validation: parts of the same kind. Optional for validate and "
+        "compile, and for nnspec.train(spec, x, y) on in-memory data.",
     )
     preprocess: PreprocessSpec = Field(
         default=PreprocessSpec(),
         description="Standardization of the inputs (and, for regression, of the targets), "
-        "fitted on the training split and baked into the exported graph.",
+        "one-hot encoding of categorical columns and imputation of missing values, fitted on "
+        "the training split and baked into the exported graph.",
     )
     layers: list[LayerSpec] = Field(
         min_length=1, description="The layers, input to output; the last one is the output."
@@ -492,16 +676,19 @@ def read_spec_text(path: str | Path) -> str:
                 )
             ]
         )
+    if not p.exists() and not p.is_symlink():
+        raise SpecError([Issue("no such file", (), str(path))])
+    if p.is_dir():
+        raise SpecError([Issue("is a directory; expected a YAML spec file", (), str(path))])
+    from .. import untrusted
+    from ..errors import DataError
+
     try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise SpecError([Issue("no such file", (), str(path))]) from None
-    except IsADirectoryError:
-        raise SpecError(
-            [Issue("is a directory; expected a YAML spec file", (), str(path))]
-        ) from None
-    except OSError as e:
-        raise SpecError([Issue(f"cannot read the file: {e.strerror}", (), str(path))]) from None
+        # A regular file only: a FIFO would block, /dev/zero never end.
+        raw = untrusted.read_bytes(p, "spec file", DataError, limit=MAX_SPEC_BYTES)
+    except DataError as e:
+        message = str(e).removeprefix(f"{path}: ")
+        raise SpecError([Issue(message, (), str(path))]) from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -529,11 +716,22 @@ def parse_spec(text: str, file: str | None = None) -> Spec:
         raise SpecError(
             [Issue(f"expected a mapping of spec fields, got {got}", (), file, line, col)]
         )
+    return spec_from_data(data, SpecSource(text, file, marks))
+
+
+def spec_from_data(data: dict, source: SpecSource) -> Spec:
+    """Validate loaded spec fields; problems located by ``source`` (its marks, and its
+    command-line overrides, which a problem at an overridden path names instead)."""
     try:
         spec = Spec.model_validate(data)
     except ValidationError as e:
-        raise SpecError(issues_from_validation_error(e, data, marks, file, Spec)) from None
-    spec._source = SpecSource(text, file, marks)
+        issues = issues_from_validation_error(e, data, source.marks, source.file, Spec)
+        located = []
+        for issue in issues:
+            arg = source.override_of(issue.path)
+            located.append(Issue(issue.message, issue.path, arg) if arg else issue)
+        raise SpecError(located) from None
+    spec._source = source
     return spec
 
 
@@ -543,3 +741,24 @@ def load_spec(path_or_text: str | Path) -> Spec:
         return parse_spec(path_or_text, None)
     text = read_spec_text(path_or_text)
     return parse_spec(text, str(path_or_text))
+
+
+def as_spec(spec: Spec | str | Path | dict) -> Spec:
+    """A Spec from a Spec, a file path, YAML text or a dict of spec fields (validated like a
+    file: every problem in one located ``SpecError``)."""
+    if isinstance(spec, Spec):
+        return spec
+    if isinstance(spec, dict):
+        import yaml
+
+        # As YAML text, so the model's metadata keeps the spec and messages have lines.
+        try:
+            text = yaml.safe_dump(spec, sort_keys=False)
+        except yaml.YAMLError as e:
+            raise SpecError([Issue(f"the dict cannot be written as YAML: {e}")]) from None
+        return parse_spec(text, None)
+    if isinstance(spec, str | Path):
+        return load_spec(spec)
+    raise TypeError(
+        f"expected a Spec, a spec file's path, YAML text or a dict, got {type(spec).__name__}"
+    )

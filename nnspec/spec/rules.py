@@ -29,6 +29,7 @@ class ModelIO:
     target_names: list[str]
     class_names: list[str] | None  # classification only
     shape: tuple[int, ...] = ()  # one sample's shape: (features,) or (channels, height, width)
+    encoding: str | None = None  # tabular data: how the features are made up (DataInfo's)
 
     def __post_init__(self):
         if not self.shape:
@@ -53,6 +54,14 @@ def _layer_issues(spec: Spec) -> list[Issue]:
                 )
             )
         seen.setdefault(name, i)
+        if getattr(layer, "units", None) == "auto" and i != last:
+            issues.append(
+                src.issue(
+                    ("layers", i, "units"),
+                    f"auto is only allowed on the output layer (layers[{last}]), whose units "
+                    "the data decides; expected a positive integer",
+                )
+            )
         act = getattr(layer, "activation", None)
         if act is not None and ACTIVATIONS[act].output_only and i != last:
             issues.append(
@@ -144,6 +153,14 @@ def _io_issues(spec: Spec) -> list[Issue]:
     issues += _duplicates(src, ("input", "names"), spec.input and spec.input.names, "name")
     features = getattr(d, "features", None)
     issues += _duplicates(src, ("data", "features"), features, "feature")
+    if getattr(d, "test", None) is not None and "test_fraction" in d.model_fields_set:
+        issues.append(
+            src.issue(
+                ("data", "test_fraction"),
+                "test and test_fraction both given; expected one: a fixed test part, or the "
+                "fraction to hold out",
+            )
+        )
     target = getattr(d, "target", None)
     if target is not None:
         targets = [target] if isinstance(target, str) else target
@@ -167,7 +184,54 @@ def _io_issues(spec: Spec) -> list[Issue]:
     return issues
 
 
-def _train_issues(spec: Spec) -> list[Issue]:
+def tabular_issues(spec: Spec) -> list[Issue]:
+    """preprocess.categorical and impute: CSV columns, not images or the target."""
+    src, pre, d = spec.source, spec.preprocess, spec.data
+    if not pre.categorical and pre.impute is None:
+        return []
+    key = "categorical" if pre.categorical else "impute"
+    if d is not None and getattr(d, "csv", None) is None and getattr(d, "parquet", None) is None:
+        return [
+            src.issue(
+                ("preprocess", key),
+                f"applies to tables of named columns (data: {{csv: ...}} or {{parquet: ...}}), got "
+                f"{next(k for k in ('builtin', 'npz', 'idx') if hasattr(d, k))} "
+                "data, whose features are numbers already",
+            )
+        ]
+    if spec.input is not None and len(spec.input.sample_shape) > 1:
+        return [
+            src.issue(
+                ("preprocess", key),
+                f"applies to flat (batch, features) inputs, got input shape "
+                f"{list(spec.input.sample_shape)} (images)",
+            )
+        ]
+    issues = _duplicates(src, ("preprocess", "categorical"), pre.categorical, "column")
+    target = getattr(d, "target", None)
+    targets = [target] if isinstance(target, str) else list(target or [])
+    features = getattr(d, "features", None)
+    for i, name in enumerate(pre.categorical or []):
+        if name in targets:
+            issues.append(
+                src.issue(
+                    ("preprocess", "categorical", i),
+                    f"'{name}' is the target; categorical lists feature columns (a "
+                    "classification target's labels may be text already)",
+                )
+            )
+        elif features is not None and name not in features:
+            issues.append(
+                src.issue(
+                    ("preprocess", "categorical", i),
+                    f"'{name}' is not one of data.features ({', '.join(features)}); expected "
+                    "a feature column",
+                )
+            )
+    return issues
+
+
+def _train_issues(spec: Spec, data: DataInfo | None = None) -> list[Issue]:
     src, tr, issues = spec.source, spec.train, []
     sched = tr.lr_schedule
     if sched.kind == "cosine" and sched.min_lr > tr.optimizer.lr:
@@ -179,7 +243,7 @@ def _train_issues(spec: Spec) -> list[Issue]:
         )
     es = tr.early_stopping
     if es is not None:
-        if tr.validation_fraction == 0:
+        if tr.validation_fraction == 0 and not (data and data.fixed_validation):
             issues.append(
                 src.issue(
                     ("train", "early_stopping"),
@@ -205,9 +269,14 @@ def _train_issues(spec: Spec) -> list[Issue]:
 def check_rules(spec: Spec, data: DataInfo | None) -> ModelIO:
     """All cross-field rules; returns the resolved sizes or raises one ``SpecError`` for all."""
     src = spec.source
-    issues = _layer_issues(spec) + _io_issues(spec) + _train_issues(spec)
+    issues = (
+        _layer_issues(spec) + _io_issues(spec) + _train_issues(spec, data) + tabular_issues(spec)
+    )
     last = len(spec.layers) - 1
     units = getattr(spec.layers[-1], "units", None)
+    auto = units == "auto"
+    if auto:
+        units = None  # decided below, from the data's classes or targets
 
     shape = spec.input.sample_shape if spec.input else None
     features = math.prod(shape) if shape else None
@@ -288,6 +357,9 @@ def check_rules(spec: Spec, data: DataInfo | None) -> ModelIO:
         elif spec.classes is not None:
             class_names = list(spec.classes)
         n = len(class_names) if class_names else None
+        if auto and n is not None:
+            logistic = getattr(spec.layers[-1], "activation", "") == "logistic"
+            units = 1 if n == 2 and logistic else n
         binary_ok = (
             n == 2 and units == 1 and getattr(spec.layers[-1], "activation", "") == "logistic"
         )
@@ -301,6 +373,8 @@ def check_rules(spec: Spec, data: DataInfo | None) -> ModelIO:
             )
         if class_names is None and units is not None:
             class_names = [str(i) for i in range(2 if units == 1 else units)]
+    elif auto and data is not None:
+        units = data.outputs
     elif data is not None and units is not None and units != data.outputs:
         issues.append(
             src.issue(
@@ -345,4 +419,20 @@ def check_rules(spec: Spec, data: DataInfo | None) -> ModelIO:
         target_names = (
             ["label"] if spec.task == "classification" else [f"y{i}" for i in range(units or 1)]
         )
-    return ModelIO(features, units or 0, feature_names, target_names, class_names, tuple(shape))
+    encoding = data.encoding if data is not None else None
+    return ModelIO(
+        features, units or 0, feature_names, target_names, class_names, tuple(shape), encoding
+    )
+
+
+def with_output_units(spec: Spec, io: ModelIO) -> Spec:
+    """``spec`` with ``units: auto`` of its output layer replaced by ``io.outputs`` (the
+    classes or targets that the data decided); ``spec`` itself when there is nothing to
+    replace. The copy keeps the spec's source, so messages still point into its file."""
+    last = spec.layers[-1]
+    if getattr(last, "units", None) != "auto" or not io.outputs:
+        return spec
+    layers = [*spec.layers[:-1], last.model_copy(update={"units": io.outputs})]
+    concrete = spec.model_copy(update={"layers": layers})
+    concrete._source = spec._source
+    return concrete

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ..errors import SpecError
 from ..layers import Shape, ShapeError
 from .models import Spec
-from .rules import ModelIO
+from .rules import ModelIO, with_output_units
 
 
 @dataclass(frozen=True)
@@ -17,12 +17,13 @@ class LayerSummary:
     name: str
     kind: str
     output_shape: Shape
-    params: int
+    params: int | None  # None: an output layer of units: auto, without data to decide them
     trainable: bool = True  # false: a frozen layer with weights
 
 
 def infer(spec: Spec, io: ModelIO) -> list[LayerSummary]:
     """Output shape and parameter count per layer; a shape error names its layer."""
+    spec = with_output_units(spec, io)
     shape: Shape = (None, *io.shape)
     rows = []
     for i, (layer, name) in enumerate(zip(spec.layers, spec.layer_names(), strict=True)):
@@ -44,8 +45,8 @@ def summary(spec: Spec, io: ModelIO, rows: list[LayerSummary]) -> dict:
     """The layer summary as JSON-ready data: what ``nnspec validate --json`` prints and what
     ``summary_table`` and ``print_summary`` render. ``nnspec inspect --json`` gives the same
     keys for a model exported by nnspec."""
-    total = sum(r.params for r in rows)
-    frozen = sum(r.params for r in rows if not r.trainable)
+    total = sum(r.params or 0 for r in rows)
+    frozen = sum(r.params or 0 for r in rows if not r.trainable)
     return {
         "name": spec.name,
         "task": spec.task,
@@ -61,6 +62,8 @@ def summary(spec: Spec, io: ModelIO, rows: list[LayerSummary]) -> dict:
             for r in rows
         ],
         "total_params": total,
+        # Without data, an output layer of units: auto has unknown parameters (not counted).
+        "params_known": all(r.params is not None for r in rows),
         "trainable_params": total - frozen,
         "frozen_params": frozen,
     }
@@ -76,12 +79,14 @@ def _cells(data: dict) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
     body = [("input", "", format_shape(tuple(data["input"])), "0", "")]
     for layer in data["layers"]:
         # A layer without parameters has nothing to train or freeze: the cell stays empty.
-        trainable = ("yes" if layer["trainable"] else "no") if layer["params"] else ""
+        trainable = ("yes" if layer["trainable"] else "no") if layer["params"] != 0 else ""
         shape = format_shape(tuple(layer["output_shape"]))
-        body.append((layer["name"], layer["kind"], shape, f"{layer['params']:,}", trainable))
+        params = "auto" if layer["params"] is None else f"{layer['params']:,}"
+        body.append((layer["name"], layer["kind"], shape, params, trainable))
+    more = "" if data.get("params_known", True) else " + auto"
     totals = [
-        ("total", "", "", f"{data['total_params']:,}", ""),
-        ("trainable", "", "", f"{data['trainable_params']:,}", ""),
+        ("total", "", "", f"{data['total_params']:,}{more}", ""),
+        ("trainable", "", "", f"{data['trainable_params']:,}{more}", ""),
         ("frozen", "", "", f"{data['frozen_params']:,}", ""),
     ]
     return body, totals

@@ -17,11 +17,12 @@ a mix. Nothing is pickled, so loading a checkpoint runs no code from it.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
+import os
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveInt, ValidationError
 
-from .. import atomic
+from .. import atomic, untrusted
 from .._version import __version__
 from ..errors import NnspecError
 from .optimizers import Adam
@@ -208,9 +209,46 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
+OWNER_NAME = ".owner"
+
+
+class DirectoryOwner:
+    """One training run's hold on a checkpoint directory: an exclusive ``fcntl`` lock on
+    ``DIR/.owner``, which holds the run's PID. Two runs writing one directory would delete
+    each other's checkpoints (each keeps only its latest NPZ), so a second run is refused,
+    with the owner's PID. The lock goes with the process, killed or not."""
+
+    def __init__(self, directory: Path):
+        path = directory / OWNER_NAME
+        try:
+            f = open(path, "a+", encoding="ascii")  # noqa: SIM115  held for the run
+        except OSError as e:
+            raise CheckpointError(
+                f"--checkpoint {directory}: cannot lock it: {e.strerror}"
+            ) from None
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            pid = f.read(32).strip() or "unknown"
+            f.close()
+            raise CheckpointError(
+                f"--checkpoint {directory}: in use by another training run (PID {pid}); two "
+                "runs writing one directory would delete each other's checkpoints: wait for "
+                "it to end, or give this run another directory"
+            ) from None
+        f.truncate(0)
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        self._file = f
+
+    def release(self) -> None:
+        self._file.close()
+
+
 def prepare_checkpoint_directory(directory: str | Path) -> Path:
     """Create the checkpoint directory if needed (its parent must exist); fail before training
-    when it cannot be written."""
+    when it cannot be written or another run owns it (``DirectoryOwner``)."""
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise CheckpointError(f"--checkpoint {directory}: expected a directory, got a file")
@@ -219,6 +257,7 @@ def prepare_checkpoint_directory(directory: str | Path) -> Path:
     except OSError as e:
         raise CheckpointError(f"--checkpoint {directory}: cannot create it: {e.strerror}") from None
     atomic.check_writable(directory / JSON_NAME)
+    DirectoryOwner(directory).release()  # refused now, before the data are read, not later
     return directory
 
 
@@ -243,12 +282,14 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         # A hand-edited JSON must not send us reading other files (../../something).
         raise CheckpointError(f"{path}: npz: expected a name like checkpoint-<hex>.npz")
     npz = path.parent / meta.npz
-    try:
-        data = npz.read_bytes()
-    except OSError as e:
+    if not npz.exists():
         raise CheckpointError(
-            f"{npz}: cannot read the checkpoint's arrays ({e.strerror}); {path} needs it"
-        ) from None
+            f"{npz}: cannot read the checkpoint's arrays (No such file or directory); {path} "
+            "needs it"
+        )
+    data = untrusted.read_bytes(
+        npz, "checkpoint's arrays", CheckpointError, limit=untrusted.memory_limit()
+    )
     if hashlib.sha256(data).hexdigest() != meta.npz_sha256:
         raise CheckpointError(
             f"{npz}: its sha256 differs from the one {path} records: the file is truncated "
@@ -257,12 +298,15 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(path, meta, _read_npz(npz, data))
 
 
+MAX_JSON_BYTES = 2**28  # a million epochs of history is about 200 MB
+
+
 def _read_meta(path: Path) -> _Meta:
+    raw_bytes = untrusted.read_bytes(path, "checkpoint", CheckpointError, limit=MAX_JSON_BYTES)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = raw_bytes.decode("utf-8")
+        # NaN stays allowed here: an undefined R² in the history is written as NaN.
         raw = json.loads(text)
-    except OSError as e:
-        raise CheckpointError(f"{path}: cannot read: {e.strerror}") from None
     except UnicodeDecodeError:
         raise CheckpointError(f"{path}: not UTF-8 text; expected a checkpoint's JSON") from None
     except json.JSONDecodeError as e:
@@ -270,6 +314,13 @@ def _read_meta(path: Path) -> _Meta:
             f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}); the checkpoint is "
             "truncated or corrupt"
         ) from None
+    except (RecursionError, ValueError):
+        raw = None
+    if raw is None or untrusted.nested_deeper_than(raw, untrusted.MAX_JSON_DEPTH):
+        raise CheckpointError(
+            f"{path}: JSON nested over {untrusted.MAX_JSON_DEPTH} levels deep (or numbers too "
+            "long to read); not a checkpoint nnspec wrote"
+        )
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an nnspec checkpoint (expected format: {FORMAT})")
     try:
@@ -283,17 +334,25 @@ def _read_meta(path: Path) -> _Meta:
         ) from None
 
 
+# The names a checkpoint's arrays have (see the module docstring); any other entry is refused
+# before anything is decompressed.
+_ARRAY_NAME = re.compile(r"(net|best|pre|opt/(velocity|m|v)|loop)/[A-Za-z0-9_.\-]{1,200}")
+
+
 def _read_npz(npz: Path, data: bytes) -> dict[str, np.ndarray]:
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except ValueError as e:
-        # allow_pickle=False refuses object arrays, which only pickle could rebuild.
-        raise CheckpointError(
-            f"{npz}: unusable array ({e}); expected plain numeric arrays"
-        ) from None
-    except (OSError, EOFError, zipfile.BadZipFile) as e:
-        raise CheckpointError(f"{npz}: not a readable NPZ archive ({e})") from None
+    """The arrays, through ``nnspec.untrusted``: entries checked by name and declared size
+    before any is decompressed, headers before allocating, no pickle; all finite."""
+    arrays = untrusted.read_npz(
+        data, str(npz), CheckpointError, allowed=lambda key: _ARRAY_NAME.fullmatch(key)
+    )
+    for key, a in arrays.items():
+        if a.dtype.kind not in "biuf":
+            raise CheckpointError(f"{npz}: {key}: {a.dtype} values; expected plain numbers")
+        untrusted.check_finite(a, f"{npz}: {key}", CheckpointError, float32=False)
+    for key in ("pre/x_scale", "pre/y_scale"):
+        if key in arrays and arrays[key].size and not (arrays[key] > 0).all():
+            raise CheckpointError(f"{npz}: {key}: expected positive standard deviations")
+    return arrays
 
 
 # -- restoring -------------------------------------------------------------------------------
@@ -392,8 +451,10 @@ def _optimizer_tables(optimizer) -> dict[str, dict[str, np.ndarray]]:
 def _set_rng(ckpt: Checkpoint, where: str, rng: np.random.Generator, value: dict) -> None:
     try:
         rng.bit_generator.state = value
-    except (TypeError, ValueError, KeyError) as e:
-        raise CheckpointError(f"{ckpt.path}: {where}: not a usable generator state ({e})") from None
+    except (TypeError, ValueError, KeyError, OverflowError) as e:
+        raise CheckpointError(
+            f"{ckpt.path}: {where}: not a usable generator state ({str(e)[:200]})"
+        ) from None
 
 
 def _restore_loop(ckpt: Checkpoint, state: LoopState) -> None:

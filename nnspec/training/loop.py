@@ -94,7 +94,12 @@ def fit(
     """
     run = _Run(network, train, val, checkpoint_dir, stop, on_batch)
     if resume is not None:
-        run.restore(resume)
+        try:
+            run.restore(resume)
+        except BaseException:
+            if run.owner is not None:
+                run.owner.release()
+            raise
     epochs = network.spec.train.epochs
     bar = None
     if sys.stderr.isatty() if progress is None else progress:
@@ -130,6 +135,8 @@ def fit(
     finally:
         if bar is not None:
             bar.close()
+        if run.owner is not None:
+            run.owner.release()
     run.restore_best()
     return run.history
 
@@ -164,8 +171,10 @@ class _Run:
     ):
         cfg = network.spec.train
         self.network, self.val, self.cfg = network, val, cfg
+        self.owner = None
         if checkpoint_dir is not None:
             checkpoint_dir = ckpt.prepare_checkpoint_directory(checkpoint_dir)
+            self.owner = ckpt.DirectoryOwner(checkpoint_dir)  # for the whole run
         self.checkpoint_dir, self.stop, self.on_batch = checkpoint_dir, stop, on_batch
         self.train = train
         # Frozen layers (trainable: false) are left out: the optimizer never touches them.

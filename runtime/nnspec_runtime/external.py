@@ -15,9 +15,11 @@ a ``RuntimeModelError``.
 from __future__ import annotations
 
 import re
+import stat
 from pathlib import Path
 
 from .errors import RuntimeModelError
+from .files import file_kind, location_problem
 
 
 def check_external(where: str, base: Path | None, refs: list) -> None:
@@ -47,6 +49,12 @@ def check_external(where: str, base: Path | None, refs: list) -> None:
                 f"{where}: the model keeps weights in {of(location)}; load it from its .onnx "
                 "path, with that file beside it, not from bytes"
             )
+        problem = location_problem(location)
+        if problem:
+            raise RuntimeModelError(
+                f"{where}: {of(location)[:120]} {problem}; refused: expected a file name "
+                "beside the model"
+            )
         if "_ORT_MEM_ADDR_" in location:
             raise RuntimeModelError(
                 f"{where}: {of(location)} is onnxruntime's marker for data in memory, which "
@@ -75,11 +83,13 @@ def check_external(where: str, base: Path | None, refs: list) -> None:
     for location, tensors in by_file.items():
         file = base / location
         try:
-            size = file.stat().st_size if file.is_file() else None
+            st = file.stat()
         except OSError:
-            size = None
+            st = None
+        # A FIFO would block onnxruntime's read forever, a device never end: regular files only.
+        size = st.st_size if st is not None and stat.S_ISREG(st.st_mode) else None
         if size is None:
-            state = "is not a file" if file.exists() else "is missing"
+            state = f"is {file_kind(st.st_mode)}" if st is not None else "is missing"
             raise RuntimeModelError(
                 f"{where}: {of(location)} {state} in {base}; a model over 2 GB keeps its "
                 "weights in <model>.onnx.data, which must be copied along with the .onnx file"

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .binding import Bound
+from .columns import RawColumns, cpu_only_nodes
 from .device import (
     CPU,
     CUDA,
@@ -28,7 +29,8 @@ from .device import (
 )
 from .errors import DeviceError, RuntimeModelError
 from .external import check_external
-from .wire import Corrupt, external_refs
+from .files import open_regular
+from .wire import Corrupt, read_wire
 
 # Bounded chunks bound the memory one run takes, and keep GPU kernels inside the batch sizes
 # they support (on CUDA never over MAX_CUDA_ROWS: cuDNN's MaxPool failed with
@@ -37,6 +39,9 @@ DEFAULT_CHUNK = 16384
 # Images are large rows: a chunk also holds at most this many input bytes (434 AlexNet images of
 # 3x227x227 float32), so that intermediate activations stay in memory too.
 CHUNK_BYTES = 2**28
+# onnxruntime drops initializers that no node uses one by one, in quadratic time (64,000 take
+# 15 s, 128,000 47 s): a model with more than this many is refused before it opens.
+MAX_UNUSED_INITIALIZERS = 1024
 
 
 @dataclass(frozen=True)
@@ -171,17 +176,12 @@ class Model:
 
     @staticmethod
     def _check_readable(path: Path) -> str:
-        try:
-            with path.open("rb") as f:
-                if os.fstat(f.fileno()).st_size == 0:
-                    raise RuntimeModelError(f"{path}: the file is empty; expected an ONNX model")
-                return str(path)
-        except FileNotFoundError:
-            raise RuntimeModelError(f"{path}: no such model file") from None
-        except IsADirectoryError:
-            raise RuntimeModelError(f"{path}: is a directory; expected an .onnx file") from None
-        except OSError as e:
-            raise RuntimeModelError(f"{path}: cannot read: {e.strerror}") from None
+        # A FIFO, a device or a directory is refused before it is opened: onnxruntime would
+        # wait for a FIFO's writer, and read /dev/zero until memory runs out.
+        with open_regular(path, "model file (.onnx)") as f:
+            if os.fstat(f.fileno()).st_size == 0:
+                raise RuntimeModelError(f"{path}: the file is empty; expected an ONNX model")
+        return str(path)
 
     def _check_contents(self, data: bytes | None) -> None:
         """A clear error for a truncated or damaged file, and for external data that is
@@ -191,11 +191,11 @@ class Model:
             if data is not None:
                 if not data:
                     raise RuntimeModelError(f"{where}: no bytes; expected an ONNX model")
-                refs = external_refs(data)
+                found = read_wire(data)
             else:
-                with self.path.open("rb") as f:
+                with open_regular(self.path, "model file (.onnx)") as f:
                     with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-                        refs = external_refs(m)
+                        found = read_wire(m)
         except Corrupt as e:
             raise RuntimeModelError(
                 f"{where}: not a loadable ONNX model: truncated, damaged or not ONNX at all "
@@ -203,7 +203,15 @@ class Model:
             ) from None
         except (OSError, ValueError) as e:
             raise RuntimeModelError(f"{where}: cannot read: {e}") from None
-        check_external(where, self.path.parent if self.path else None, refs)
+        unused = found.unused_initializers
+        if unused > MAX_UNUSED_INITIALIZERS:
+            raise RuntimeModelError(
+                f"{where}: {unused:,} of its {len(found.initializers):,} initializers are used by "
+                f"no node (at most {MAX_UNUSED_INITIALIZERS:,}), which onnxruntime would take "
+                "minutes to drop; refused: remove them (onnx's optimizer or "
+                "onnx.utils.Extractor) and try again"
+            )
+        check_external(where, self.path.parent if self.path else None, found.refs)
 
     def _open(self, ort, data: bytes | str, device: str):
         where = str(self.path) if self.path else "<model bytes>"
@@ -258,7 +266,8 @@ class Model:
         # fallback allowed tells the two apart.
         relaxed = replace(self.cuda_options, strict=False).providers()
         try:
-            got = _session(ort, data, relaxed).get_providers()
+            probe = _session(ort, data, relaxed)
+            got = probe.get_providers()
         except Exception as e:
             return f"{where}: the CUDA provider failed to start: {e}; {hint}"
         if got[0] != CUDA:
@@ -269,23 +278,30 @@ class Model:
             )
         return (
             f"{where}: strict=True asks for every node on the GPU, but onnxruntime would run "
-            f"some on the CPU, for want of a CUDA kernel ({error}); strict=False lets them run "
-            "there"
+            f"some on the CPU, for want of a CUDA kernel{cpu_only_nodes(probe)} ({error}); "
+            "strict=False lets them run there"
         )
 
     def _describe(self) -> None:
         inputs = self.session.get_inputs()
-        if len(inputs) != 1 or len(inputs[0].shape) < 2 or inputs[0].type != "tensor(float)":
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        # A tabular model takes raw columns, one input each (columns.py); the others one array.
+        self.columns = None
+        if "nnspec_tabular" in self.metadata:
+            self.columns = RawColumns(self.metadata["nnspec_tabular"], [i.name for i in inputs])
+            self.input_name, self.input_shape, self.n_features = None, (), None
+        elif len(inputs) != 1 or len(inputs[0].shape) < 2 or inputs[0].type != "tensor(float)":
             raise RuntimeModelError(
                 "not an nnspec model: expected one float32 input of shape (batch, features) "
                 f"or (batch, channels, height, width), got "
                 f"{[(i.name, i.type, i.shape) for i in inputs]}"
             )
-        self.input_name = inputs[0].name
-        # One sample's shape: (features,) or (channels, height, width) for image models.
-        self.input_shape = tuple(inputs[0].shape[1:])
-        known = all(isinstance(d, int) for d in self.input_shape)
-        self.n_features = int(np.prod(self.input_shape)) if known else None
+        else:
+            self.input_name = inputs[0].name
+            # One sample's shape: (features,) or (channels, height, width) for image models.
+            self.input_shape = tuple(inputs[0].shape[1:])
+            known = all(isinstance(d, int) for d in self.input_shape)
+            self.n_features = int(np.prod(self.input_shape)) if known else None
         outputs = {o.name: o for o in self.session.get_outputs()}
         self.output_names = list(outputs)
         if {"probabilities", "label"} <= set(outputs):
@@ -297,9 +313,11 @@ class Model:
                 "not an nnspec model: expected the outputs probabilities and label, or "
                 f"prediction; got {', '.join(outputs)}"
             )
-        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self._check_outputs(outputs)
         self.class_names = self._names("nnspec_class_names")
         self.feature_names = self._names("nnspec_feature_names")
+        if self.columns is not None:  # the raw columns, not the encoded ones
+            self.feature_names = list(self.columns.names)
         self.target_names = self._names("nnspec_target_names")
         # nnspec writes these names into every model, before the metrics: a model of nnspec's
         # without them was cut short (a truncated file can still parse, when the cut falls
@@ -323,12 +341,28 @@ class Model:
                     f"the model's metadata lists {len(names)} {what} for {size} {against}"
                 )
 
+    def _check_outputs(self, outputs: dict) -> None:
+        """The outputs' types and ranks, as nnspec writes them: a graph from elsewhere that
+        names its outputs alike but gives a float label, or a rank-1 probability, is refused
+        here rather than mislabelling rows later."""
+        want = {"probabilities": ("tensor(float)", 2), "label": ("tensor(int64)", 1)}
+        if self.task == "regression":
+            want = {"prediction": ("tensor(float)", 2)}
+        for name, (type_, rank) in want.items():
+            o = outputs[name]
+            if o.type != type_ or len(o.shape) != rank:
+                dims = "(batch, n)" if rank == 2 else "(batch,)"
+                raise RuntimeModelError(
+                    f"not an nnspec model: expected the output {name} as {type_} of shape "
+                    f"{dims}, got {o.type} of rank {len(o.shape)} ({o.shape})"
+                )
+
     def _names(self, key: str) -> list[str] | None:
         if key not in self.metadata:
             return None
         try:
             names = json.loads(self.metadata[key])
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested thousands deep
             names = None
         if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
             raise RuntimeModelError(f"the model's metadata {key} is not a JSON list of names")
@@ -391,13 +425,28 @@ class Model:
             raise RuntimeModelError(f"input has a NaN or inf (in float32) at {at}")
         return arr
 
+    def check_columns(self, x) -> dict[str, np.ndarray]:
+        """A tabular model's inputs (a DataFrame, a pyarrow Table, a dict of columns or a list
+        of row dicts) as the graph's feeds, checked (see ``columns.py``)."""
+        if self.columns is None:
+            raise RuntimeModelError("this model takes one array, not named columns")
+        return self.columns.feeds(x)
+
     def run(self, x) -> dict[str, np.ndarray]:
-        """Raw outputs by name, for inputs as ``check_input`` takes them; large batches run in
-        chunks of ``chunk_size`` rows."""
-        arr = self.check_input(x)
+        """Raw outputs by name, for inputs as ``check_input`` takes them (a tabular model:
+        as ``check_columns`` takes them); large batches run in chunks of ``chunk_size`` rows."""
+        return self._run(self._feeds(x))
+
+    def _feeds(self, x) -> dict[str, np.ndarray]:
+        if self.columns is not None:
+            return self.check_columns(x)
+        return {self.input_name: self.check_input(x)}
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        n = len(next(iter(feeds.values())))
         parts = [
-            self.session.run(None, {self.input_name: arr[lo : lo + self.chunk_size]})
-            for lo in range(0, max(len(arr), 1), self.chunk_size)
+            self.session.run(None, {k: v[lo : lo + self.chunk_size] for k, v in feeds.items()})
+            for lo in range(0, max(n, 1), self.chunk_size)
         ]
         if len(parts) == 1:  # one chunk: the outputs as onnxruntime made them, no copy
             return dict(zip(self.output_names, parts[0], strict=True))
@@ -408,6 +457,7 @@ class Model:
     def to_device(self, x):
         """``x``, checked as ``check_input`` does, in an onnxruntime ``OrtValue`` on the
         model's device (copied to the GPU on CUDA; sharing the checked array on the CPU)."""
+        self._one_array("to_device")
         arr = self.check_input(x)
         return self._onnxruntime.OrtValue.ortvalue_from_numpy(arr, self.device, self.device_id)
 
@@ -424,7 +474,15 @@ class Model:
         keep_on_device : ``run()`` returns the output ``OrtValue``s, left on the device,
             rather than NumPy copies.
         """
+        self._one_array("bind")
         return Bound(self, x, keep_on_device)
+
+    def _one_array(self, what: str) -> None:
+        if self.columns is not None:
+            raise RuntimeModelError(
+                f"{what} takes models with one float32 input; this model takes raw columns "
+                f"({', '.join(self.columns.names)}): use predict or run"
+            )
 
     def run_bound(self, x, *, keep_on_device: bool = False) -> dict:
         """``run`` through IOBinding: raw outputs by name, as NumPy arrays or, with
@@ -433,10 +491,29 @@ class Model:
 
     def predict(self, x) -> Prediction:
         """Labels with class names and probabilities, or regression values."""
-        out = self.run(x)
+        feeds = self._feeds(x)
+        out, rows = self._run(feeds), len(next(iter(feeds.values())))
         if self.task == "classification":
-            idx = out["label"]
-            names = self.class_names or [str(i) for i in range(out["probabilities"].shape[1])]
+            idx, probs = out["label"], out["probabilities"]
+            names = self.class_names or [str(i) for i in range(probs.shape[-1])]
+            # What onnxruntime returned is checked too: a label out of range would index the
+            # wrong class name (a negative one wraps round to the last).
+            if probs.ndim != 2 or probs.shape != (rows, len(names)):
+                raise RuntimeModelError(
+                    f"the model returned probabilities of shape {probs.shape}; expected "
+                    f"({rows}, {len(names)}): one row per input, one column per class"
+                )
+            if idx.dtype.kind not in "iu" or idx.shape != (rows,):
+                raise RuntimeModelError(
+                    f"the model returned labels of {idx.dtype} with shape {idx.shape}; expected "
+                    f"integer class indices of shape ({rows},)"
+                )
+            if len(idx) and (idx.min() < 0 or idx.max() >= len(names)):
+                bad = int(idx[(idx < 0) | (idx >= len(names))][0])
+                raise RuntimeModelError(
+                    f"the model returned the class index {bad}; expected 0 to {len(names) - 1} "
+                    f"(it has {len(names)} classes)"
+                )
             return Prediction(
                 task="classification",
                 probabilities=out["probabilities"],
@@ -444,6 +521,10 @@ class Model:
                 labels=np.asarray(names, dtype=object)[idx],
                 class_names=names,
             )
-        return Prediction(
-            task="regression", values=out["prediction"], target_names=self.target_names
-        )
+        values = out["prediction"]
+        if values.ndim != 2 or len(values) != rows or values.dtype.kind != "f":
+            raise RuntimeModelError(
+                f"the model returned predictions of {values.dtype} with shape {values.shape}; "
+                f"expected floats of shape ({rows}, outputs)"
+            )
+        return Prediction(task="regression", values=values, target_names=self.target_names)

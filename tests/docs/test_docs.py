@@ -152,7 +152,7 @@ def test_internal_links_resolve():
 @pytest.mark.parametrize(
     ("key", "expected"),
     [
-        ("units", "integer > 0"),
+        ("units", "integer > 0 or exactly `auto`"),
         ("test_fraction", "number in [0, 1)"),
         ("gamma", "number in (0, 1]"),
         ("opset", "integer in [13, 22]"),

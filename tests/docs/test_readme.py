@@ -128,3 +128,21 @@ def test_local_links_resolve():
 @pytest.mark.parametrize("spec", sorted(p.name for p in (ROOT / "specs").glob("*.yaml")))
 def test_every_shipped_spec_has_a_worked_example(spec):
     assert f"specs/{spec}" in section("Worked examples")
+
+
+def test_quick_start_python_example_runs(tmp_path, monkeypatch, capsys):
+    """The quick start's ```python block (a DataFrame, GridSearchCV), run as written from a
+    copy of the files it reads."""
+    for module in ("pandas", "sklearn"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed (pip install -e '.[pandas,sklearn]')")
+    block = re.search(r"^```python\n(.*?)^```$", section("Quick start"), re.S | re.M)
+    assert block, "no ```python block in the README's quick start"
+    code = block.group(1)
+    _copy_inputs(re.findall(r'"([\w./-]+\.(?:yaml|csv))"', code), tmp_path)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md quick start", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    assert "'accuracy': 0.96" in printed[0]
+    assert (tmp_path / "iris-df.onnx").exists() and (tmp_path / "iris-best.onnx").exists()
+    assert printed[1].startswith("{'epochs': ")

@@ -22,20 +22,26 @@ from nnspec.nn.network import Network
 RTOL, ATOL = 1e-4, 1e-5
 
 
-def run_both(model: onnx.ModelProto, x: np.ndarray) -> list[dict[str, np.ndarray]]:
-    x = x.astype(np.float32)
+def run_both(model: onnx.ModelProto, x) -> list[dict[str, np.ndarray]]:
+    if isinstance(x, dict):  # a tabular model's raw columns: one input each
+        feeds = {k: v if v.dtype == object else v.astype(np.float32) for k, v in x.items()}
+    else:
+        feeds = {"input": x.astype(np.float32)}
     names = [o.name for o in model.graph.output]
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     ref = reference_evaluator(model)
     return [
-        dict(zip(names, sess.run(None, {"input": x}), strict=True)),
-        dict(zip(names, ref.run(None, {"input": x}), strict=True)),
+        dict(zip(names, sess.run(None, feeds), strict=True)),
+        dict(zip(names, ref.run(None, feeds), strict=True)),
     ]
 
 
-def assert_parity(network: Network, model: onnx.ModelProto, x: np.ndarray):
-    x = network.as_samples(x)  # flat data rows -> (batch, channels, height, width) images
-    want = network.predict(x.astype(np.float32))
+def assert_parity(network: Network, model: onnx.ModelProto, x):
+    if isinstance(x, dict):
+        want = network.predict(x)
+    else:
+        x = network.as_samples(x)  # flat data rows -> (batch, channels, height, width) images
+        want = network.predict(x.astype(np.float32))
     for got in run_both(model, x):
         assert got.keys() == want.keys()
         for key, value in want.items():
@@ -59,8 +65,20 @@ def shipped_network(path) -> tuple[Network, np.ndarray]:
     if dataset is None:
         return network, np.random.default_rng(0).normal(size=(37, *network.shape))
     splits = pipeline.split_data(spec, dataset)
+    network.tabular = dataset.encoder  # a tabular spec: raw columns in
     network.fit_preprocess(splits.train.x, splits.train.y)
+    if dataset.encoder is not None:
+        return network, _Rows(splits.test.columns)
     return network, splits.test.x
+
+
+class _Rows(dict):
+    """Raw columns that slice like rows (``x[:batch]``)."""
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            return {k: v[key] for k, v in self.items()}
+        return super().__getitem__(key)
 
 
 # AlexNet through onnx's pure-Python ReferenceEvaluator takes about a second per image.

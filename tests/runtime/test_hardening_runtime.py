@@ -182,7 +182,7 @@ def test_external_data_from_bytes(models, no_onnxruntime_session):
 def test_external_data_directory_instead_of_file(tmp_path, models, no_onnxruntime_session):
     path = _copy_external(models, tmp_path / "d", data=False)
     path.with_name("m.onnx.data").mkdir()
-    with pytest.raises(RuntimeModelError, match="'m.onnx.data' .* is not a file in"):
+    with pytest.raises(RuntimeModelError, match="'m.onnx.data' .* is a directory in"):
         Model(path, device="cpu")
 
 

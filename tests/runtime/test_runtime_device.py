@@ -817,3 +817,21 @@ def test_gpu_peers_rebuild_the_dbn_by_hand(tmp_path, monkeypatch):
     assert "| batch | path | TF32 | exported | hand-built | exported / hand-built |" in lines[5]
     ratio = peers["rows"][0]["exported"] / peers["rows"][0]["hand_built"]
     assert lines[7].startswith("| 8 | session |  | ") and f"| {ratio:.2f} |" in lines[7]
+
+
+def test_strict_refusal_names_the_string_nodes_of_a_tabular_model(fake, tmp_path):
+    """A tabular model's LabelEncoder nodes (categories are strings) have no CUDA kernel: a
+    strict session is refused and the message says which nodes, for which columns."""
+    from tabular_tables import cars_spec, write_cars
+
+    write_cars(tmp_path / "cars.csv")
+    (tmp_path / "cars.yaml").write_text(cars_spec(epochs=1))
+    path = tmp_path / "cars.onnx"
+    nnspec.export(nnspec.compile(nnspec.load_spec(tmp_path / "cars.yaml")).network, path)
+    fake.no_kernel = True
+    with pytest.raises(DeviceError) as e:
+        Model(path, device="cuda", strict=True)
+    msg = str(e.value)
+    assert "for want of a CUDA kernel: the string inputs and ai.onnx.ml LabelEncoder nodes" in msg
+    assert "the categorical column(s) cylinders, origin, which look categories up on the CPU" in msg
+    assert Model(path, device="cuda").device == "cuda"  # without strict: those nodes on the CPU

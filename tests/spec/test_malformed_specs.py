@@ -88,21 +88,21 @@ CASES: dict[str, Case] = {
         6,
         26,
         "layers[0].units",
-        "expected an integer, got the string '10'",
+        "expected an integer or 'auto', got the string '10'",
     ),
     "units_float": Case(
         spec({6: "  - {kind: dense, units: 10.5, activation: relu}"}),
         6,
         26,
         "layers[0].units",
-        "expected an integer, got 10.5",
+        "expected an integer or 'auto', got 10.5",
     ),
     "units_bool": Case(
         spec({6: "  - {kind: dense, units: true, activation: relu}"}),
         6,
         26,
         "layers[0].units",
-        "expected an integer, got true",
+        "expected an integer or 'auto', got true",
     ),
     "missing_units": Case(
         spec({6: "  - {kind: dense, activation: relu}"}),
@@ -190,7 +190,7 @@ CASES: dict[str, Case] = {
         4,
         7,
         "data",
-        "expected one of the keys builtin, csv or npz, got keys: file",
+        "expected one of the keys builtin, csv, npz, idx or parquet, got keys: file",
     ),
     "unknown_feature_name": Case(
         spec({4: "data: {builtin: iris, features: [petal_length, petal_widht]}"}),
@@ -637,6 +637,36 @@ CASES: dict[str, Case] = {
         "input",
         "features (63) and shape [1, 8, 8] (= 64 values) disagree; give one of them",
         anchored=True,
+    ),
+    # --- tabular preprocessing ------------------------------------------------------------------
+    "impute_strategy_misspelled": Case(
+        spec(append=("preprocess: {impute: {strategy: meadian}}",)),
+        9,
+        33,
+        "preprocess.impute.strategy",
+        "expected 'median', 'mean', 'most_frequent' or 'constant', got the string 'meadian'; "
+        "did you mean 'median'?",
+    ),
+    "categorical_on_builtin_data": Case(
+        spec(append=("preprocess: {categorical: [petal_length]}",)),
+        9,
+        27,
+        "preprocess.categorical",
+        "applies to tables of named columns (data: {csv: ...} or {parquet: ...}), got builtin data",
+    ),
+    "unknown_policy_misspelled": Case(
+        spec(append=("preprocess: {unknown: skip}",)),
+        9,
+        23,
+        "preprocess.unknown",
+        "expected 'ignore' or 'error', got the string 'skip'",
+    ),
+    "max_categories_zero": Case(
+        spec(append=("preprocess: {max_categories: 0}",)),
+        9,
+        30,
+        "preprocess.max_categories",
+        "expected a positive integer, got 0",
     ),
 }
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import RuntimeModelError
+from ..files import regular_stat
 from .sessions import worker_model
 
 BATCH_ROWS = 65536
@@ -59,6 +60,8 @@ def input_schema(path: str | Path):
     the types of its first block)."""
     _arrow()
     fmt = partition_format(path)
+    # A FIFO or a device would block pyarrow or never end: refused before it is opened.
+    regular_stat(path, f"{fmt} partition", PartitionError)
     try:
         if fmt == "parquet":
             import pyarrow.parquet as pq
@@ -109,6 +112,25 @@ def _batches(path: Path, fmt: str, columns: list[str]):
 def _where(fmt: str, row: int) -> str:
     # CSV: the header is line 1, so row 0 is line 2 (no quoted newlines assumed).
     return f"line {row + 2}" if fmt == "csv" else f"row {row}"
+
+
+def _inputs(model, batch, names: list[str], path: Path, fmt: str, first_row: int):
+    """What ``model.predict`` takes for one batch: a tabular model's raw columns (a Table,
+    checked by the model itself), else the (rows, features) matrix of ``_features``."""
+    if model.columns is None:
+        return _features(batch, names, path, fmt, first_row)
+    import pyarrow as pa
+
+    from ..errors import ColumnError
+
+    table = pa.Table.from_batches([batch]).select(names)
+    try:
+        model.check_columns(table)  # here, so that a bad cell is named by its row in the file
+    except ColumnError as e:
+        raise PartitionError(
+            f"{path}: {_where(fmt, first_row + e.row)}, column {e.column!r}: {e.detail}"
+        ) from None
+    return table
 
 
 def _features(batch, names: list[str], path: Path, fmt: str, first_row: int) -> np.ndarray:
@@ -279,7 +301,7 @@ def score_file(
         writer = None
         try:
             for batch in _batches(path, fmt, columns):
-                x = _features(batch, names, path, fmt, rows)
+                x = _inputs(model, batch, names, path, fmt, rows)
                 cols = {k: batch.column(batch.schema.get_field_index(k)) for k in keep}
                 cols.update(prediction_columns(model, model.predict(x)))
                 table = pa.table(cols)
