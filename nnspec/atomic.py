@@ -19,6 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from nnspec_runtime.files import sync_directory
+
 from .errors import NnspecError
 
 
@@ -165,20 +167,6 @@ def write_bytes(path: str | Path, data: bytes, stdout: bool = False) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def sync_directory(directory: Path) -> None:
-    """fsync a directory, so that a rename in it survives a power loss (not only a kill)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return  # not every platform can open a directory; the rename itself is still atomic
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import RuntimeModelError
-from ..files import regular_stat
+from ..files import regular_stat, sync_directory
 from .sessions import worker_model
 
 BATCH_ROWS = 65536
@@ -230,16 +230,7 @@ class _Staged:
             os.fsync(f.fileno())
         os.chmod(self.tmp, 0o666 & ~_umask())
         os.replace(self.tmp, self.path)
-        try:
-            fd = os.open(self.path.parent, os.O_RDONLY)
-        except OSError:
-            return False
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+        sync_directory(self.path.parent)
         return False
 
 
