@@ -573,6 +573,29 @@ class TrainResult:
         return "training", s.train
 
 
+def prepare_training(
+    spec: Spec,
+    dataset: Dataset | Parts,
+    *,
+    fit_preprocess: bool = True,
+    test_fraction: float | None = None,
+) -> tuple[Network, Splits, InitReport | None]:
+    """What ``train`` does before the loop, for callers that run the loop themselves (the
+    playground): shapes checked against ``dataset`` (a Dataset, or Parts with fixed
+    validation/test parts), the data split (``test_fraction`` overriding the spec's), a fresh
+    seeded network (``init.from`` loaded) and its standardization fitted on the training split.
+
+    Returns (network, splits, the InitReport of ``init.from`` or None)."""
+    parts = dataset if isinstance(dataset, Parts) else Parts(dataset)
+    io, _ = resolve(spec, parts.info)
+    splits = split_data(spec, parts, test_fraction=test_fraction)
+    network, report = _fresh(spec, io)
+    network.tabular = parts.train.encoder  # raw columns in, for a tabular spec
+    if fit_preprocess:
+        _fit_preprocess(network, splits, report)
+    return network, splits, report
+
+
 def _checkpointing(spec: Spec, checkpoint_dir, resume) -> tuple[Checkpoint | None, Path | None]:
     """The loaded ``resume`` checkpoint (checked against the spec) and the directory to write
     checkpoints to; both before any data is read, so a wrong checkpoint fails at once."""
@@ -655,13 +678,10 @@ def train(
             f"{spec.source.file or '<spec>'}: data: the spec names no data to train on; add "
             "data: {builtin: ...}, {csv: ...}, {npz: ...}, {idx: ...} or {parquet: ...}"
         )
-    io, _ = resolve(spec, parts.info)
     start = time.perf_counter()
-    splits = split_data(spec, parts, test_fraction=test_fraction)
-    network, report = _fresh(spec, io)
-    network.tabular = parts.train.encoder  # raw columns in, for a tabular spec
-    if resume is None:
-        _fit_preprocess(network, splits, report)
+    network, splits, report = prepare_training(
+        spec, parts, fit_preprocess=resume is None, test_fraction=test_fraction
+    )
     signals = contextlib.nullcontext(stop)
     if stop is None and directory is not None:
         signals = interrupt.stop_on_signals()

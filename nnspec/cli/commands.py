@@ -296,7 +296,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--plots",
         metavar="DIR",
-        help="after training, write the plots that apply (history, fit, regions, filters) as "
+        help="after training, write the plots that apply (history, fit, regions, filters, "
+        "activations) as "
         'PNGs into DIR (created if missing); needs pip install "nnspec[plot]"',
     )
     add_override_arguments(s)
@@ -366,6 +367,9 @@ def parser() -> argparse.ArgumentParser:
     from .evaluate import add_parser as add_evaluate
 
     add_evaluate(sub)
+    from ..playground.command import add_parser as add_playground  # argparse only
+
+    add_playground(sub)
     add_sweep(sub)
     return p
 

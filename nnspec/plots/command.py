@@ -1,4 +1,4 @@
-"""``nnspec plot {history,fit,regions,filters}`` and ``nnspec train --plots DIR``.
+"""``nnspec plot {history,fit,regions,filters,activations}`` and ``nnspec train --plots DIR``.
 
 Only argparse here at import time: the CLI builds its parser from this module on every run,
 and ``nnspec validate`` must start fast, so matplotlib, onnx and onnxruntime are imported when a
@@ -80,6 +80,21 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
         ".onnx file written by nnspec",
     )
     s.add_argument("--layer", help="the conv2d layer to show (default: the first)")
+    s = kind(
+        "activations",
+        "a ConvNet's activation maps (each conv2d and pooling layer's output) for one image",
+        "model",
+        ".onnx file written by nnspec",
+    )
+    which = s.add_mutually_exclusive_group()
+    which.add_argument(
+        "--index",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the N-th image of the model's test split (default: 0)",
+    )
+    which.add_argument("--image", metavar="FILE.npy", help="an image of the model's input shape")
 
 
 def plot_command(args) -> int:
@@ -109,6 +124,10 @@ def plot_command(args) -> int:
             fix=parse_fix(args.fix),
             dpi=args.dpi,
         )
+    elif args.plot == "activations":
+        from .activations import plot_activations
+
+        fig = plot_activations(args.model, index=args.index, image=args.image, dpi=args.dpi)
     else:
         from .filters import plot_filters
 
@@ -134,6 +153,7 @@ def write_plots(directory: str | Path, model: str | Path, metrics: dict, spec) -
     ``spec`` is the spec as loaded from its file, so that its relative data paths resolve.
     """
     from ..onnxio.read import model_io, read_model
+    from .activations import plot_activations
     from .common import load_samples, save_figure
     from .filters import conv_layers, plot_filters
     from .fit import plot_fit
@@ -166,6 +186,7 @@ def write_plots(directory: str | Path, model: str | Path, metrics: dict, spec) -
         plans.append(("regions", lambda: plot_regions(model, samples), why))
     if conv_layers(spec):
         plans.append(("filters", lambda: plot_filters(model), None))
+        plans.append(("activations", lambda: plot_activations(model), None))
     else:
         plans.append(("filters", None, "no conv2d layer"))
     lines = []

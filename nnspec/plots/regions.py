@@ -60,6 +60,19 @@ def _colours(n: int) -> np.ndarray:
     return np.array(colormaps["turbo"](np.linspace(0, 1, n))[:, :3])
 
 
+def confidence_image(proba: np.ndarray, labels: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """RGB in [0, 1] of shape (*grid, 3) from class probabilities (*grid, classes), the
+    predicted labels (*grid) and one RGB colour per class (classes, 3).
+
+    Colour of the predicted class, faded towards white where the model is unsure: at a
+    confidence of 1/classes (a coin toss) it is 25% colour, at certainty 70%. The playground
+    paints its regions with the same function."""
+    k = proba.shape[-1]
+    sure = (proba.max(axis=-1) - 1 / k) / (1 - 1 / k)
+    strength = (0.25 + 0.45 * np.clip(sure, 0, 1))[..., None]
+    return 1 - strength * (1 - colours[labels])
+
+
 def plot_regions(
     model: str | Path,
     data=None,
@@ -128,12 +141,8 @@ def plot_regions(
     classes = io.class_names or [str(c) for c in range(proba.shape[-1])]
     colours = _colours(len(classes))
 
-    # Colour of the predicted class, faded towards white where the model is unsure: at a
-    # confidence of 1/classes (a coin toss) it is 25% colour, at certainty 70%.
     k = len(classes)
-    sure = (proba.max(axis=-1) - 1 / k) / (1 - 1 / k)
-    strength = (0.25 + 0.45 * np.clip(sure, 0, 1))[..., None]
-    image = 1 - strength * (1 - colours[labels])
+    image = confidence_image(proba, labels, colours)
 
     fig = figure(7.5, 6, dpi)
     ax = fig.subplots()

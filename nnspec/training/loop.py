@@ -78,6 +78,7 @@ def fit(
     resume: ckpt.Checkpoint | None = None,
     stop: StopRequest | None = None,
     on_batch: Callable[[int, int], object] | None = None,
+    on_epoch: Callable[[dict], object] | None = None,
 ) -> History:
     """Train ``network`` in place on ``train``; validate on ``val`` after every epoch.
 
@@ -88,6 +89,8 @@ def fit(
     stop: once set (by a signal handler or a test), training ends after the current batch:
         a checkpoint is written to ``checkpoint_dir`` and ``TrainingInterrupted`` raised.
     on_batch: called as ``on_batch(epoch, batch)`` (both counted from 0) after each step.
+    on_epoch: called with each epoch's history row (as ``History.epochs`` holds it) once the
+        epoch, its validation and early stopping's bookkeeping are done.
 
     Raises ``TrainingError`` when a loss or gradient is not finite; the weights are then those
     after the last good step.
@@ -117,6 +120,8 @@ def fit(
         for epoch in range(run.state.epoch, epochs):
             run.run_epoch(epoch)
             row = run.end_epoch(epoch)
+            if on_epoch is not None:
+                on_epoch(row)
             if bar is not None:
                 # refresh=False: update() redraws at tqdm's own pace; forcing a redraw every
                 # epoch costs more than an epoch of a small network.

@@ -286,12 +286,12 @@ def test_train_plots_writes_what_applies(trained, tmp_path, capsys):
     assert written(trained / "iris-plots") == ["history.png"]
     check_image(trained / "mcycle-plots" / "fit.png", 900, 550)
     check_image(trained / "iris2d-plots" / "history.png", 1000, 400)
-    # A ConvNet gets its filters; one epoch of LeNet is enough to have some.
+    # A ConvNet gets its filters and activation maps; one epoch of LeNet is enough.
     spec = short_spec(tmp_path, "lenet", "epochs: 15", "epochs: 1")
     assert run("train", spec, "-o", tmp_path / "lenet.onnx", "--plots", tmp_path / "p") == 0
     out = capsys.readouterr().out
     assert "skipped plot regions: the model takes images" in out
-    assert written(tmp_path / "p") == ["filters.png", "history.png"]
+    assert written(tmp_path / "p") == ["activations.png", "filters.png", "history.png"]
 
 
 def test_cli_starts_without_matplotlib():
