@@ -287,16 +287,21 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
+    from .distributed import read_section as read_dask_section
+    from .distributed import replace_section as replace_dask_section
     from .gpu_proof import read_section, replace_section
     from .quantized import HEADING as QUANTIZED
 
     gpu = read_section(out)
     quantized = read_section(out, QUANTIZED)
+    dask = read_dask_section(out)  # by python -m bench.distributed: kept as it is
     out.write_text(text)
     if gpu:  # measured on a lent GPU machine by bench/gpu_proof.py: not this run's to drop
         replace_section(out, gpu)
     if quantized:  # written by python -m bench.quantized: kept, as the GPU section is
         replace_section(out, quantized)
+    if dask:
+        replace_dask_section(out, dask)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     for k, e in results["errors"].items():

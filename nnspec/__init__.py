@@ -10,6 +10,7 @@ The public API::
     model = nnspec.export(result, "iris.onnx")      # parity checked, metrics in the metadata
     nnspec.compile(spec, "untrained.onnx")          # nnspec compile: seeded, untrained
     nnspec.import_onnx("torch.onnx", "net.yaml")    # nnspec import: spec + net.weights.npz
+    nnspec.run_sweep(spec, "results/", workers=2)   # nnspec sweep (spec with a sweep: block)
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ _LAZY = {
     "Spec": "spec.models",
     "load_spec": "spec.models",
     "History": "training.state",
+    "run_sweep": "engines.sweep",
 }
 
 
@@ -81,5 +83,6 @@ __all__ = [
     "export",
     "load_spec",
     "resolve",
+    "run_sweep",
     "train",
 ]

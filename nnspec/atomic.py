@@ -18,6 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from nnspec_runtime.files import sync_directory
+
 from .errors import NnspecError
 from .file_lock import lock_exclusive
 
@@ -106,6 +108,19 @@ def check_writable(path: str | Path, stdout: bool = False) -> None:
         raise OutputError(f"{path}: the directory {parent} is not writable")
 
 
+def make_directory(path: str | Path, what: str) -> Path:
+    """``path`` as a directory (created with its parents if missing), or an error that says
+    why it cannot be one; ``what`` names it in the message ("the sweep's results (-o)")."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: is a file; expected a directory for {what}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot create the directory for {what}: {e.strerror}") from None
+    return path
+
+
 def _stream(path: Path, data: bytes) -> None:
     """Write ``data`` through to a device, a FIFO or ``/dev/stdout``, never replacing it."""
     try:
@@ -166,20 +181,6 @@ def write_bytes(path: str | Path, data: bytes, stdout: bool = False) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def sync_directory(directory: Path) -> None:
-    """fsync a directory, so that a rename in it survives a power loss (not only a kill)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return  # not every platform can open a directory; the rename itself is still atomic
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -53,6 +53,12 @@ train:
   dtype: float32
 export:
   opset: 18
+sweep:                  # for nnspec sweep only (train ignores it): the trials to run
+  method: grid          # or random, with trials: N and seed, and ranges {low, high, log}
+  metric: val_loss      # a validation metric; test metrics never choose
+  space:
+    train.optimizer.lr: [0.003, 0.01, 0.03]
+    layers[0].units: [8, 16, 32]
 """
 
 INTRO = """\
@@ -198,13 +204,17 @@ class _Reference:
                     # the model's name tells the sections apart.
                     title, anchor = f"`{path}` ({name})", _anchor(path, name)
                 self._plan_object(title, anchor, 2, name, self.defs[name], path)
+        elif "oneOf" in schema and not all("$ref" in m for m in schema["oneOf"]):
+            # A value that is one of several shapes (a list, or a mapping): each on its own.
+            for member in schema["oneOf"]:
+                self._plan_value(path, member, items, note)
         elif "oneOf" in schema:
             self._plan_union(path, schema, items, note)
         elif schema.get("type") == "array" and isinstance(schema.get("items"), dict):
             self._plan_value(path, schema["items"], items=True, note=note)
         elif schema.get("type") == "object" and isinstance(
             schema.get("additionalProperties"), dict
-        ):  # a mapping of names to models (impute.columns): the model gets its section
+        ):  # a mapping of names to values (impute.columns, sweep.space): the values' sections
             self._plan_value(f"{path}.<name>", schema["additionalProperties"], note=note)
 
     def _plan_union(self, path: str, schema: dict, items: bool, note: str) -> None:
@@ -258,6 +268,8 @@ class _Reference:
             if name in self.anchor_of:
                 return f"mapping (see [{self.title_of[name]}](#{self.anchor_of[name]}))"
             return self.type_of(self.defs[name], path)
+        if "oneOf" in schema and not all("$ref" in m for m in schema["oneOf"]):
+            return " or ".join(self.type_of(m, path) for m in schema["oneOf"])
         if "oneOf" in schema:
             links = ", ".join(
                 f"[`{tag}`](#{self.anchor_of.get(name, _anchor(path, tag))})"

@@ -50,6 +50,11 @@ def _validate(args) -> int:
         print(f"input features: {io.encoding}")
     if report:
         print("\n".join(report.lines()))
+    if spec.sweep is not None:  # every trial is checked too, at the path or value at fault
+        from ..engines.trials import expand_trials
+
+        trials = expand_trials(spec)
+        print(f"sweep: {len(trials)} trials ({spec.sweep.method}), each a valid spec")
     print(f"{spec.source.file or args.spec}: valid")
     return 0
 
@@ -160,7 +165,10 @@ def _predict(args) -> int:
     from .device_options import open_model
     from .outputs import check_outputs
     from .stdio import read_inputs_argument
+    from .predict_partitioned import predict_partitions, wants_partitions
 
+    if wants_partitions(args):  # a glob, a directory, Parquet to a directory or --engine
+        return predict_partitions(args)
     model_data = Path(args.model).with_name(Path(args.model).name + ".data")
     inputs = {"model": args.model, "model's data file": model_data, "input": args.input}
     check_outputs({"predictions": args.output}, inputs)
@@ -252,6 +260,8 @@ def parser() -> argparse.ArgumentParser:
     from .import_cmd import add_parser as add_import
     from .modelbench import add_parser as add_bench
     from .quantize_command import add_parser as add_quantize
+    from .predict_partitioned import add_arguments as add_partition_arguments
+    from .sweep_command import add_parser as add_sweep
 
     p = argparse.ArgumentParser(
         prog="nnspec",
@@ -318,11 +328,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("model", help=".onnx file written by nnspec")
     s.add_argument(
         "input",
-        help="CSV (with or without a header row) or .npy of (rows, features); - reads "
-        "standard input",
+        help="CSV (with or without a header row), Parquet or .npy of (rows, features); - reads "
+        "standard input; or Parquet/CSV files to score one by one: a glob ('data/*.parquet') or "
+        "a directory",
     )
-    s.add_argument("-o", "--output", help="CSV to write (default, or -: standard output)")
+    s.add_argument(
+        "-o",
+        "--output",
+        help="CSV to write (default, or -: standard output); for several files (or a Parquet "
+        "file scored to Parquet), the directory",
+    )
     add_device_arguments(s)
+    add_partition_arguments(s)
     s.set_defaults(func=_predict)
 
     s = sub.add_parser(
@@ -375,6 +392,7 @@ def parser() -> argparse.ArgumentParser:
     from ..playground.command import add_parser as add_playground  # argparse only
 
     add_playground(sub)
+    add_sweep(sub)
     add_quantize(sub)
     add_completion(sub, p)
     apply_help(p)

@@ -139,18 +139,11 @@ def plot_command(args) -> int:
 
 def prepare_plot_directory(directory: str | Path) -> Path:
     """Before training with ``--plots DIR``: matplotlib is there and DIR can be written."""
-    from ..atomic import OutputError
+    from ..atomic import make_directory
     from .common import require_matplotlib
 
     require_matplotlib()
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise OutputError(f"--plots {directory}: is a file; expected a directory to write into")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"--plots {directory}: cannot create the directory: {e}") from None
-    return directory
+    return make_directory(directory, "the plots (--plots)")
 
 
 def write_plots(directory: str | Path, model: str | Path, metrics: dict, spec) -> list[str]:

@@ -26,6 +26,7 @@ from pydantic import (
 from ..errors import Issue, SpecError
 from ..layers import LAYERS, SpecModel
 from .messages import describe_value, issues_from_validation_error
+from .sweep import SweepSpec
 from .yamlload import Marks, load_yaml
 
 BUILTIN_DATASETS = ("iris", "mcycle", "digits", "digits28", "mnist5k")
@@ -634,6 +635,12 @@ class Spec(SpecModel):
     export: ExportSpec = Field(
         default=ExportSpec(),
         description="How the ONNX file is written: its opset and model version.",
+    )
+    sweep: SweepSpec | None = Field(
+        default=None,
+        description="Hyperparameter search for nnspec sweep: method (grid or random), the "
+        "validation metric that picks the best trial, and the values to try by path "
+        "(space). Ignored by train; each trial is the spec without it.",
     )
 
     _source: SpecSource | None = PrivateAttr(default=None)

@@ -71,3 +71,17 @@ def location_problem(location: str) -> str | None:
     if any(len(part.encode("utf-8", "surrogateescape")) > MAX_NAME for part in location.split("/")):
         return f"has a file name over {MAX_NAME} bytes"
     return None
+
+
+def sync_directory(directory) -> None:
+    """fsync a directory, so that a rename in it survives a power loss (not only a kill)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return  # not every platform can open a directory; the rename itself is still atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

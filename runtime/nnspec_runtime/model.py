@@ -86,8 +86,12 @@ def _cuda_available(ort) -> bool:
     return CUDA in ort.get_available_providers()
 
 
-def _session(ort, model: bytes | str, providers: list):
+def _session(ort, model: bytes | str, providers: list, threads: int | None = None):
     options = ort.SessionOptions()
+    if threads is not None:
+        # Several sessions on one machine (one per Dask worker process) would each start a
+        # pool of one thread per core: capped, workers x threads stay within the cores.
+        options.intra_op_num_threads = threads
     # The session's own log: errors only. onnxruntime-gpu's default logger still prints its
     # warnings (a harmless "No registered plugin EP device found" on every CUDA session, and
     # the CUDA libraries' load errors), which stay: they say why CUDA did not start.
@@ -133,6 +137,8 @@ class Model:
         ``False`` keeps float32 accuracy (rtol 1e-4 against the CPU).
     gpu_mem_limit : the most bytes of GPU memory onnxruntime's arena may take (default: no
         limit).
+    intra_op_threads : threads of onnxruntime's intra-op pool (default: onnxruntime's, one
+        per core); set it when several processes share the machine's cores.
 
     A file that is empty, truncated or not ONNX, and external data that is missing, too short,
     or named outside the model's directory (``../x``, an absolute path, a symlink out) are a
@@ -151,11 +157,15 @@ class Model:
         strict: bool = False,
         use_tf32: bool = True,
         gpu_mem_limit: int | None = None,
+        intra_op_threads: int | None = None,
     ):
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
         if chunk_size is not None and chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
+        if intra_op_threads is not None and intra_op_threads < 1:
+            raise ValueError(f"intra_op_threads must be a positive integer, got {intra_op_threads}")
+        self.intra_op_threads = intra_op_threads
         self.cuda_options = CudaOptions(device_id, use_tf32, gpu_mem_limit, strict)
         self.device_id = device_id
         self.path = None if isinstance(model, bytes) else Path(model)
@@ -234,7 +244,7 @@ class Model:
                 return install_hint(unloaded=unloaded, cuda_version=cuda_build(ort))
 
             try:
-                session = _session(ort, data, self.cuda_options.providers())
+                session = self._new_session(ort, data, self.cuda_options.providers())
             except Exception as e:  # onnxruntime raises its own exception types
                 if device == "cuda":
                     raise DeviceError(self._refusal(ort, data, where, e, hint())) from None
@@ -250,9 +260,16 @@ class Model:
                     raise DeviceError(f"{where}: device='cuda' was asked for, but {why}; {hint()}")
                 self.fallback = f"{why}; {hint()}"
         try:
-            return _session(ort, data, [CPU]), "cpu"
+            return self._new_session(ort, data, [CPU]), "cpu"
         except Exception as e:
             raise RuntimeModelError(f"{where}: not a loadable ONNX model: {e}") from None
+
+    def _new_session(self, ort, data, providers: list):
+        # The thread cap only when one is asked for: the session is otherwise made exactly as
+        # before (tests stand in for _session with its three arguments).
+        if self.intra_op_threads is None:
+            return _session(ort, data, providers)
+        return _session(ort, data, providers, self.intra_op_threads)
 
     def _refusal(self, ort, data, where: str, error: Exception, hint: str) -> str:
         """Why a CUDA session could not be made: the message of its ``DeviceError``, ending
