@@ -164,8 +164,8 @@ def _predict(args) -> int:
     from ..data.predict_inputs import write_predictions
     from .device_options import open_model
     from .outputs import check_outputs
-    from .stdio import read_inputs_argument
     from .predict_partitioned import predict_partitions, wants_partitions
+    from .stdio import read_inputs_argument
 
     if wants_partitions(args):  # a glob, a directory, Parquet to a directory or --engine
         return predict_partitions(args)
@@ -259,8 +259,8 @@ def parser() -> argparse.ArgumentParser:
     from .help_text import apply_help
     from .import_cmd import add_parser as add_import
     from .modelbench import add_parser as add_bench
-    from .quantize_command import add_parser as add_quantize
     from .predict_partitioned import add_arguments as add_partition_arguments
+    from .quantize_command import add_parser as add_quantize
     from .sweep_command import add_parser as add_sweep
 
     p = argparse.ArgumentParser(
