@@ -134,6 +134,18 @@ HELP: dict[str, tuple[str, list[str], list[str]]] = {
         ["nnspec playground", "nnspec playground specs/iris2d.yaml --port 8765 --no-browser"],
         [_INPUT + "; also a port in use, or the ui extra missing"],
     ),
+    "sweep": (
+        "Train every trial of the spec's sweep: block (a grid, or random trials from a seed), "
+        "each written as a complete spec under OUT/trials/, on a local process pool or a Dask "
+        "cluster; write OUT/summary.csv (the varied values, the validation metric, the time) "
+        "and a plot, and export the best trial's model with its parity check. Trials already "
+        "done are kept on a rerun; a failed or diverged trial is recorded and the sweep goes on.",
+        [
+            "nnspec sweep examples/iris-sweep.yaml -o results/",
+            "nnspec sweep examples/iris-sweep.yaml -o results/ --engine dask --workers 2",
+        ],
+        [_INPUT, "  130  interrupted: the trials already done are kept for the rerun"],
+    ),
     "completion": (
         "Print a shell completion script for nnspec's subcommands and options. Add "
         'eval "$(nnspec completion bash)" to ~/.bashrc, or eval "$(nnspec completion zsh)" '
