@@ -84,6 +84,28 @@ def _named(given, checked: np.ndarray):
     return checked
 
 
+def _float64_twin(network):
+    """The trained network with its float32 weights and statistics copied into float64, for
+    predictions.
+
+    Why not the float32 network itself: BLAS picks its GEMM kernels by the shape of the batch,
+    so a float32 row's sums are rounded differently with the rows around it (up to ~20 ulp
+    after two layers), and ``predict(X[:k])`` would differ from ``predict(X)[:k]`` in the last
+    digits; scikit-learn requires them equal (to 1e-7, ``check_methods_subset_invariance``).
+    The same weights in float64 leave differences of ~1e-16. The exported ONNX model computes
+    in float32 and agrees with this to the parity tolerance (rtol 1e-4, atol 1e-5)."""
+    from .nn import network as nn
+
+    twin = nn.build(network.spec, network.io, dtype=np.float64)
+    arrays = network.arrays()
+    for key, value in twin.arrays().items():
+        value[...] = arrays[key]  # in place: parameters are views of one flat buffer
+    for key in ("x_mean", "x_scale", "y_mean", "y_scale"):
+        setattr(twin, key, getattr(network, key).astype(np.float64))
+    twin.tabular = network.tabular
+    return twin
+
+
 class _SpecEstimator(BaseEstimator):
     _task = ""
 
@@ -138,6 +160,7 @@ class _SpecEstimator(BaseEstimator):
             raise ValueError(str(e)) from None
         self.result_ = result
         self.network_ = result.network
+        self._network64 = _float64_twin(result.network)
         self.spec_ = result.network.spec
         self.history_ = result.history
 
@@ -146,6 +169,7 @@ class _SpecEstimator(BaseEstimator):
     # network is rebuilt from the spec around them.
     def __getstate__(self):
         state = self.__dict__.copy()
+        state.pop("_network64", None)  # made again from network_ by __setstate__
         network, result = state.pop("network_", None), state.pop("result_", None)
         if network is not None:
             state["_fitted"] = {
@@ -172,6 +196,7 @@ class _SpecEstimator(BaseEstimator):
             setattr(network, key, value)
         history, metrics, splits, seconds = fitted["result"]
         self.network_ = network
+        self._network64 = _float64_twin(network)
         self.result_ = pipeline.TrainResult(
             network.spec, network, history, metrics, splits, seconds
         )
@@ -185,6 +210,11 @@ class _SpecEstimator(BaseEstimator):
     def _inputs(self, X) -> np.ndarray:
         check_is_fitted(self)
         return validate_data(self, X, reset=False, dtype=np.float64)
+
+    def _outputs(self, X) -> dict[str, np.ndarray]:
+        """The fitted network's outputs for ``X``, computed in float64 (``_float64_twin``)."""
+        x = self._inputs(X)  # checks that it is fitted first
+        return self._network64.predict(x)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -227,8 +257,7 @@ class SpecClassifier(ClassifierMixin, _SpecEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         """(n_samples, n_classes) class probabilities, columns in the order of ``classes_``."""
-        x = self._inputs(X)
-        return self.network_.predict(x)["probabilities"].astype(np.float64)
+        return self._outputs(X)["probabilities"]
 
     def predict(self, X) -> np.ndarray:
         """(n_samples,) the most probable class of each sample, as in ``classes_``."""
@@ -256,8 +285,7 @@ class SpecRegressor(RegressorMixin, _SpecEstimator):
 
     def predict(self, X) -> np.ndarray:
         """(n_samples,) predictions, or (n_samples, n_targets) for a 2-D y."""
-        x = self._inputs(X)
-        out = self.network_.predict(x)["prediction"].astype(np.float64)
+        out = self._outputs(X)["prediction"]
         return out[:, 0] if self._1d else out
 
     def __sklearn_tags__(self):
