@@ -93,7 +93,8 @@ def section(rows: list[dict], repeats: int) -> str:
         f"`python -m bench.quantized` ({time.strftime('%Y-%m-%d')}, {cpu}, "
         f"{os.cpu_count()} cores, onnxruntime {onnxruntime.__version__}, nnspec "
         f"{nnspec.__version__}): each spec trained with its seed, exported, then "
-        "`nnspec quantize --int8` (dynamic); both models timed in turns in the same run, "
+        "`nnspec quantize --int8` (dynamic: MatMul/Gemm weights in 7 bits per channel, Conv "
+        "left in float32); both models timed in turns in the same run, "
         f"{repeats} calls each after 3 warm-up, `Model.run` on the CPU provider. Latency: "
         "median (p10-p90) ms; ratio = float32 median / int8 median (> 1: int8 faster). "
         "Accuracy on each model's test split.",

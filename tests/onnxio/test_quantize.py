@@ -65,7 +65,7 @@ def test_static_int8_with_calibration(iris, tmp_path, capfd):
     rows = ROOT / "examples" / "new_flowers.csv"
     assert main(["quantize", str(iris), "-o", str(out), "--int8", "--calibrate", str(rows)]) == 0
     q = _quantization(out)
-    assert q["method"].startswith("static, QDQ, calibrated on")
+    assert q["method"].startswith("static, QDQ, 7-bit weights per channel, calibrated on 5 rows")
     assert {n.op_type for n in onnx.load(out).graph.node} >= {"QuantizeLinear", "DequantizeLinear"}
 
 
@@ -107,3 +107,63 @@ def test_quantize_refuses_a_quantized_model_and_bad_flags(iris, tmp_path, capfd)
     with pytest.raises(SystemExit) as e:
         main(["quantize", str(iris), "-o", str(out), "--int8", "--fp16"])
     assert e.value.code == 2
+
+
+def _initializers(path) -> dict[str, np.ndarray]:
+    return {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(path).graph.initializer}
+
+
+@pytest.mark.parametrize("static", [False, True])
+def test_int8_weights_are_7_bit_so_no_cpu_saturates(iris, tmp_path, static):
+    # onnxruntime on AVX2 CPUs without VNNI adds pairs of uint8 x int8 products in int16
+    # (VPMADDUBSW), saturating past 32,767: with weights in [-64, 64] a pair is at most
+    # 255 * 64 * 2 = 32,640, so the quantized model computes the same on every CPU. 8-bit
+    # weights changed a third of iris's test labels on such a CPU.
+    from nnspec.onnxio.quantize import WEIGHT_RANGE
+
+    out = tmp_path / "q.onnx"
+    calibrate = ["--calibrate", str(ROOT / "examples" / "new_flowers.csv")] if static else []
+    assert main(["quantize", str(iris), "-o", str(out), "--int8", *calibrate]) == 0
+    arrays = _initializers(out)
+    lo, hi = WEIGHT_RANGE
+    for layer, shape in (("dense_0", (4, 10)), ("dense_1", (10, 3))):
+        w = arrays[f"{layer}.weight_quantized"]
+        assert w.dtype == np.int8
+        w = w.astype(np.int64)
+        assert w.shape == shape
+        assert lo <= w.min() and w.max() <= hi, layer
+        assert w.max() - w.min() > 64, layer  # the 7 bits are used, not fewer
+        # Per channel: one scale and zero point per output unit (weights are (in, out)).
+        assert arrays[f"{layer}.weight_scale"].shape == (shape[1],)
+        assert not arrays[f"{layer}.weight_zero_point"].any()  # symmetric
+    delta = _quantization(out)["delta"]
+    if static:  # calibrated on 5 rows: close, not exact
+        assert delta["accuracy"]["delta"] >= 0 and delta["labels_changed"] <= 1
+    else:
+        assert delta["labels_changed"] == 0 and delta["max_abs_diff"] < 0.02
+
+
+def test_dynamic_int8_leaves_conv_in_float32(tmp_path, capfd):
+    # ConvInteger has no fast CPU kernel in onnxruntime: a ConvNet's dense layers are
+    # quantized, its convolutions are not.
+    spec = tmp_path / "conv.yaml"
+    spec.write_text(
+        "spec_version: 1\nname: small-conv\ntask: classification\n"
+        "data: {builtin: digits, test_fraction: 0.25}\n"
+        "layers:\n"
+        "  - {kind: conv2d, filters: 4, kernel_size: 3, activation: relu}\n"
+        "  - {kind: flatten}\n"
+        "  - {kind: dense, units: 32, activation: relu}\n"
+        "  - {kind: dense, units: 10, activation: softmax}\n"
+        "loss: cross_entropy\n"
+        "train: {optimizer: {kind: adam, lr: 0.003}, epochs: 8, batch_size: 32, seed: 0}\n"
+    )
+    model, out = tmp_path / "conv.onnx", tmp_path / "conv-int8.onnx"
+    assert main(["train", str(spec), "-o", str(model), "-q"]) == 0
+    assert main(["quantize", str(model), "-o", str(out), "--int8", "--max-drop", "0.02"]) == 0
+    ops = [n.op_type for n in onnx.load(out).graph.node]
+    assert "Conv" in ops and "ConvInteger" not in ops
+    assert ops.count("MatMulInteger") == 2
+    q = _quantization(out)
+    assert q["method"] == "dynamic, MatMul/Gemm weights in 7 bits per channel"
+    assert abs(q["delta"]["accuracy"]["delta"]) <= 0.02 and q["delta"]["max_abs_diff"] < 0.1
