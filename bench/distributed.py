@@ -10,9 +10,10 @@ per second of the scoring itself (from submitting the first partition to the las
 written); the cluster's start-up is reported beside it. Memory: the peak RSS (VmHWM) of
 each process that scored.
 
-Sweep: 8 trials of specs/iris.yaml (lr 0.01, 0.03, 0.1, 0.3 × 8 or 16 hidden units), wall
-time of the whole ``nnspec sweep``, sequential (``--workers 1``: in this process) against
-the local process pool (one worker per core) and the Dask engine.
+Sweep: 8 trials of specs/iris.yaml (lr 0.01, 0.03, 0.1, 0.3 × 8 or 16 hidden units; each
+trains in 0.05-0.2 s) and 8 of specs/digits.yaml (lr × 32 or 64 hidden units; about 1 s
+each), wall time of the whole ``nnspec sweep``, sequential (``--workers 1``: in this
+process) against the local process pool (one worker per core) and the Dask engine.
 
 The results replace the "## Beyond one process (Dask)" section of docs/performance.md (or
 ``-o``); ``python -m bench`` keeps that section when it rewrites the rest of the file.
@@ -33,13 +34,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TITLE = "## Beyond one process (Dask)"
-SWEEP = """sweep:
+# The swept specs: a shipped spec with a sweep: block appended.
+SWEEPS = {
+    "iris": """sweep:
   method: grid
   metric: val_loss
   space:
     train.optimizer.lr: [0.01, 0.03, 0.1, 0.3]
     layers[0].units: [8, 16]
-"""
+""",
+    "digits": """sweep:
+  method: grid
+  metric: val_loss
+  space:
+    train.optimizer.lr: [0.001, 0.002, 0.005, 0.01]
+    layers[0].units: [32, 64]
+""",
+}
 
 
 def log(text: str) -> None:
@@ -190,19 +201,20 @@ def run(args) -> dict:
                         f"({r['scoring_s']:.1f} s, start-up {r['startup_s']:.1f} s)"
                     )
         if "sweep" in args.only:
-            spec = work / "iris-sweep.yaml"
-            spec.write_text((ROOT / "specs" / "iris.yaml").read_text() + SWEEP)
-            for i in range(args.repeats):
-                for engine, workers in (("local", 1), ("local", cores), ("dask", cores)):
-                    out = work / f"sweep-{engine}-{workers}"
-                    shutil.rmtree(out, ignore_errors=True)
-                    r = in_fresh_process(
-                        "sweep", engine=engine, spec=str(spec), out=str(out), workers=workers
-                    )
-                    r["repeat"] = i
-                    results["sweep"].append(r)
-                    save(args, results)
-                    log(f"  sweep {engine} x{workers}: {r['wall_s']:.2f} s")
+            for name, block in SWEEPS.items():
+                spec = work / f"{name}-sweep.yaml"
+                spec.write_text((ROOT / "specs" / f"{name}.yaml").read_text() + block)
+                for i in range(args.repeats):
+                    for engine, workers in (("local", 1), ("local", cores), ("dask", cores)):
+                        out = work / f"sweep-{name}-{engine}-{workers}"
+                        shutil.rmtree(out, ignore_errors=True)
+                        r = in_fresh_process(
+                            "sweep", engine=engine, spec=str(spec), out=str(out), workers=workers
+                        )
+                        r["repeat"], r["spec"] = i, name
+                        results["sweep"].append(r)
+                        save(args, results)
+                        log(f"  sweep {name} {engine} x{workers}: {r['wall_s']:.2f} s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return results
@@ -280,29 +292,33 @@ def render(results: dict, command: str) -> str:
             "(65,536 rows), not by the file or the data.",
             "",
         ]
-    sw = results["sweep"]
-    if sw:
+    by_spec: dict[str, list] = {}
+    for r in results["sweep"]:
+        by_spec.setdefault(r.get("spec", "iris"), []).append(r)
+    for name, sw in by_spec.items():
         groups = {}
         for r in sw:
             groups.setdefault((r["engine"], r["workers"]), []).append(r)
         seq = groups.get(("local", 1), [])
+        per_trial = statistics.median(r["trial_s"] / r["trials"] for r in seq) if seq else 0
         lines += [
-            "### Sweep: 8 iris trials (specs/iris.yaml, lr × hidden units)",
+            f"### Sweep: {sw[0]['trials']} {name} trials (specs/{name}.yaml, lr × hidden units)",
             "",
             "Wall time of the whole `nnspec sweep` (expansion and checks, training, export with "
             "the parity check, summary.csv; no plot), in a fresh process. Sequential: "
-            "`--workers 1`, the trials in the command's own process.",
+            "`--workers 1`, the trials in the command's own process; a trial takes "
+            f"{per_trial:.2f} s there (median).",
             "",
             "| engine | wall s | vs sequential | of which cluster start-up s | trials ok |",
             "| --- | --- | --- | --- | --- |",
         ]
         for (engine, workers), rows in groups.items():
-            name = "sequential" if workers == 1 else f"{engine} pool of {workers}"
+            label = "sequential" if workers == 1 else f"{engine} pool of {workers}"
             if engine == "dask":
-                name = f"dask local cluster of {workers}"
+                label = f"dask local cluster of {workers}"
             speed = [s["wall_s"] / r["wall_s"] for s, r in zip(seq, rows, strict=False)]
             lines.append(
-                f"| {name} | {_range([r['wall_s'] for r in rows], '.2f')} | "
+                f"| {label} | {_range([r['wall_s'] for r in rows], '.2f')} | "
                 f"{_range(speed, '.2f')}× | {_range([r['startup_s'] for r in rows], '.2f')} | "
                 f"{rows[0]['ok']}/{rows[0]['trials']} |"
             )

@@ -237,3 +237,34 @@ def test_random_sweep_draws_from_its_seed(capfd, tmp_path):
     assert all(0.001 <= v <= 1.0 for v in lrs) and len(set(lrs)) == 5
     assert all(u.isdigit() and 2 <= int(u) <= 30 for u in units)
     assert {r["train.batch_size"] for r in rows} <= {"8", "32"}
+
+
+def _imported_at_start() -> dict:
+    import os
+    import sys
+
+    return {
+        "pid": os.getpid(),
+        "modules": sorted(
+            m for m in ("onnx", "onnxruntime", "nnspec.pipeline") if m in sys.modules
+        ),
+    }
+
+
+def test_pool_workers_start_with_a_trials_imports_done():
+    # A spawned worker spent ~2 s importing before its first 0.1 s trial; the pool's workers
+    # fork from a server that imported once (on platforms that have one), in a fresh process.
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from nnspec.engines import sweep
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork server on this platform: the pool spawns its workers")
+    ctx = sweep._pool_context()
+    assert ctx.get_start_method() == "forkserver"
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        seen = pool.submit(_imported_at_start).result()
+    assert seen["pid"] != os.getpid()
+    assert seen["modules"] == ["nnspec.pipeline", "onnx", "onnxruntime"]
