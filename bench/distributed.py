@@ -289,7 +289,8 @@ def render(results: dict, command: str) -> str:
             f"({', '.join(f'{r:.2f}' for r in ratios)}). Including the cluster's start-up, "
             f"Dask's wall time is {_range(walls, '.2f')}"
             "× the single process's. Memory per worker is bounded by a record batch "
-            "(65,536 rows), not by the file or the data.",
+            "(about 16 MiB of float32 features: 5,349 rows of 784 columns), not by the file "
+            "or the data.",
             "",
         ]
     by_spec: dict[str, list] = {}

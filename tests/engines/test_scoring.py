@@ -349,3 +349,35 @@ def test_session_threads_are_capped_as_asked(iris_model):
     assert [share(8, 3), share(2, 2), share(2, 4), share(16, 1)] == [2, 1, 1, 16]
     with pytest.raises(ValueError, match="intra_op_threads must be a positive integer"):
         Model(iris_model, intra_op_threads=0)
+
+
+def test_a_partition_streams_in_batches_of_bounded_bytes(tmp_path, wide_model, monkeypatch):
+    """A batch holds about BATCH_BYTES of float32 features, so that a wide row means fewer
+    rows a batch (the DBN's 784 columns: 5,349 rows, not 65,536), and the output of a file
+    read in many batches equals one prediction of all its rows."""
+    from nnspec_runtime import Model
+    from nnspec_runtime.dask import partitions
+
+    assert partitions.batch_rows(784) == (1 << 24) // (4 * 784) == 5349
+    assert partitions.batch_rows(4) == 65536  # at most MAX_BATCH_ROWS
+    assert partitions.batch_rows(100_000) == 1024  # at least MIN_BATCH_ROWS
+    monkeypatch.setattr(partitions, "BATCH_BYTES", 1024 * 65 * 4)  # id + 64 features
+    model = Model(wide_model, device="cpu")
+    sizes = []
+    real = type(model).predict
+    monkeypatch.setattr(
+        type(model), "predict", lambda self, x: sizes.append(len(x)) or real(self, x)
+    )
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(rng.normal(size=(2500, 64)).astype(np.float32))
+    frame.columns = [f"x{i}" for i in range(64)]
+    frame.insert(0, "id", np.arange(len(frame)))
+    frame.to_parquet(tmp_path / "in.parquet", index=False)
+    out = tmp_path / "out.parquet"
+    result = partitions.score_file(tmp_path / "in.parquet", out, wide_model, keep=["id"])
+    assert result["rows"] == 2500 and sizes == [1024, 1024, 452]
+    got = pd.read_parquet(out)
+    pred = real(model, frame.drop(columns="id").to_numpy())
+    assert list(got["id"]) == list(range(2500))
+    assert list(got["label"]) == list(pred.labels)
+    np.testing.assert_allclose(got[["p_a", "p_b", "p_c"]], pred.probabilities, atol=1e-6, rtol=0)
