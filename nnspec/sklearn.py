@@ -84,6 +84,19 @@ def _named(given, checked: np.ndarray):
     return checked
 
 
+def _rebuilt(spec, io, dtype, arrays: dict, statistics: dict):
+    """A network of ``dtype`` built from ``spec`` around saved ``arrays`` and ``statistics``
+    (cast to ``dtype``): how a pickled estimator comes back, and its float64 twin is made."""
+    from .nn import network as nn
+
+    network = nn.build(spec, io, dtype=dtype)
+    for key, value in network.arrays().items():
+        value[...] = arrays[key]  # in place: parameters are views of one flat buffer
+    for key, value in statistics.items():
+        setattr(network, key, np.asarray(value, dtype=network.dtype))
+    return network
+
+
 def _float64_twin(network):
     """The trained network with its float32 weights and statistics copied into float64, for
     predictions.
@@ -94,14 +107,7 @@ def _float64_twin(network):
     digits; scikit-learn requires them equal (to 1e-7, ``check_methods_subset_invariance``).
     The same weights in float64 leave differences of ~1e-16. The exported ONNX model computes
     in float32 and agrees with this to the parity tolerance (rtol 1e-4, atol 1e-5)."""
-    from .nn import network as nn
-
-    twin = nn.build(network.spec, network.io, dtype=np.float64)
-    arrays = network.arrays()
-    for key, value in twin.arrays().items():
-        value[...] = arrays[key]  # in place: parameters are views of one flat buffer
-    for key in ("x_mean", "x_scale", "y_mean", "y_scale"):
-        setattr(twin, key, getattr(network, key).astype(np.float64))
+    twin = _rebuilt(network.spec, network.io, np.float64, network.arrays(), network.statistics())
     twin.tabular = network.tabular
     return twin
 
@@ -177,7 +183,7 @@ class _SpecEstimator(BaseEstimator):
                 "io": network.io,
                 "dtype": network.dtype.name,
                 "arrays": {k: v.copy() for k, v in network.arrays().items()},
-                "pre": {k: getattr(network, k) for k in ("x_mean", "x_scale", "y_mean", "y_scale")},
+                "pre": network.statistics(),
                 "result": (result.history, result.metrics, result.splits, result.seconds),
             }
         return state
@@ -187,13 +193,9 @@ class _SpecEstimator(BaseEstimator):
         self.__dict__.update(state)
         if fitted is None:
             return
-        from .nn import network as nn
-
-        network = nn.build(fitted["spec"], fitted["io"], dtype=fitted["dtype"])
-        for key, value in network.arrays().items():
-            value[...] = fitted["arrays"][key]  # in place: parameters are views of one buffer
-        for key, value in fitted["pre"].items():
-            setattr(network, key, value)
+        network = _rebuilt(
+            fitted["spec"], fitted["io"], fitted["dtype"], fitted["arrays"], fitted["pre"]
+        )
         history, metrics, splits, seconds = fitted["result"]
         self.network_ = network
         self._network64 = _float64_twin(network)

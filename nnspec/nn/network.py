@@ -107,6 +107,14 @@ class Network:
     def param_count(self) -> int:
         return int(sum(v.size for v in self.arrays().values()))
 
+    # The standardization statistics (fitted by ``fit_preprocess``), stored beside the arrays
+    # by checkpoints, pickled estimators and the export.
+    STATISTICS = ("x_mean", "x_scale", "y_mean", "y_scale")
+
+    def statistics(self) -> dict[str, np.ndarray]:
+        """``STATISTICS`` by name -> the network's current array."""
+        return {k: getattr(self, k) for k in self.STATISTICS}
+
     # -- preprocessing -----------------------------------------------------------------------
     def fit_preprocess(
         self, x: np.ndarray, y: np.ndarray | None = None, *, inputs=True, targets=True

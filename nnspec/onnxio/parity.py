@@ -38,8 +38,8 @@ def check_finite_weights(network: Network, where: str) -> None:
     """Refuse to export a network with a NaN or inf in its weights, running statistics or
     standardization: such a model predicts NaN (or a wrong label) for every input."""
     arrays = dict(network.arrays())
-    for name in ("x_mean", "x_scale", "y_mean", "y_scale"):
-        arrays[f"preprocess {name}"] = getattr(network, name)
+    for name, value in network.statistics().items():
+        arrays[f"preprocess {name}"] = value
     for name, a in arrays.items():
         a = np.asarray(a)
         if a.dtype.kind == "f" and not np.isfinite(a).all():

@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 JSON_NAME = "checkpoint.json"
 FORMAT = "nnspec-checkpoint"
 _NPZ_NAME = re.compile(r"^checkpoint-[0-9a-f]{12}\.npz$")
-_PRE = ("x_mean", "x_scale", "y_mean", "y_scale")
 
 
 class CheckpointError(NnspecError):
@@ -191,7 +190,7 @@ def write_checkpoint(directory: str | Path, run: RunParts, *, reason: str) -> Pa
 
 def _gather_arrays(network: Network, optimizer, state: LoopState) -> dict[str, np.ndarray]:
     arrays = {f"net/{k}": v for k, v in network.arrays().items()}
-    arrays.update({f"pre/{k}": getattr(network, k) for k in _PRE})
+    arrays.update({f"pre/{k}": v for k, v in network.statistics().items()})
     for table, values in _optimizer_tables(optimizer).items():
         arrays.update({f"opt/{table}/{k}": v for k, v in values.items()})
     if state.best_arrays is not None:
@@ -376,7 +375,7 @@ def restore(ckpt: Checkpoint, run: RunParts) -> None:
         raise CheckpointError(f"{ckpt.path}: optimizer: expected {kind}, got {meta.optimizer}")
     for table, values in _optimizer_tables(optimizer).items():
         targets.update({f"opt/{table}/{k}": v for k, v in values.items()})
-    targets.update({f"pre/{k}": getattr(network, k) for k in _PRE})
+    targets.update({f"pre/{k}": v for k, v in network.statistics().items()})
     _check_arrays(ckpt, targets, samples, network.task == "regression")
     rngs = layer_rngs(network)
     if set(meta.layer_rngs) != set(rngs):
@@ -388,7 +387,7 @@ def restore(ckpt: Checkpoint, run: RunParts) -> None:
     for key, live_array in targets.items():
         if not key.startswith(("best/", "pre/")):
             live_array[...] = arrays[key]
-    for k in _PRE:
+    for k in network.STATISTICS:
         setattr(network, k, arrays[f"pre/{k}"].copy())
     if meta.has_best:
         state.best_arrays = {k: arrays[f"best/{k}"].copy() for k in live}

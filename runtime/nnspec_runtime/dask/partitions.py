@@ -27,7 +27,7 @@ from .sessions import worker_model
 # A batch's float32 features: 16 MiB, as a CSV block (``_batches``). Rows, not bytes, set the
 # size of everything after the input too (the network's activations, onnxruntime's arena,
 # the outputs), so a fixed row count made a worker's peak follow the row's width: the DBN's
-# 784 columns at 65,536 rows peaked at 1.8 GiB a worker; at 5,350 rows (16 MiB), 0.8 GiB,
+# 784 columns at 65,536 rows peaked at 1.8 GiB a worker; at 5,349 rows (16 MiB), 0.8 GiB,
 # and no slower (100,000 rows in 4.2-5.3 s either way).
 BATCH_BYTES = 1 << 24
 MAX_BATCH_ROWS = 65536
